@@ -1,0 +1,207 @@
+"""The ``mnist-logreg`` command: parse arguments, call the library, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .data import DATASETS, DEFAULT_DATA_DIR
+from .idx import DataError
+from .runs import RunError
+from .training import OPTIMIZERS, PRESETS, SCHEDULES
+
+USER_ERRORS = (ValueError, DataError, RunError, OSError)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with bad arguments reported on one line (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="mnist-logreg",
+        description="Logistic regression on MNIST and Fashion-MNIST: fetch, train, evaluate, predict.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    fetch = commands.add_parser("fetch", help="download and verify a dataset", formatter_class=fmt)
+    add_dataset_args(fetch)
+    fetch.add_argument("--from", dest="from_dir", type=Path, metavar="FOLDER",
+                       help="take the four IDX files (plain or .gz) from this folder instead of downloading")
+
+    train = commands.add_parser(
+        "train", help="train a model and save a run folder", formatter_class=fmt,
+        description="Train logistic regression. Flags left out take the preset's value.",
+    )
+    add_dataset_args(train)
+    train.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                       help="'notebook' is the lesson exactly; 'default' is the most accurate recipe")
+    train.add_argument("--epochs", type=positive_int, help="number of epochs")
+    train.add_argument("--lr", type=positive_float, help="learning rate")
+    train.add_argument("--batch-size", type=positive_int, help="images per step")
+    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
+    train.add_argument("--momentum", type=non_negative_float, help="SGD momentum")
+    train.add_argument("--weight-decay", type=non_negative_float, help="L2 penalty")
+    train.add_argument("--schedule", choices=sorted(SCHEDULES), help="learning-rate schedule")
+    train.add_argument("--seed", type=non_negative_int, help="seed for the split, initial weights and shuffling")
+    train.add_argument("--out", type=Path, metavar="RUN_DIR",
+                       help="run folder to write (default: runs/<dataset>-<preset>-<time>)")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--loader", default="memory", choices=["memory", "dataloader"],
+                       help="in-memory tensors (fast) or the lesson's torchvision DataLoaders (same batches)")
+    train.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy and loss of a saved run", formatter_class=fmt)
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument("--split", default="test", choices=["val", "test"])
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+
+    predict = commands.add_parser("predict", help="predict the class of dataset images", formatter_class=fmt)
+    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    predict.add_argument("--index", type=non_negative_int, required=True, help="index of an image in the split")
+    predict.add_argument("--split", default="test", choices=["val", "test"])
+    predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    return parser
+
+
+def add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the datasets live")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def cmd_fetch(args) -> int:
+    from .data import fetch, from_folder
+
+    sources = [from_folder(args.from_dir)] if args.from_dir else None
+    raw_dir = fetch(args.dataset, args.data_dir, sources=sources, log=log)
+    print(f"{args.dataset}: verified files in {raw_dir}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .experiment import train_run
+    from .training import get_preset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = get_preset(args.preset).updated(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
+        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
+    )
+    result = train_run(
+        args.dataset, config, preset=args.preset, data_dir=args.data_dir, run_dir=args.out,
+        device=args.device, loader=args.loader, progress=not args.no_progress, log=log,
+    )
+    metrics = result.metrics
+    print(f"test_loss: {metrics['test_loss']:.4f}")
+    print(f"test_acc: {metrics['test_acc']:.4f}")
+    print(f"train_seconds: {metrics['train_seconds']:.2f}")
+    print(f"saved run to {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .experiment import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.split, args.data_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['dataset']} {result['split']} ({result['size']} images): "
+              f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .data import as_tensors
+    from .experiment import load_run_splits
+    from .runs import load_run
+
+    model, info = load_run(args.run_dir)
+    splits = load_run_splits(info, args.data_dir)
+    dataset = splits.val if args.split == "val" else splits.test
+    if args.index >= len(dataset):
+        raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(dataset)} images")
+    image, label = dataset[args.index]
+    probabilities = model.predict_proba(image.unsqueeze(0))[0]
+    predicted = int(probabilities.argmax())
+    classes = info["classes"]
+    print(f"{args.split}[{args.index}]: predicted {classes[predicted]} "
+          f"(p={probabilities[predicted]:.3f}), true label {classes[label]}")
+    return 0
+
+
+COMMANDS = {"fetch": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as error:
+        print(f"mnist-logreg: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mnist-logreg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

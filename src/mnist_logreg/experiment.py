@@ -1,0 +1,149 @@
+"""Whole runs: load data, train a preset, evaluate, and write the run folder; evaluate a saved run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import data as data_module
+from .data import DEFAULT_DATA_DIR, DatasetSpec, Splits, get_spec
+from .model import MNISTModel
+from .runs import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    PIXEL_NORMALISATION,
+    clean_floats,
+    load_run,
+    package_version,
+    read_json,
+    save_model,
+    write_json,
+)
+from .training import SCHEDULES, TrainConfig, evaluate, fit, make_opt_func
+
+LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but torch sees no CUDA device; use --device cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r} is not one of ['auto', 'cpu', 'cuda']")
+    return torch.device(device)
+
+
+def make_loaders(splits: Splits, batch_size: int, seed: int, loader: str, device: torch.device):
+    if loader == "memory":
+        loaders = data_module.tensor_loaders(splits, batch_size, seed)
+        return tuple(each.to(device) for each in loaders)
+    if loader == "dataloader":
+        return data_module.dataloaders(splits, batch_size, seed)
+    raise ValueError(f"loader={loader!r} is not one of {list(LOADERS)}")
+
+
+def default_run_dir(dataset: str, preset: str) -> Path:
+    return Path("runs") / f"{dataset}-{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model: MNISTModel
+    history: list[dict]
+    metrics: dict
+    info: dict
+    splits: Splits
+
+
+def train_run(
+    dataset: str | DatasetSpec,
+    config: TrainConfig,
+    *,
+    preset: str = "custom",
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    run_dir: Path | str | None = None,
+    device: str = "auto",
+    loader: str = "memory",
+    progress: bool = False,
+    verbose: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing."""
+    spec = get_spec(dataset)
+    torch_device = resolve_device(device)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
+    splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
+    train_loader, val_loader, test_loader = make_loaders(splits, config.batch_size, config.seed, loader, torch_device)
+
+    torch.manual_seed(config.seed)  # the model's initial weights
+    model = MNISTModel(input_size=28 * 28, num_classes=len(spec.classes)).to(torch_device)
+    history = fit(
+        config.epochs, config.lr, model, train_loader, val_loader, make_opt_func(config),
+        schedule=SCHEDULES[config.schedule], progress=progress, verbose=verbose,
+    )
+    test = evaluate(model, test_loader)
+    metrics = {
+        "test_acc": test["val_acc"],
+        "test_loss": test["val_loss"],
+        "val_acc": history[-1]["val_acc"],
+        "val_loss": history[-1]["val_loss"],
+        "train_seconds": sum(epoch["seconds"] for epoch in history),
+    }
+    info = {
+        "dataset": spec.name,
+        "classes": list(spec.classes),
+        "input_size": model.linear.in_features,
+        "preset": preset,
+        "hyperparameters": config.to_dict(),
+        "seed": config.seed,
+        "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        "input_normalisation": PIXEL_NORMALISATION,
+        "loader": loader,
+        "device": str(torch_device),
+        "versions": {"mnist_logreg": package_version(), "torch": torch.__version__},
+        "created": datetime.now().isoformat(timespec="seconds"),
+    }
+    history_rows = [
+        {"epoch": n, "train_loss": h["train_loss"], "val_loss": h["val_loss"], "val_acc": h["val_acc"], "seconds": h["seconds"]}
+        for n, h in enumerate(history, start=1)
+    ]
+    save_model(run_dir, model, info)
+    write_json(run_dir / HISTORY_FILE, clean_floats(history_rows))
+    write_json(run_dir / METRICS_FILE, clean_floats(metrics))
+    return RunResult(run_dir, model, history_rows, metrics, info, splits)
+
+
+def load_run_splits(info: dict, data_dir: Path | str = DEFAULT_DATA_DIR) -> Splits:
+    """The same train/val/test splits the run was trained on (same seed and sizes)."""
+    return data_module.load_splits(info["dataset"], data_dir, val_size=info["splits"]["val"], seed=info["seed"])
+
+
+def evaluate_run(run_dir: Path | str, split: str = "test", data_dir: Path | str = DEFAULT_DATA_DIR) -> dict:
+    """Loss and accuracy of a saved run on its validation or test split."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split={split!r} is not one of ['val', 'test']")
+    model, info = load_run(run_dir)
+    splits = load_run_splits(info, data_dir)
+    images, labels = data_module.as_tensors(splits.val if split == "val" else splits.test)
+    start = time.perf_counter()
+    result = evaluate(model, data_module.TensorLoader(images, labels, batch_size=1000))
+    return {
+        "run": str(run_dir),
+        "dataset": info["dataset"],
+        "split": split,
+        "size": len(labels),
+        "accuracy": result["val_acc"],
+        "loss": result["val_loss"],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def read_metrics(run_dir: Path | str) -> dict:
+    return read_json(Path(run_dir) / METRICS_FILE)

@@ -1,0 +1,74 @@
+"""The lesson's model: logistic regression as one ``nn.Linear(784, 10)``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+INPUT_SIZE = 28 * 28
+NUM_CLASSES = 10
+
+
+def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of rows of ``outputs`` whose largest logit is at ``labels`` (the lesson's helper)."""
+    _, preds = torch.max(outputs, dim=1)
+    return torch.tensor(torch.sum(preds == labels).item() / len(preds))
+
+
+class MNISTModel(nn.Module):
+    """Logistic regression on flattened 28×28 images, with the lesson's training hooks.
+
+    The methods are the lesson's, with one change: ``validation_step`` also returns the batch's
+    size and correct count, so ``validation_epoch_end`` weighs batches by size and the accuracy
+    is a count over the whole set rather than a mean of batch means (they differ when the last
+    batch is short).
+    """
+
+    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.linear = nn.Linear(input_size, num_classes)
+
+    def forward(self, xb: torch.Tensor) -> torch.Tensor:
+        xb = xb.reshape(-1, self.linear.in_features)  # (B, 784)
+        return self.linear(xb)  # (B, 10) logits
+
+    def training_step(self, batch) -> torch.Tensor:
+        images, labels = batch
+        out = self(images)
+        return F.cross_entropy(out, labels)
+
+    def validation_step(self, batch) -> dict:
+        images, labels = batch
+        out = self(images)
+        loss = F.cross_entropy(out, labels)
+        correct = (out.argmax(dim=1) == labels).sum()
+        return {"val_loss": loss, "val_acc": correct / len(labels), "n": len(labels), "correct": correct}
+
+    def validation_epoch_end(self, outputs: list[dict]) -> dict:
+        total = sum(x["n"] for x in outputs)
+        loss = sum(x["val_loss"].item() * x["n"] for x in outputs) / total
+        correct = sum(int(x["correct"]) for x in outputs)
+        return {"val_loss": loss, "val_acc": correct / total}
+
+    def epoch_end(self, epoch: int, result: dict) -> None:
+        print("Epoch [{}], val_loss: {:.4f}, val_acc: {:.4f}".format(epoch, result["val_loss"], result["val_acc"]))
+
+    @torch.no_grad()
+    def predict_proba(self, xb: torch.Tensor) -> torch.Tensor:
+        """Class probabilities, (B, 10), for images (B, 1, 28, 28) or (B, 784)."""
+        return F.softmax(self(xb), dim=1)
+
+    @torch.no_grad()
+    def predict(self, xb: torch.Tensor) -> torch.Tensor:
+        """Predicted class index per image, (B,)."""
+        return self(xb).argmax(dim=1)
+
+
+def predict_image(img: torch.Tensor, model: nn.Module) -> int:
+    """The lesson's helper: the predicted label of one image tensor (1, 28, 28)."""
+    xb = img.unsqueeze(0).to(next(model.parameters()).device)
+    with torch.no_grad():
+        yb = model(xb)
+    _, preds = torch.max(yb, dim=1)
+    return preds[0].item()

@@ -1,0 +1,97 @@
+"""The command line: every bad input ends in one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+
+import pytest
+
+from mnist_logreg import MNISTModel
+from mnist_logreg.cli import main
+from mnist_logreg.runs import save_model
+
+
+def run_process(*args, cwd=None) -> subprocess.CompletedProcess:
+    """The real command in a new process: what a user sees, exit code and all."""
+    return subprocess.run([sys.executable, "-m", "mnist_logreg", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """The command run in this process (fast): same exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def assert_clean_error(result, message):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "emnist"], "argument --dataset: invalid choice: 'emnist'"),
+        (["train", "--preset", "fastest"], "argument --preset: invalid choice: 'fastest'"),
+        (["train", "--epochs", "0"], "argument --epochs: 0 must be a positive integer"),
+        (["train", "--epochs", "two"], "argument --epochs: 'two' is not an integer"),
+        (["train", "--lr", "-0.1"], "argument --lr: -0.1 must be a positive number"),
+        (["train", "--lr", "nan"], "argument --lr: nan must be a positive number"),
+        (["train", "--batch-size", "-5"], "argument --batch-size: -5 must be a positive integer"),
+        (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
+        (["fetch", "--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
+        (["evaluate", "--split", "train", "runs/x"], "argument --split: invalid choice: 'train'"),
+        (["predict", "runs/x"], "the following arguments are required: --index"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(args, message):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert_clean_error(result, message)
+
+
+def test_a_real_process_reports_bad_input_without_a_traceback(tmp_path):
+    assert_clean_error(run_process("train", "--epochs", "-1"), "argument --epochs: -1 must be a positive integer")
+    assert_clean_error(run_process("evaluate", tmp_path / "nope"), "no run folder at")
+
+
+def test_a_missing_run_folder(tmp_path):
+    assert_clean_error(cli("evaluate", tmp_path / "nope"), "no run folder at")
+    assert_clean_error(cli("predict", tmp_path / "nope", "--index", "0"), "no run folder at")
+
+
+def test_a_corrupt_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    save_model(run, MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    (run / "model.pth").write_bytes(b"\x00" * 100)
+    assert_clean_error(cli("evaluate", run), "is not a readable checkpoint")
+
+
+def test_a_mismatched_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    save_model(run, MNISTModel(784, 5), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    result = cli("evaluate", run)
+    assert_clean_error(result, "does not match the model in model.json")
+    assert "size mismatch for linear.weight" in result.stderr
+
+
+def test_fetch_from_a_folder_without_the_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("fetch", "--dataset", "mnist", "--data-dir", tmp_path / "data", "--from", tmp_path / "empty")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "could not fetch mnist" in result.stderr
+    assert "none of the files are in" in result.stderr
+    assert "t10k-labels-idx1-ubyte  (sha256 ff7bcfd416de" in result.stderr

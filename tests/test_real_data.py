@@ -1,0 +1,101 @@
+"""Training on the real MNIST and Fashion-MNIST: the accuracy the presets promise.
+
+These read the real files (``make test`` fetches them into data/) and take a few seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mnist_logreg import MNISTModel, evaluate, fit, predict_image
+from mnist_logreg.experiment import evaluate_run, train_run
+from mnist_logreg.training import get_preset
+
+from test_cli import run_process
+
+pytestmark = pytest.mark.real_data
+
+
+def test_default_preset_reaches_its_target_on_mnist(real_data_dir, tmp_path):
+    result = train_run("mnist", get_preset("default"), preset="default", data_dir=real_data_dir,
+                       run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    assert result.metrics["test_acc"] >= 0.925
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.json", "metrics.json", "model.json", "model.pth"]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, get_preset("default").epochs + 1))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["train_seconds"] == pytest.approx(sum(h["seconds"] for h in history))
+    info = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert info["splits"] == {"train": 50000, "val": 10000, "test": 10000}
+    assert info["hyperparameters"]["optimizer"] == "adam"
+    # Evaluating the saved run reproduces the test accuracy measured at the end of training.
+    assert evaluate_run(tmp_path / "run", "test", real_data_dir)["accuracy"] == pytest.approx(metrics["test_acc"])
+    assert evaluate_run(tmp_path / "run", "val", real_data_dir)["accuracy"] == pytest.approx(metrics["val_acc"])
+
+
+def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_path):
+    result = train_run("fashion-mnist", get_preset("default"), preset="default", data_dir=real_data_dir,
+                       run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    assert result.metrics["test_acc"] >= 0.84
+    assert result.info["classes"][9] == "Ankle boot"
+
+
+def test_notebook_preset_lands_on_the_lessons_numbers(real_data_dir, tmp_path):
+    result = train_run("mnist", get_preset("notebook"), preset="notebook", data_dir=real_data_dir,
+                       run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    val_acc = [h["val_acc"] for h in result.history]
+    assert len(val_acc) == 20
+    assert 0.78 <= val_acc[4] <= 0.82  # the lesson: about 0.80 after its first fit(5, 0.001)
+    assert 0.85 <= val_acc[19] <= 0.875  # about 0.855 after all four
+    assert 0.85 <= result.metrics["test_acc"] <= 0.875  # about 0.86
+
+
+def test_the_lessons_own_code_runs_unchanged_on_the_package(real_data_dir, tmp_path):
+    from torch.utils.data import DataLoader, random_split
+    from torchvision import transforms
+    from torchvision.datasets import MNIST
+
+    torch.manual_seed(0)
+    dataset = MNIST(root=str(real_data_dir), download=True)  # finds the fetched files: no network
+    assert len(dataset) == 60000
+    dataset = MNIST(root=str(real_data_dir), train=True, transform=transforms.ToTensor())
+    train_ds, val_ds = random_split(dataset, [50000, 10000])
+    batch_size = 128
+    train_loader = DataLoader(train_ds, batch_size, shuffle=True)
+    val_loader = DataLoader(val_ds, batch_size)
+    model = MNISTModel()
+    history = [evaluate(model, val_loader)]
+    history += fit(1, 0.001, model, train_loader, val_loader)
+    assert history[0]["val_acc"] < 0.3 < 0.6 < history[-1]["val_acc"]
+
+    test_dataset = MNIST(root=str(real_data_dir), train=False, transform=transforms.ToTensor())
+    img, label = test_dataset[0]
+    assert isinstance(predict_image(img, model), int)
+    torch.save(model.state_dict(), tmp_path / "mnist-logistic.pth")
+    model2 = MNISTModel()
+    model2.load_state_dict(torch.load(tmp_path / "mnist-logistic.pth"))
+    assert evaluate(model2, val_loader) == evaluate(model, val_loader)
+
+
+def test_the_cli_trains_evaluates_and_predicts(real_data_dir, tmp_path):
+    run = tmp_path / "run"
+    trained = run_process("train", "--epochs", "2", "--data-dir", real_data_dir, "--out", run, "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    lines = trained.stdout.splitlines()
+    assert lines[0].startswith("Epoch [0], val_loss: ")
+    test_acc = float(next(line for line in lines if line.startswith("test_acc: ")).split()[1])
+    assert test_acc > 0.9
+
+    evaluated = run_process("evaluate", run, "--json", "--data-dir", real_data_dir)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(test_acc, abs=5e-5)
+
+    predicted = run_process("predict", run, "--index", "0", "--data-dir", real_data_dir)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.startswith("test[0]: predicted 7 (p=")  # the first test digit is a 7
+    out_of_range = run_process("predict", run, "--index", "10000", "--data-dir", real_data_dir)
+    assert out_of_range.returncode == 1
+    assert "--index 10000 is out of range: the test split has 10000 images" in out_of_range.stderr

@@ -1,0 +1,60 @@
+"""Run folders: saving, loading, and refusing what is not a usable model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mnist_logreg import MNISTModel, RunError, load_run
+from mnist_logreg.runs import save_model
+
+
+def info(**changes):
+    value = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+    value.update(changes)
+    return value
+
+
+def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_path):
+    torch.manual_seed(0)
+    model = MNISTModel()
+    save_model(tmp_path / "run", model, info())
+    loaded, loaded_info = load_run(tmp_path / "run")
+    assert loaded_info == info()
+    assert not loaded.training
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
+    lesson_model = MNISTModel()  # the lesson's own two lines
+    lesson_model.load_state_dict(torch.load(tmp_path / "run" / "model.pth"))
+    assert torch.equal(lesson_model.linear.weight, model.linear.weight)
+    assert not list((tmp_path / "run").glob(".*partial"))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "model.pth").write_bytes(b"not a checkpoint"), "is not a readable checkpoint"),
+        (lambda run: (run / "model.pth").write_bytes((run / "model.pth").read_bytes()[:200]), "is not a readable checkpoint"),
+        (lambda run: (run / "model.pth").unlink(), "no checkpoint at .*run 'mnist-logreg train' first"),
+        (lambda run: (run / "model.json").unlink(), "model.json is missing"),
+        (lambda run: (run / "model.json").write_text("{"), "model.json is not valid JSON"),
+        (lambda run: (run / "model.json").write_text(json.dumps({"dataset": "mnist"})), "does not describe a model"),
+        (lambda run: (run / "model.json").write_text(json.dumps(info(input_size=100))), "does not match the model"),
+        (lambda run: torch.save({"linear.weight": torch.zeros(10, 784)}, run / "model.pth"), "does not match the model"),
+        (lambda run: torch.save({"linear.weight": torch.full((10, 784), float("nan")), "linear.bias": torch.zeros(10)},
+                                run / "model.pth"), "non-finite weights"),
+    ],
+)
+def test_a_damaged_run_is_refused_with_a_clear_message(tmp_path, damage, message):
+    run = tmp_path / "run"
+    save_model(run, MNISTModel(), info())
+    damage(run)
+    with pytest.raises(RunError, match=message):
+        load_run(run)
+
+
+def test_a_missing_run_folder_says_how_to_make_one(tmp_path):
+    with pytest.raises(RunError, match="no run folder at .*run 'mnist-logreg train' first"):
+        load_run(tmp_path / "absent")

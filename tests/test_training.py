@@ -1,0 +1,141 @@
+"""The lesson's training API: the model, fit, evaluate, and the closed-form gradient."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
+from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
+from conftest import make_images
+from mnist_logreg.training import PRESETS, LinearSoftmaxGradient, TrainConfig, get_preset, uses_closed_form
+
+
+def random_batch(n=37, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def test_closed_form_gradient_matches_autograd():
+    torch.manual_seed(0)
+    model = MNISTModel()
+    images, labels = random_batch()
+    loss = model.training_step((images, labels))
+    loss.backward()
+    reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
+    model.zero_grad(set_to_none=True)
+
+    closed_loss = LinearSoftmaxGradient(model)(images, labels)
+    assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
+    torch.testing.assert_close(model.linear.weight.grad, reference[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(model.linear.bias.grad, reference[1], rtol=1e-5, atol=1e-7)
+
+
+def test_closed_form_only_for_models_whose_loss_it_knows():
+    class Scaled(MNISTModel):
+        def forward(self, xb):
+            return 2 * super().forward(xb)
+
+    assert uses_closed_form(MNISTModel())
+    assert not uses_closed_form(Scaled())
+    assert not uses_closed_form(torch.nn.Linear(784, 10))
+
+
+def test_fit_gives_the_same_history_with_and_without_the_closed_form():
+    images, labels = random_batch(200, seed=1)
+    histories = []
+    for closed_form in (True, False):
+        torch.manual_seed(0)
+        model = MNISTModel()
+        train = TensorLoader(images, labels, 32, shuffle=True, generator=torch.Generator().manual_seed(5))
+        val = TensorLoader(images[:50], labels[:50], 32)
+        histories.append(fit(3, 0.5, model, train, val, closed_form=closed_form, verbose=False))
+    for a, b in zip(*histories):
+        assert a["val_acc"] == b["val_acc"]
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+
+
+def test_a_custom_model_trains_through_autograd():
+    class Doubled(MNISTModel):
+        def forward(self, xb):
+            return 2 * super().forward(xb)
+
+    labels = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(2))
+    images = torch.from_numpy(make_images(labels.numpy(), seed=3)).unsqueeze(1).float() / 255
+    torch.manual_seed(0)
+    model = Doubled()
+    history = fit(5, 0.05, model, TensorLoader(images, labels, 50), TensorLoader(images, labels, 50), verbose=False)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_acc"] > 0.9
+
+
+def test_dataloader_and_in_memory_paths_train_identically(fake_data):
+    spec, data_dir = fake_data
+    splits = load_splits(spec, data_dir, val_size=60, seed=0)
+    histories, weights = [], []
+    for make in (dataloaders, tensor_loaders):
+        train, val, _ = make(splits, batch_size=32, seed=11)
+        torch.manual_seed(0)
+        model = MNISTModel()
+        histories.append(fit(3, 0.1, model, train, val, verbose=False))
+        weights.append(model.linear.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+    for a, b in zip(*histories):
+        assert (a["val_acc"], a["val_loss"], a["train_loss"]) == (b["val_acc"], b["val_loss"], b["train_loss"])
+
+
+def test_fit_learns_the_fake_digits_and_reports_every_field(fake_data, capsys):
+    spec, data_dir = fake_data
+    splits = load_splits(spec, data_dir, val_size=60, seed=0)
+    train, val, test = tensor_loaders(splits, batch_size=32, seed=0)
+    torch.manual_seed(0)
+    model = MNISTModel()
+    history = fit(5, 0.01, model, train, val, functools.partial(torch.optim.Adam))
+    assert len(history) == 5
+    assert set(history[0]) == {"val_loss", "val_acc", "train_loss", "seconds"}
+    assert history[-1]["val_acc"] > 0.9  # bars at a different row per class: easy when learnt
+    assert all(h["seconds"] > 0 for h in history)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("Epoch [0], val_loss: ") and ", val_acc: " in printed[0]
+    assert evaluate(model, test)["val_acc"] > 0.9
+
+
+def test_evaluate_counts_correct_over_the_whole_set_not_a_mean_of_batch_means():
+    model = MNISTModel()
+    with torch.no_grad():
+        model.linear.weight.zero_()
+        model.linear.bias.copy_(torch.tensor([1.0] + [0.0] * 9))  # always predicts 0
+    images = torch.zeros(5, 1, 28, 28)
+    labels = torch.tensor([0, 0, 0, 1, 0])  # batches of 4 and 1: means 0.75 and 1.0
+    result = evaluate(model, TensorLoader(images, labels, batch_size=4))
+    assert result["val_acc"] == pytest.approx(4 / 5)  # not (0.75 + 1.0) / 2
+    expected_loss = F.cross_entropy(model(images), labels).item()
+    assert result["val_loss"] == pytest.approx(expected_loss, rel=1e-6)
+
+
+def test_accuracy_and_predict_helpers():
+    outputs = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert accuracy(outputs, torch.tensor([1, 0, 0])).item() == pytest.approx(2 / 3)
+    model = MNISTModel()
+    image, _ = random_batch(1)
+    probabilities = model.predict_proba(image)
+    assert probabilities.shape == (1, 10)
+    assert probabilities.sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert predict_image(image[0], model) == int(model.predict(image)[0]) == int(probabilities.argmax())
+
+
+def test_presets_and_config_validation():
+    assert PRESETS["notebook"] == TrainConfig(epochs=20, lr=0.001, batch_size=128, optimizer="sgd")
+    assert get_preset("default").updated(epochs=3, lr=None).epochs == 3
+    with pytest.raises(ValueError, match="preset='fast' is not one of"):
+        get_preset("fast")
+    with pytest.raises(ValueError, match="epochs=0 must be a positive integer"):
+        TrainConfig(epochs=0, lr=0.1)
+    with pytest.raises(ValueError, match="lr=-1.0 must be a positive number"):
+        TrainConfig(epochs=1, lr=-1.0)
+    with pytest.raises(ValueError, match="optimizer='lbfgs' is not one of"):
+        TrainConfig(epochs=1, lr=0.1, optimizer="lbfgs")
