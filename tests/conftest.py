@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from torchvision import datasets as tv_datasets
 
 from mnist_logreg.data import DatasetSpec, fetch
 from mnist_logreg.idx import IdxFile, write_idx
@@ -52,7 +51,7 @@ def fake_spec(contents: dict[str, bytes], sources=()) -> DatasetSpec:
     files = tuple(IdxFile(name, shapes[name], hashlib.sha256(content).hexdigest()) for name, content in contents.items())
     return DatasetSpec(
         name="fake-mnist",
-        torchvision_class=tv_datasets.MNIST,
+        folder="MNIST",
         files=files,
         classes=tuple(str(d) for d in range(10)),
         sources=tuple(sources),

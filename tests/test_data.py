@@ -162,7 +162,7 @@ def test_check_idx_names_the_shape_when_the_header_disagrees():
 def test_in_memory_loader_yields_exactly_the_dataloader_batches(fake_data, batch_size):
     spec, data_dir = fake_data
     splits = load_splits(spec, data_dir, val_size=60, seed=7)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (FAKE_TRAIN - 60, 60, FAKE_TEST)
+    assert (splits.size('train'), splits.size('val'), splits.size('test')) == (FAKE_TRAIN - 60, 60, FAKE_TEST)
     slow = dataloaders(splits, batch_size=batch_size, seed=3)
     fast = tensor_loaders(splits, batch_size=batch_size, seed=3)
     for slow_loader, fast_loader in zip(slow, fast):
@@ -177,9 +177,10 @@ def test_in_memory_loader_yields_exactly_the_dataloader_batches(fake_data, batch
 
 def test_the_split_depends_on_the_seed(fake_data):
     spec, data_dir = fake_data
-    first = load_splits(spec, data_dir, val_size=60, seed=1).val.indices
-    assert first == load_splits(spec, data_dir, val_size=60, seed=1).val.indices
-    assert first != load_splits(spec, data_dir, val_size=60, seed=2).val.indices
+    first = load_splits(spec, data_dir, val_size=60, seed=1).val_indices
+    assert first == load_splits(spec, data_dir, val_size=60, seed=1).val_indices
+    assert first != load_splits(spec, data_dir, val_size=60, seed=2).val_indices
+    assert sorted(first + load_splits(spec, data_dir, val_size=60, seed=1).train_indices) == list(range(FAKE_TRAIN))
 
 
 def test_load_splits_refuses_an_impossible_split(fake_data):

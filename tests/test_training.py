@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
 from conftest import make_images
-from mnist_logreg.training import PRESETS, LinearSoftmaxGradient, TrainConfig, get_preset, uses_closed_form
+from mnist_logreg.training import (
+    PRESETS, AutogradStep, ClosedFormStep, TrainConfig, get_preset, is_plain_sgd, uses_closed_form,
+)
 
 
 def random_batch(n=37, seed=0):
@@ -28,10 +30,41 @@ def test_closed_form_gradient_matches_autograd():
     reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
     model.zero_grad(set_to_none=True)
 
-    closed_loss = LinearSoftmaxGradient(model)(images, labels)
+    closed_loss, weight_grad, bias_grad = ClosedFormStep(model, torch.optim.SGD(model.parameters(), 0.1)).gradients(
+        images, labels)
     assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
-    torch.testing.assert_close(model.linear.weight.grad, reference[0], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(model.linear.bias.grad, reference[1], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda params: torch.optim.SGD(params, 0.1),  # fused into the gradient's matrix product
+        lambda params: torch.optim.SGD(params, 0.1, momentum=0.9, weight_decay=1e-3),
+        lambda params: torch.optim.Adam(params, 0.01, fused=True),
+        lambda params: torch.optim.AdamW(params, 0.01, weight_decay=0.1),
+    ],
+)
+def test_closed_form_steps_match_autograd_steps(make_optimizer):
+    models = []
+    for step_class in (ClosedFormStep, AutogradStep):
+        torch.manual_seed(0)
+        model = MNISTModel()
+        step = step_class(model, make_optimizer(model.parameters()))
+        for seed in range(3):
+            step(*random_batch(seed=seed))
+        models.append(model)
+    torch.testing.assert_close(models[0].linear.weight, models[1].linear.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(models[0].linear.bias, models[1].linear.bias, rtol=1e-5, atol=1e-6)
+
+
+def test_only_plain_sgd_is_fused():
+    params = list(MNISTModel().parameters())
+    assert is_plain_sgd(torch.optim.SGD(params, 0.1))
+    assert not is_plain_sgd(torch.optim.SGD(params, 0.1, momentum=0.9))
+    assert not is_plain_sgd(torch.optim.SGD(params, 0.1, weight_decay=0.01))
+    assert not is_plain_sgd(torch.optim.Adam(params, 0.1))
 
 
 def test_closed_form_only_for_models_whose_loss_it_knows():

@@ -169,16 +169,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .data import as_tensors
+    from .data import to_float_pixels
     from .experiment import load_run_splits
     from .runs import load_run
 
     model, info = load_run(args.run_dir)
     splits = load_run_splits(info, args.data_dir)
-    dataset = splits.val if args.split == "val" else splits.test
-    if args.index >= len(dataset):
-        raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(dataset)} images")
-    image, label = dataset[args.index]
+    images, labels = splits.tensors(args.split)
+    if args.index >= len(labels):
+        raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
+    image, label = to_float_pixels(images[args.index]), int(labels[args.index])
     probabilities = model.predict_proba(image.unsqueeze(0))[0]
     predicted = int(probabilities.argmax())
     classes = info["classes"]

