@@ -12,6 +12,7 @@ import torch
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.experiment import evaluate_run, train_run
+from mnist_logreg.report import write_report
 from mnist_logreg.training import get_preset
 
 from test_cli import run_process
@@ -41,6 +42,10 @@ def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_p
                        run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
     assert result.metrics["test_acc"] >= 0.84
     assert result.info["classes"][9] == "Ankle boot"
+    write_report(result.run_dir, real_data_dir, splits=result.splits)
+    per_class = json.loads((result.run_dir / "metrics.json").read_text())["per_class"]
+    assert [row["class"] for row in per_class] == list(result.info["classes"])
+    assert "Ankle boot" in (result.run_dir / "report.html").read_text()
 
 
 def test_notebook_preset_lands_on_the_lessons_numbers(real_data_dir, tmp_path):
@@ -88,6 +93,8 @@ def test_the_cli_trains_evaluates_and_predicts(real_data_dir, tmp_path):
     assert lines[0].startswith("Epoch [0], val_loss: ")
     test_acc = float(next(line for line in lines if line.startswith("test_acc: ")).split()[1])
     assert test_acc > 0.9
+    for name in ("report.html", "curves.png", "confusion.png", "weights.png", "misclassified.png", "samples.png"):
+        assert (run / name).is_file(), name
 
     evaluated = run_process("evaluate", run, "--json", "--data-dir", real_data_dir)
     assert evaluated.returncode == 0, evaluated.stderr

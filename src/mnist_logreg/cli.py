@@ -99,12 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="in-memory tensors (fast) or the lesson's torchvision DataLoaders (same batches)")
     train.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--no-report", action="store_true", help="skip the figures and report.html")
 
     evaluate = commands.add_parser("evaluate", help="accuracy and loss of a saved run", formatter_class=fmt)
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--split", default="test", choices=["val", "test"])
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+
+    report = commands.add_parser("report", help="write the figures and report.html of a run", formatter_class=fmt)
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+
+    compare = commands.add_parser("compare", help="overlay the curves of several runs", formatter_class=fmt)
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--out", type=Path, default=Path("compare.png"), help="figure to write")
 
     predict = commands.add_parser("predict", help="predict the class of dataset images", formatter_class=fmt)
     predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -153,6 +162,30 @@ def cmd_train(args) -> int:
     print(f"test_acc: {metrics['test_acc']:.4f}")
     print(f"train_seconds: {metrics['train_seconds']:.2f}")
     print(f"saved run to {result.run_dir}")
+    if not args.no_report:
+        from .report import write_report
+
+        print(f"report: {write_report(result.run_dir, splits=result.splits)}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.data_dir)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .report import compare_runs
+
+    rows = compare_runs(args.run_dirs, args.out)
+    width = max(len(row["run"]) for row in rows)
+    print(f"{'run':<{width}}  {'preset':<9} {'epochs':>6} {'test_acc':>8} {'test_loss':>9} {'val_acc':>8} {'train_s':>8}")
+    for row in rows:
+        print(f"{row['run']:<{width}}  {row['preset']:<9} {row['epochs']:>6} {row['test_acc']:>8.4f} "
+              f"{row['test_loss']:>9.4f} {row['val_acc']:>8.4f} {row['train_seconds']:>8.2f}")
+    print(f"curves: {args.out}")
     return 0
 
 
@@ -187,7 +220,10 @@ def cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"fetch": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+COMMANDS = {
+    "fetch": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+    "report": cmd_report, "compare": cmd_compare,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

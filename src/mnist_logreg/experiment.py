@@ -120,17 +120,22 @@ def train_run(
     return RunResult(run_dir, model, history_rows, metrics, info, splits)
 
 
-def load_run_splits(info: dict, data_dir: Path | str = DEFAULT_DATA_DIR) -> Splits:
-    """The same train/val/test splits the run was trained on (same seed and sizes)."""
-    return data_module.load_splits(info["dataset"], data_dir, val_size=info["splits"]["val"], seed=info["seed"])
+def load_run_splits(info: dict, data_dir: Path | str = DEFAULT_DATA_DIR, dataset: DatasetSpec | None = None) -> Splits:
+    """The same train/val/test splits the run was trained on (same seed and sizes).
+
+    ``dataset`` overrides the dataset named in model.json (for datasets outside the table).
+    """
+    spec = dataset if dataset is not None else info["dataset"]
+    return data_module.load_splits(spec, data_dir, val_size=info["splits"]["val"], seed=info["seed"])
 
 
-def evaluate_run(run_dir: Path | str, split: str = "test", data_dir: Path | str = DEFAULT_DATA_DIR) -> dict:
+def evaluate_run(run_dir: Path | str, split: str = "test", data_dir: Path | str = DEFAULT_DATA_DIR,
+                 dataset: DatasetSpec | None = None) -> dict:
     """Loss and accuracy of a saved run on its validation or test split."""
     if split not in ("val", "test"):
         raise ValueError(f"split={split!r} is not one of ['val', 'test']")
     model, info = load_run(run_dir)
-    splits = load_run_splits(info, data_dir)
+    splits = load_run_splits(info, data_dir, dataset)
     images, labels = splits.tensors(split)
     start = time.perf_counter()
     result = evaluate(model, data_module.TensorLoader(images, labels, batch_size=1000))

@@ -1,0 +1,298 @@
+"""What a run learned, shown: figures, per-class metrics and one self-contained HTML report.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no display, no global
+pyplot state), so reports can be written from servers, tests and CI alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DEFAULT_DATA_DIR, DatasetSpec, Splits, to_float_pixels
+from .runs import HISTORY_FILE, METRICS_FILE, clean_floats, load_run, read_json, write_json
+
+FIGURES = {
+    "curves.png": "Loss and accuracy per epoch",
+    "confusion.png": "Test confusion matrix",
+    "weights.png": "What each class looks for: the weight rows as images",
+    "misclassified.png": "The test images the model got most confidently wrong",
+    "samples.png": "Training images with their labels",
+}
+REPORT_FILE = "report.html"
+DPI = 100  # figure sizes below are in inches: 8 in × 100 dpi = 800 px wide
+
+
+@dataclass
+class TestPredictions:
+    labels: np.ndarray  # (N,) true class
+    predicted: np.ndarray  # (N,) predicted class
+    probabilities: np.ndarray  # (N, C)
+    images: torch.Tensor  # (N, 1, 28, 28) uint8
+
+
+def predict_split(model, splits: Splits, split: str = "test") -> TestPredictions:
+    images, labels = splits.tensors(split)
+    with torch.no_grad():
+        probabilities = torch.cat([model.predict_proba(to_float_pixels(chunk)) for chunk in images.split(2000)])
+    return TestPredictions(labels.numpy(), probabilities.argmax(1).numpy(), probabilities.numpy(), images)
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict]:
+    """Precision, recall, F1 and support per class (0 where a ratio has no denominator)."""
+    true_positives = np.diag(confusion).astype(float)
+    predicted_counts = confusion.sum(axis=0).astype(float)
+    support = confusion.sum(axis=1).astype(float)
+    rows = []
+    for k, name in enumerate(classes):
+        precision = true_positives[k] / predicted_counts[k] if predicted_counts[k] else 0.0
+        recall = true_positives[k] / support[k] if support[k] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": int(support[k])})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=DPI, facecolor="white")
+
+
+def plot_curves(histories: dict[str, list[dict]], path: Path, title: str = "Training curves") -> None:
+    """Loss (train and validation) and validation accuracy per epoch, one line per run."""
+    fig = _figure(10, 4)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for name, history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        label = f"{name} " if len(histories) > 1 else ""
+        line = loss_ax.plot(epochs, [h["val_loss"] for h in history], "-o", markersize=3, label=f"{label}validation")[0]
+        loss_ax.plot(epochs, [h["train_loss"] for h in history], "--", color=line.get_color(), label=f"{label}training")
+        acc_ax.plot(epochs, [h["val_acc"] for h in history], "-o", markersize=3, color=line.get_color(), label=name or None)
+    loss_ax.set(title="Loss vs. No. of epochs", xlabel="epoch", ylabel="cross-entropy loss")
+    acc_ax.set(title="Accuracy vs. No. of epochs", xlabel="epoch", ylabel="validation accuracy")
+    loss_ax.legend(fontsize=8)
+    if len(histories) > 1:
+        acc_ax.legend(fontsize=8)
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> None:
+    fig = _figure(8, 7)
+    ax = fig.subplots()
+    shown = ax.imshow(confusion, cmap="Blues")
+    fig.colorbar(shown, ax=ax, shrink=0.8, label="images")
+    threshold = confusion.max() / 2
+    for (row, col), count in np.ndenumerate(confusion):
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
+                color="white" if count > threshold else "black")
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right" if max(map(len, classes)) > 2 else "center")
+    ax.set_yticks(ticks, classes)
+    accuracy = np.trace(confusion) / confusion.sum()
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=f"Test confusion matrix ({confusion.sum()} images, accuracy {accuracy:.4f})")
+    _save(fig, path)
+
+
+def plot_weights(weight: np.ndarray, classes: list[str], path: Path) -> None:
+    """Each class's weight row as a 28×28 image on a diverging map centred on zero.
+
+    The colour scale stops at the 99th percentile of |weight|: a few border pixels that are
+    almost never inked can take large weights, and a scale set by them would wash out the
+    digit-shaped patterns that carry the decisions.
+    """
+    fig = _figure(10, 4.6)
+    axes = fig.subplots(2, 5)
+    limit = float(np.percentile(np.abs(weight), 99)) or 1.0
+    for k, ax in enumerate(axes.flat):
+        shown = ax.imshow(weight[k].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(classes[k], fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(shown, ax=axes, shrink=0.8, extend="both", label="weight (red: ink here raises the score)")
+    fig.suptitle("Weights per class: red pixels count for the class, blue against it")
+    _save(fig, path)
+
+
+def _image_grid(images: list[np.ndarray], titles: list[str], path: Path, title: str, columns: int = 8,
+                colors: list[str] | None = None) -> None:
+    rows = max(1, -(-len(images) // columns))
+    fig = _figure(columns * 1.25, rows * 1.45 + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(-1)
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= len(images):
+            ax.axis("off")
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(titles[i], fontsize=8, color=(colors[i] if colors else "black"))
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_misclassified(predictions: TestPredictions, classes: list[str], path: Path, count: int = 24) -> None:
+    wrong = np.flatnonzero(predictions.predicted != predictions.labels)
+    confidence = predictions.probabilities[wrong, predictions.predicted[wrong]]
+    chosen = wrong[np.argsort(-confidence)][:count]
+    images = [predictions.images[i, 0].numpy() for i in chosen]
+    titles = [f"true {classes[predictions.labels[i]]}\npred {classes[predictions.predicted[i]]} "
+              f"({predictions.probabilities[i, predictions.predicted[i]]:.2f})" for i in chosen]
+    if not len(wrong):
+        fig = _figure(8, 2)
+        fig.text(0.5, 0.5, "No test errors: every test image was classified correctly.", ha="center", va="center", fontsize=14)
+        _save(fig, path)
+        return
+    title = f"Most confidently wrong: {len(chosen)} of {len(wrong)} test errors"
+    _image_grid(images, titles, path, title, colors=["firebrick"] * len(images))
+
+
+def plot_samples(splits: Splits, classes: list[str], path: Path, count: int = 24) -> None:
+    images, labels = splits.tensors("train")
+    count = min(count, len(labels))
+    _image_grid([images[i, 0].numpy() for i in range(count)], [classes[int(labels[i])] for i in range(count)],
+                path, "Training images and their labels")
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------
+
+
+def write_report(
+    run_dir: Path | str,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    dataset: DatasetSpec | None = None,
+    splits: Splits | None = None,
+) -> Path:
+    """Write the figures, per-class metrics and ``report.html`` into ``run_dir``; return the HTML path.
+
+    ``dataset`` overrides the dataset named in model.json (for datasets outside the table);
+    ``splits`` passes the run's data when the caller already holds it (right after training).
+    """
+    from .experiment import load_run_splits
+
+    run_dir = Path(run_dir)
+    model, info = load_run(run_dir)
+    history = read_json(run_dir / HISTORY_FILE)
+    metrics = read_json(run_dir / METRICS_FILE)
+    if splits is None:
+        splits = load_run_splits(info, data_dir, dataset)
+    classes = info["classes"]
+
+    predictions = predict_split(model, splits, "test")
+    confusion = confusion_matrix(predictions.labels, predictions.predicted, len(classes))
+    per_class = per_class_metrics(confusion, classes)
+    metrics["confusion"] = confusion.tolist()
+    metrics["per_class"] = per_class
+    write_json(run_dir / METRICS_FILE, clean_floats(metrics))
+
+    plot_curves({"": history}, run_dir / "curves.png", f"{info['dataset']} — {info.get('preset', '')} preset")
+    plot_confusion(confusion, classes, run_dir / "confusion.png")
+    plot_weights(model.linear.weight.detach().cpu().numpy(), classes, run_dir / "weights.png")
+    plot_misclassified(predictions, classes, run_dir / "misclassified.png")
+    plot_samples(splits, classes, run_dir / "samples.png")
+
+    path = run_dir / REPORT_FILE
+    path.write_text(render_html(run_dir, info, metrics, history))
+    return path
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+th { background: #f4f4f4; } td:not(:first-child) { font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.metrics { display: flex; gap: 2em; flex-wrap: wrap; }
+"""
+
+
+def render_html(run_dir: Path, info: dict, metrics: dict, history: list[dict]) -> str:
+    settings = [["dataset", info["dataset"]], ["preset", info.get("preset", "")]]
+    settings += [[k, v] for k, v in info.get("hyperparameters", {}).items()]
+    settings += [["splits (train / val / test)", " / ".join(str(v) for v in info["splits"].values())],
+                 ["loader", info.get("loader", "")], ["device", info.get("device", "")],
+                 ["versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())],
+                 ["created", info.get("created", "")]]
+    headline = [["test accuracy", f"{metrics['test_acc']:.4f}"], ["test loss", f"{metrics['test_loss']:.4f}"],
+                ["validation accuracy", f"{metrics['val_acc']:.4f}"], ["validation loss", f"{metrics['val_loss']:.4f}"],
+                ["training time", f"{metrics['train_seconds']:.2f} s ({len(history)} epochs)"]]
+    per_class = [[r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
+                 for r in metrics["per_class"]]
+    epochs = [[h["epoch"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{h['val_acc']:.4f}", f"{h['seconds']:.3f}"]
+              for h in history]
+    figures = "".join(
+        f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
+        for name, caption in FIGURES.items()
+    )
+    title = f"mnist-logreg run: {info['dataset']}, {info.get('preset', '')} preset"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{STYLE}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, 784 pixels → {len(info['classes'])} classes.</p>
+<div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
+<div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
+<h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}
+{figures}
+<h2>Per epoch</h2>{_table(["epoch", "train loss", "val loss", "val accuracy", "seconds"], epochs)}
+</body></html>
+"""
+
+
+def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
+    """Overlay the curves of several runs of one dataset in ``out``; return one summary row per run."""
+    infos = {Path(d): read_json(Path(d) / "model.json") for d in run_dirs}
+    datasets = {info["dataset"] for info in infos.values()}
+    if len(datasets) > 1:
+        listing = ", ".join(f"{d} ({info['dataset']})" for d, info in infos.items())
+        raise ValueError(f"cannot compare runs of different datasets: {listing}")
+    histories, rows = {}, []
+    for run_dir, info in infos.items():
+        metrics = read_json(run_dir / METRICS_FILE)
+        name = run_dir.name
+        if name in histories:
+            name = str(run_dir)
+        histories[name] = read_json(run_dir / HISTORY_FILE)
+        rows.append({"run": name, "preset": info.get("preset", ""), "epochs": len(histories[name]),
+                     "test_acc": metrics["test_acc"], "test_loss": metrics["test_loss"],
+                     "val_acc": metrics["val_acc"], "train_seconds": metrics["train_seconds"]})
+    plot_curves(histories, Path(out), f"{datasets.pop()}: {len(rows)} runs")
+    return rows

@@ -1,0 +1,147 @@
+"""Figures, per-class metrics and the HTML report, on a small run trained on fake data."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mnist_logreg.data import to_float_pixels
+from mnist_logreg.experiment import load_run_splits, train_run
+from mnist_logreg.report import FIGURES, compare_runs, write_report
+from mnist_logreg.runs import load_run
+from mnist_logreg.training import TrainConfig
+
+from conftest import FAKE_TEST
+from test_cli import cli
+
+# Deliberately under-trained, so that the test set has errors to show.
+CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_size=60, seed=1)
+
+
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory):
+    """A run trained on the fake dataset, with its report written: (run_dir, spec, data_dir)."""
+    from conftest import fake_spec, write_fake_files
+    from mnist_logreg.data import fetch, from_folder
+
+    root = tmp_path_factory.mktemp("report")
+    contents = write_fake_files(root / "source")
+    spec = fake_spec(contents, sources=[from_folder(root / "source")])
+    fetch(spec, root / "data")
+    result = train_run(spec, CONFIG, preset="test", data_dir=root / "data", run_dir=root / "run",
+                       verbose=False, log=lambda m: None)
+    write_report(root / "run", root / "data", dataset=spec)
+    return root / "run", spec, root / "data"
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_each_figure_is_a_readable_non_blank_png_at_least_600_px_wide(fake_run, name):
+    run_dir, _, _ = fake_run
+    with Image.open(run_dir / name) as image:
+        image.verify()
+    with Image.open(run_dir / name) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert width >= 600 and 150 <= height <= 1200  # image grids grow by rows
+    assert pixels.std() > 10  # more than a blank canvas
+    assert (pixels < 128).mean() > 0.01  # some dark marks: text, lines, cells
+
+
+def test_figure_sizes_are_the_designed_ones(fake_run):
+    run_dir, _, _ = fake_run
+    sizes = {name: Image.open(run_dir / name).size for name in FIGURES}
+    assert sizes["curves.png"] == (1000, 400)
+    assert sizes["confusion.png"] == (800, 700)
+    assert sizes["weights.png"] == (1000, 460)
+
+
+def test_confusion_matrix_agrees_with_test_accuracy_and_predictions(fake_run):
+    run_dir, spec, data_dir = fake_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    confusion = np.array(metrics["confusion"])
+    assert confusion.shape == (10, 10)
+    assert confusion.sum() == FAKE_TEST
+    assert np.trace(confusion) / confusion.sum() == pytest.approx(metrics["test_acc"])
+
+    # An independent count from the saved model's own predictions.
+    model, info = load_run(run_dir)
+    images, labels = load_run_splits(info, data_dir, spec).tensors("test")
+    predicted = model.predict(to_float_pixels(images)).tolist()
+    for true, pred in zip(labels.tolist(), predicted):
+        confusion[true][pred] -= 1
+    assert not confusion.any()
+
+    per_class = metrics["per_class"]
+    assert [row["class"] for row in per_class] == list(spec.classes)
+    for k, row in enumerate(per_class):
+        tp = sum(1 for t, p in zip(labels.tolist(), predicted) if t == k and p == k)
+        predicted_k = predicted.count(k)
+        actual_k = labels.tolist().count(k)
+        precision = tp / predicted_k if predicted_k else 0.0
+        recall = tp / actual_k if actual_k else 0.0
+        assert row["precision"] == pytest.approx(precision)
+        assert row["recall"] == pytest.approx(recall)
+        assert row["f1"] == pytest.approx(2 * precision * recall / (precision + recall) if tp else 0.0)
+        assert row["support"] == actual_k
+
+
+def test_report_html_embeds_every_figure_and_loads_nothing_from_the_network(fake_run):
+    run_dir, _, _ = fake_run
+    page = (run_dir / "report.html").read_text()
+    for name in FIGURES:
+        encoded = base64.b64encode((run_dir / name).read_bytes()).decode("ascii")
+        assert f"data:image/png;base64,{encoded}" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "@import" not in page and "url(" not in page
+    assert "test accuracy" in page and "Per class" in page and "sgd" in page
+
+
+def test_the_fake_run_has_errors_to_show(fake_run):
+    metrics = json.loads((fake_run[0] / "metrics.json").read_text())
+    assert 0.2 < metrics["test_acc"] < 0.95
+
+
+def test_memory_and_dataloader_runs_give_the_same_report_numbers(fake_run, tmp_path):
+    run_dir, spec, data_dir = fake_run
+    other = train_run(spec, CONFIG, preset="test", data_dir=data_dir, run_dir=tmp_path / "dl", loader="dataloader",
+                      verbose=False, log=lambda m: None)
+    write_report(other.run_dir, data_dir, dataset=spec)
+    ours = json.loads((run_dir / "metrics.json").read_text())
+    theirs = json.loads((other.run_dir / "metrics.json").read_text())
+    assert ours["confusion"] == theirs["confusion"]
+    assert ours["per_class"] == theirs["per_class"]
+    assert Image.open(other.run_dir / "weights.png").size == Image.open(run_dir / "weights.png").size
+
+
+def test_compare_overlays_runs_and_refuses_different_datasets(fake_run, tmp_path):
+    run_dir, spec, data_dir = fake_run
+    second = train_run(spec, CONFIG.updated(epochs=2, seed=5), preset="test", data_dir=data_dir,
+                       run_dir=tmp_path / "second", verbose=False, log=lambda m: None)
+    rows = compare_runs([run_dir, second.run_dir], tmp_path / "compare.png")
+    assert [row["epochs"] for row in rows] == [3, 2]
+    assert Image.open(tmp_path / "compare.png").size[0] >= 600
+
+    result = cli("compare", run_dir, second.run_dir, "--out", tmp_path / "cli.png")
+    assert result.returncode == 0, result.stderr
+    assert "test_acc" in result.stdout and "second" in result.stdout
+
+    info = json.loads((second.run_dir / "model.json").read_text())
+    info["dataset"] = "fashion-mnist"
+    (second.run_dir / "model.json").write_text(json.dumps(info))
+    result = cli("compare", run_dir, second.run_dir, "--out", tmp_path / "bad.png")
+    assert result.returncode == 1
+    assert "cannot compare runs of different datasets" in result.stderr
+    assert "(fashion-mnist)" in result.stderr and "(fake-mnist)" in result.stderr
+
+
+def test_report_of_a_missing_run_is_a_clean_error(tmp_path):
+    result = cli("report", tmp_path / "absent")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"mnist-logreg: error: no run folder at {tmp_path / 'absent'}; run 'mnist-logreg train' first"
