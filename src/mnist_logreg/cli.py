@@ -115,11 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", type=Path, default=Path("compare.png"), help="figure to write")
 
-    predict = commands.add_parser("predict", help="predict the class of dataset images", formatter_class=fmt)
+    predict = commands.add_parser(
+        "predict", help="predict the class of image files or dataset images", formatter_class=fmt,
+        description="Predict image files (photos, drawings, scans; folders of them) or, with --index, a "
+                    "dataset image. Each file is preprocessed the MNIST way: ink made light on black, "
+                    "cropped, scaled into 20 px and centred by centre of mass.",
+    )
     predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    predict.add_argument("--index", type=non_negative_int, required=True, help="index of an image in the split")
-    predict.add_argument("--split", default="test", choices=["val", "test"])
-    predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    predict.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="image files or folders of them")
+    predict.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list per image")
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    predict.add_argument("--save-preprocessed", type=Path, metavar="DIR",
+                         help="write the 28×28 images the model saw into DIR")
+    predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
+    predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
+    predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
     return parser
 
 
@@ -202,11 +212,23 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .data import to_float_pixels
-    from .experiment import load_run_splits
     from .runs import load_run
 
+    if args.index is None and not args.paths:
+        raise ValueError("give image files or folders to predict, or --index N for a dataset image")
     model, info = load_run(args.run_dir)
+    status = 0
+    if args.index is not None:
+        predict_dataset_image(model, info, args)
+    if args.paths:
+        status = predict_files(model, info, args)
+    return status
+
+
+def predict_dataset_image(model, info: dict, args) -> None:
+    from .data import to_float_pixels
+    from .experiment import load_run_splits
+
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
@@ -217,7 +239,47 @@ def cmd_predict(args) -> int:
     classes = info["classes"]
     print(f"{args.split}[{args.index}]: predicted {classes[predicted]} "
           f"(p={probabilities[predicted]:.3f}), true label {classes[label]}")
-    return 0
+
+
+def predict_files(model, info: dict, args) -> int:
+    """Predict each file; a bad file gets its own error and the rest carry on. 1 if any failed."""
+    from .predict import ImageError, expand_paths, layout_for, predict_image_file, save_pixels
+
+    if args.save_preprocessed:
+        args.save_preprocessed.mkdir(parents=True, exist_ok=True)
+    _, mean, std = layout_for(info)
+    results = []
+    for number, path in enumerate(expand_paths(args.paths)):
+        try:
+            result = predict_image_file(path, model, info, args.top_k)
+        except ImageError as error:
+            results.append({"path": str(path), "error": str(error)})
+            continue
+        pixels = result.pop("pixels")
+        if args.save_preprocessed:
+            save_pixels(pixels, args.save_preprocessed / f"{number:04d}-{path.stem}.png", mean, std)
+        results.append({"path": str(path), **result})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_prediction_table(results)
+    failed = [r for r in results if "error" in r]
+    if not args.json:
+        for result in failed:
+            print(f"mnist-logreg: error: {result['path']}: {result['error']}", file=sys.stderr)
+    return 1 if failed or not results else 0
+
+
+def print_prediction_table(results: list[dict]) -> None:
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return
+    width = max(len(r["path"]) for r in good)
+    k = len(good[0]["top_k"])
+    print(f"{'path':<{width}}  {'class':<12} {'prob':>6}  top {k}")
+    for r in good:
+        top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
+        print(f"{r['path']:<{width}}  {r['class']:<12} {r['probability']:>6.3f}  {top}")
 
 
 COMMANDS = {

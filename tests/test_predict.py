@@ -1,0 +1,221 @@
+"""Preprocessing real images and predicting them: formats, polarity, placement and bad files."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mnist_logreg import MNISTModel
+from mnist_logreg.predict import ImageError, open_image, plain_resize, preprocess_image
+from mnist_logreg.runs import save_model
+
+from test_cli import cli
+
+INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+
+
+def seven(size=(300, 240), ink=20, paper=235, width=18, offset=(40, 30)) -> Image.Image:
+    """A hand-drawn-looking 7 in grey ink on grey paper, off-centre on a landscape page."""
+    image = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(image)
+    x, y = offset
+    draw.line([(x, y), (x + 110, y), (x + 45, y + 160)], fill=ink, width=width, joint="curve")
+    return image
+
+
+def as_array(pixels: torch.Tensor) -> np.ndarray:
+    return pixels[0].numpy()
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(np.corrcoef(as_array(a).ravel(), as_array(b).ravel())[0, 1])
+
+
+def test_the_output_looks_like_mnist():
+    pixels = preprocess_image(seven())
+    assert pixels.shape == (1, 28, 28) and pixels.dtype == torch.float32
+    image = as_array(pixels)
+    assert image.min() == 0 and image.max() == pytest.approx(1.0)
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (20, 21)  # longer side in the 20-px box
+    ys, xs = np.indices(image.shape)
+    centre = ((ys * image).sum() / image.sum(), (xs * image).sum() / image.sum())
+    assert centre == pytest.approx((14, 14), abs=0.75)  # centred by centre of mass
+    assert image[:3].sum() == 0 and image[:, :2].sum() == 0  # black background
+
+
+def test_polarity_is_read_from_the_image():
+    dark_on_light = preprocess_image(seven(ink=20, paper=235))
+    light_on_dark = preprocess_image(seven(ink=235, paper=20))
+    assert correlation(dark_on_light, light_on_dark) > 0.95
+
+
+def test_uneven_lighting_and_noise_are_removed():
+    clean = preprocess_image(seven())
+    page = np.asarray(seven(), dtype=float)
+    ys, xs = np.indices(page.shape)
+    lit = page * (0.55 + 0.45 * xs / xs.max()) + np.random.default_rng(0).normal(0, 8, page.shape)
+    noisy = preprocess_image(Image.fromarray(np.clip(lit, 0, 255).astype(np.uint8)))
+    assert correlation(clean, noisy) > 0.9
+    assert as_array(noisy)[:4].sum() == 0  # the dark side of the page did not become ink
+
+
+def test_position_and_size_on_the_page_do_not_matter():
+    small = preprocess_image(seven(size=(300, 240), offset=(40, 30)))
+    large = preprocess_image(seven(size=(1600, 1200), offset=(1300, 900)).resize((1600, 1200)))
+    assert correlation(small, large) > 0.95
+
+
+@pytest.mark.parametrize("stroke", [(0, 0, 0), (255, 255, 255), (200, 30, 30), (40, 90, 220)])
+def test_strokes_on_a_transparent_canvas_survive_whatever_their_colour(stroke):
+    mask = seven(ink=255, paper=0)
+    drawing = Image.new("RGBA", mask.size, (*stroke, 0))  # transparent pixels carry the stroke colour too
+    drawing.putalpha(mask)
+    assert correlation(preprocess_image(drawing), preprocess_image(seven())) > 0.95
+
+
+def _save(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+FORMATS = {
+    "png-8bit": lambda im: _save(im, "PNG"),
+    "png-16bit": lambda im: _save(Image.fromarray((np.asarray(im, dtype=np.uint16) * 257)), "PNG"),
+    "png-palette": lambda im: _save(im.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=16), "PNG"),
+    "png-rgba-opaque": lambda im: _save(im.convert("RGBA"), "PNG"),
+    "jpeg": lambda im: _save(im.convert("RGB"), "JPEG", quality=80),
+    "bmp": lambda im: _save(im, "BMP"),
+    "gif": lambda im: _save(im, "GIF"),
+    "tiff": lambda im: _save(im, "TIFF"),
+    "webp": lambda im: _save(im.convert("RGB"), "WEBP", quality=90),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_every_format_gives_the_same_digit(name):
+    content = FORMATS[name](seven())
+    image = open_image(content)
+    if name == "png-16bit":
+        assert image.mode.startswith("I")
+    assert correlation(preprocess_image(image), preprocess_image(seven())) > 0.95
+
+
+@pytest.mark.parametrize("format", ["GIF", "TIFF"])
+def test_animated_and_multi_page_files_use_the_first_frame(format):
+    first = seven()
+    second = seven().transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    content = _save(first, format, save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(content)).n_frames == 2
+    result = preprocess_image(open_image(content))
+    assert correlation(result, preprocess_image(first)) > 0.95
+    assert correlation(result, preprocess_image(second)) < 0.8
+
+
+def test_jpeg_exif_orientation_is_honoured():
+    upright = seven()
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways stores
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    content = _save(stored.convert("RGB"), "JPEG", quality=90, exif=exif)
+    result = preprocess_image(open_image(content))
+    assert correlation(result, preprocess_image(upright)) > 0.9
+    assert correlation(result, preprocess_image(stored)) < 0.6
+
+
+def test_plain_resize_is_what_the_naive_way_sees():
+    naive = plain_resize(seven())
+    assert as_array(naive)[0, 0] > 0.8  # the paper stays bright: the model sees a light page
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"hello, this is text", "not an image Pillow can read"),
+        (_save(seven(), "PNG")[:400], "truncated or corrupt image"),
+        (_save(seven().convert("RGB"), "JPEG")[:300], "truncated or corrupt image"),
+        (_save(Image.new("1", (8000, 6000), 1), "PNG"), "48 megapixels, over the limit of 40"),
+        (_save(Image.new("L", (200, 200), 230), "PNG"), "no ink found"),
+        (_save(Image.fromarray(np.full((120, 160), 128, np.uint8) + np.random.default_rng(1).integers(0, 3, (120, 160)).astype(np.uint8)), "PNG"), "no ink found"),
+    ],
+    ids=["empty", "text", "truncated-png", "truncated-jpeg", "bomb", "blank", "flat-grey"],
+)
+def test_bad_files_are_clear_errors(content, message):
+    with pytest.raises(ImageError, match=message):
+        preprocess_image(open_image(content))
+
+
+def test_the_pixel_limit_is_checked_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_save(Image.new("1", (10000, 10000), 0), "PNG"))  # 100 MP in a few kB
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageError, match="100 megapixels, over the limit"):
+        open_image(path)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    torch.manual_seed(0)
+    save_model(tmp_path / "run", MNISTModel(), INFO)
+    return tmp_path / "run"
+
+
+def test_predict_files_and_folders_reports_each_and_fails_if_any_failed(run_dir, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    seven().save(folder / "a.png")
+    seven().convert("RGB").save(folder / "b.jpg")
+    (folder / "notes.txt").write_text("not an image, and not listed: folders yield image files only")
+    (folder / "c.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+
+    result = cli("predict", run_dir, folder, empty, tmp_path / "missing.png", "--json", "--top-k", "2",
+                 "--save-preprocessed", tmp_path / "seen")
+    assert result.returncode == 1
+    rows = json.loads(result.stdout)
+    assert [row["path"] for row in rows] == [str(folder / "a.png"), str(folder / "b.jpg"), str(folder / "c.png"),
+                                            str(empty), str(tmp_path / "missing.png")]
+    good, bad = rows[:2], rows[2:]
+    for row in good:
+        assert set(row) == {"path", "label", "class", "probability", "top_k", "probabilities"}
+        assert len(row["top_k"]) == 2 and row["top_k"][0]["label"] == row["label"]
+        assert sum(row["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+        assert row["probability"] == pytest.approx(max(row["probabilities"]))
+    assert [row["error"] for row in bad] == ["not an image Pillow can read", "empty file", "no such file"]
+    saved = sorted((tmp_path / "seen").iterdir())
+    assert [p.name for p in saved] == ["0000-a.png", "0001-b.png"]
+    assert Image.open(saved[0]).size == (28, 28)
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_prints_a_table_and_one_error_line_per_bad_file(run_dir, tmp_path):
+    seven().save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_text("nope")
+    result = cli("predict", run_dir, tmp_path / "good.png", tmp_path / "bad.png")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].split()[:3] == ["path", "class", "prob"]
+    assert str(tmp_path / "good.png") in result.stdout
+    assert result.stderr.strip() == f"mnist-logreg: error: {tmp_path / 'bad.png'}: not an image Pillow can read"
+    assert cli("predict", run_dir, tmp_path / "good.png").returncode == 0
+
+
+def test_predict_needs_files_or_an_index(run_dir):
+    result = cli("predict", run_dir)
+    assert result.returncode == 1
+    assert "give image files or folders to predict, or --index N" in result.stderr
+
+
+def test_a_run_without_model_json_is_refused(run_dir, tmp_path):
+    (run_dir / "model.json").unlink()
+    seven().save(tmp_path / "good.png")
+    result = cli("predict", run_dir, tmp_path / "good.png")
+    assert result.returncode == 1
+    assert "model.json is missing" in result.stderr and "Traceback" not in result.stderr
