@@ -52,7 +52,8 @@ def assert_clean_error(result, message):
         (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
         (["fetch", "--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
         (["evaluate", "--split", "train", "runs/x"], "argument --split: invalid choice: 'train'"),
-        (["predict", "runs/x"], "the following arguments are required: --index"),
+        (["predict"], "the following arguments are required: RUN_DIR"),
+        (["predict", "runs/x", "--top-k", "0"], "argument --top-k: 0 must be a positive integer"),
         ([], "the following arguments are required: COMMAND"),
     ],
 )
