@@ -1,13 +1,17 @@
 # make run   : set up .venv, fetch MNIST, train the default preset, print the test accuracy
 # make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make bench : the side-by-side speed benchmark (writes bench/results.json and bench/RESULTS.md)
+# make serve : the drawing demo on http://127.0.0.1:8000/ for a freshly trained default run
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/mnist-logreg
 
-.PHONY: run test bench venv clean
+# Root installs system packages directly; anyone else through sudo.
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: run test bench serve venv clean chromium
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -27,7 +31,11 @@ run: $(VENV)/.installed
 	$(CLI) fetch --dataset mnist
 	$(CLI) train --dataset mnist --preset default
 
-test: $(VENV)/.installed-dev
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+test: $(VENV)/.installed-dev chromium
 	$(CLI) fetch --dataset mnist
 	$(CLI) fetch --dataset fashion-mnist
 	$(BIN)/python -m pytest
@@ -35,6 +43,10 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-bench
 	$(CLI) fetch --dataset mnist
 	$(BIN)/python bench/benchmark.py
+
+serve: $(VENV)/.installed-web
+	$(CLI) train --dataset mnist --preset default --out runs/demo --no-report
+	$(CLI) serve runs/demo
 
 clean:
 	rm -rf $(VENV) runs

@@ -63,6 +63,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="mnist-logreg",
@@ -130,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
     predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
     predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
+    serve = commands.add_parser("serve", help="serve a drawing page and a JSON API for a run", formatter_class=fmt)
+    serve.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=port_number, default=8000)
     return parser
 
 
@@ -282,9 +296,22 @@ def print_prediction_table(results: list[dict]) -> None:
         print(f"{r['path']:<{width}}  {r['class']:<12} {r['probability']:>6.3f}  {top}")
 
 
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .web import create_app
+    except ImportError as error:
+        raise ValueError(f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)") from None
+    app = create_app(args.run_dir)
+    log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 COMMANDS = {
     "fetch": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-    "report": cmd_report, "compare": cmd_compare,
+    "report": cmd_report, "compare": cmd_compare, "serve": cmd_serve,
 }
 
 

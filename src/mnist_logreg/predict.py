@@ -274,7 +274,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return expanded
 
 
-def save_pixels(pixels: torch.Tensor, path: Path, mean: float = 0.0, std: float = 1.0) -> None:
+def save_pixels(pixels: torch.Tensor, path, mean: float = 0.0, std: float = 1.0) -> None:
     """Write what the model saw as an 8-bit 28×28 PNG."""
     values = (pixels[0] * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    Image.fromarray(values, mode="L").save(path)
+    Image.fromarray(values, mode="L").save(path, format="PNG")

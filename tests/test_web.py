@@ -1,0 +1,180 @@
+"""The JSON API, against a real server on a loopback port: every route and every bad input."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from PIL import Image
+
+from mnist_logreg import MNISTModel
+from mnist_logreg.runs import save_model, write_json
+
+from test_predict import seven
+from webserver import multipart, request, serving
+
+INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "test"}
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("web") / "run"
+    torch.manual_seed(0)
+    save_model(run_dir, MNISTModel(), INFO)
+    write_json(run_dir / "metrics.json", {"test_acc": 0.5, "test_loss": 1.0, "val_acc": 0.5})
+    with serving(run_dir) as url:
+        yield url
+
+
+def check_prediction(answer: dict) -> None:
+    assert set(answer) >= {"label", "class", "probability", "top_k", "probabilities"}
+    assert len(answer["probabilities"]) == 10
+    assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert answer["label"] == max(range(10), key=lambda k: answer["probabilities"][k])
+    assert answer["class"] == str(answer["label"])
+    assert [t["label"] for t in answer["top_k"]][0] == answer["label"]
+    assert answer["preprocessed"].startswith("data:image/png;base64,")
+    seen = Image.open(io.BytesIO(base64.b64decode(answer["preprocessed"].split(",", 1)[1])))
+    assert seen.size == (28, 28)
+
+
+def test_health_model_page_and_docs(server):
+    assert request(f"{server}/api/health") == (200, {"status": "ok"})
+    status, model = request(f"{server}/api/model")
+    assert status == 200
+    assert model["model"]["classes"] == INFO["classes"] and model["metrics"]["test_acc"] == 0.5
+    status, page = request(f"{server}/")
+    assert status == 200
+    for testid in ("canvas", "clear", "prediction", "upload", "preprocessed"):
+        assert f'data-testid="{testid}"' in page
+    assert "http://" not in page and "https://" not in page  # nothing loaded from the network
+    assert request(f"{server}/docs")[0] == 200
+    status, spec = request(f"{server}/openapi.json")
+    assert status == 200 and "/api/predict" in spec["paths"]
+
+
+def test_predict_a_multipart_upload(server):
+    body, headers = multipart("file", "seven.png", png(seven()), "image/png")
+    status, answer = request(f"{server}/api/predict", body, headers)
+    assert status == 200, answer
+    check_prediction(answer)
+
+
+@pytest.mark.parametrize("prefix", ["", "data:image/png;base64,"])
+def test_predict_base64_json(server, prefix):
+    payload = {"image": prefix + base64.b64encode(png(seven())).decode()}
+    status, answer = request(f"{server}/api/predict", json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    assert status == 200, answer
+    check_prediction(answer)
+
+
+def test_both_ways_give_the_same_answer(server):
+    content = png(seven())
+    body, headers = multipart("file", "a.png", content)
+    _, by_upload = request(f"{server}/api/predict", body, headers)
+    _, by_json = request(f"{server}/api/predict", json.dumps({"image": base64.b64encode(content).decode()}).encode(),
+                         {"Content-Type": "application/json"})
+    assert by_upload["probabilities"] == by_json["probabilities"]
+
+
+JSON = {"Content-Type": "application/json"}
+BOMB = png(Image.new("1", (8000, 6000), 1))  # 48 megapixels in a few kB
+
+
+@pytest.mark.parametrize(
+    "body, headers, status, message",
+    [
+        (*multipart("file", "notes.txt", b"just text"), 422, "not an image Pillow can read"),
+        (*multipart("file", "empty.png", b""), 422, "empty file"),
+        (*multipart("file", "cut.png", png(seven())[:300]), 422, "truncated or corrupt image"),
+        (*multipart("file", "blank.png", png(Image.new("L", (100, 100), 255))), 422, "no ink found"),
+        (*multipart("file", "bomb.png", BOMB), 413, "48 megapixels, over the limit of 40"),
+        (*multipart("picture", "seven.png", png(seven())), 400, "no 'file' field"),
+        (b"--xyz\r\nnot really multipart", {"Content-Type": "multipart/form-data; boundary=xyz"}, 400, "malformed multipart body"),
+        (b"--x", {"Content-Type": "multipart/form-data"}, 400, "malformed multipart body"),
+        (b"{not json", JSON, 400, "malformed JSON"),
+        (b"[1, 2]", JSON, 400, "an object with an 'image' field"),
+        (b'{"picture": "abc"}', JSON, 400, "an object with an 'image' field"),
+        (b'{"image": 42}', JSON, 400, "'image' must be a base64 string"),
+        (b'{"image": "not base64!!"}', JSON, 400, "'image' is not valid base64"),
+        (json.dumps({"image": base64.b64encode(b"GIF89a garbage").decode()}).encode(), JSON, 422, "image:"),
+        (b"\xff\xfe\x00", JSON, 400, "malformed JSON"),
+        (b"hello", {"Content-Type": "text/plain"}, 415, "send multipart/form-data"),
+        (b"", {}, 415, "send multipart/form-data"),
+        (b"x" * (5 * 1024 * 1024 + 1), {"Content-Type": "application/octet-stream"}, 413, "request body over 5 MB"),
+        (*multipart("file", "big.png", b"\x89PNG" + b"\x00" * (5 * 1024 * 1024)), 413, "request body over 5 MB"),
+    ],
+    ids=["text", "empty", "truncated", "blank", "bomb", "wrong-field", "bad-multipart", "no-boundary",
+         "bad-json", "json-list", "json-no-image", "image-not-string", "bad-base64", "base64-not-image",
+         "json-not-utf8", "text-plain", "no-content-type", "too-large", "too-large-upload"],
+)
+def test_bad_input_answers_4xx_with_a_json_error(server, body, headers, status, message):
+    answer_status, answer = request(f"{server}/api/predict", body, headers, method="POST")
+    assert answer_status == status, answer
+    assert isinstance(answer, dict) and message in answer["error"]
+    assert request(f"{server}/api/health") == (200, {"status": "ok"})  # and the server is still up
+
+
+def test_a_chunked_body_over_the_limit_is_refused(server):
+    """A body sent without Content-Length is counted as it arrives."""
+    import http.client
+    from urllib.parse import urlparse
+
+    where = urlparse(server)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    chunks = (b"x" * 65536 for _ in range(100))  # 6.25 MB
+    connection.request("POST", "/api/predict", body=chunks, headers={"Content-Type": "application/json"},
+                       encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "request body over 5 MB" in json.loads(response.read())["error"]
+    connection.close()
+
+
+def test_wrong_method_and_unknown_route_are_4xx(server):
+    assert request(f"{server}/api/predict")[0] == 405
+    assert request(f"{server}/nowhere")[0] == 404
+
+
+def test_concurrent_requests_all_succeed(server):
+    """A few hundred requests from several threads: no errors, and latency to report."""
+    content = png(seven())
+    upload = multipart("file", "seven.png", content)
+    as_json = (json.dumps({"image": base64.b64encode(content).decode()}).encode(), JSON)
+
+    def one(i):
+        start = time.perf_counter()
+        status, answer = request(f"{server}/api/predict", *(upload if i % 2 else as_json))
+        return status, answer, time.perf_counter() - start
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(300)))
+    wall = time.perf_counter() - started
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(200) == 300, [a for s, a, _ in results if s != 200][:3]
+    labels = {answer["label"] for _, answer, _ in results}
+    assert len(labels) == 1  # the same image always gets the same answer
+    latencies = sorted(t for _, _, t in results)
+    print(f"\n300 requests, 8 threads: {wall:.2f} s, {300 / wall:.0f} req/s, "
+          f"median {statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[284] * 1000:.0f} ms, 0 errors")
+
+
+def test_serve_refuses_a_bad_run_folder(tmp_path):
+    from test_cli import cli
+
+    result = cli("serve", tmp_path / "absent", "--port", "0")
+    assert result.returncode == 1
+    assert "no run folder at" in result.stderr
