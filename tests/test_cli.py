@@ -49,6 +49,9 @@ def assert_clean_error(result, message):
         (["train", "--lr", "-0.1"], "argument --lr: -0.1 must be a positive number"),
         (["train", "--lr", "nan"], "argument --lr: nan must be a positive number"),
         (["train", "--batch-size", "-5"], "argument --batch-size: -5 must be a positive integer"),
+        (["train", "--weight-decay", "-1"], "argument --weight-decay: -1 must be 0 or more"),
+        (["train", "--seed", "x"], "argument --seed: 'x' is not an integer"),
+        (["serve", "runs/x", "--port", "70000"], "argument --port: 70000 must be a port number (0-65535)"),
         (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
         (["fetch", "--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
         (["evaluate", "--split", "train", "runs/x"], "argument --split: invalid choice: 'train'"),
@@ -66,6 +69,15 @@ def test_bad_flags_are_one_line_errors(args, message):
 def test_a_real_process_reports_bad_input_without_a_traceback(tmp_path):
     assert_clean_error(run_process("train", "--epochs", "-1"), "argument --epochs: -1 must be a positive integer")
     assert_clean_error(run_process("evaluate", tmp_path / "nope"), "no run folder at")
+
+
+def test_cuda_without_a_gpu_is_a_clean_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")  # the error only exists where there is none
+    result = cli("train", "--device", "cuda", "--data-dir", tmp_path)
+    assert_clean_error(result, "device='cuda' was asked for, but torch sees no CUDA device; use --device cpu")
 
 
 def test_a_missing_run_folder(tmp_path):

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 from .data import DATASETS, DEFAULT_DATA_DIR
 from .idx import DataError
@@ -16,44 +17,26 @@ from .training import OPTIMIZERS, PRESETS, SCHEDULES
 USER_ERRORS = (ValueError, DataError, RunError, OSError)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
-    return value
+def number_type(convert: Callable[[str], float], what: str, accept: Callable[[float], bool], rule: str):
+    """An argparse ``type``: ``convert`` the text, then check it, naming the bad value in the error."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} must be {rule}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
+positive_int = number_type(int, "an integer", lambda v: v > 0, "a positive integer")
+non_negative_int = number_type(int, "an integer", lambda v: v >= 0, "0 or more")
+positive_float = number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive number")
+non_negative_float = number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0, "0 or more")
+port_number = number_type(int, "a port number", lambda v: 0 <= v <= 65535, "a port number (0-65535)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,16 +44,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
