@@ -137,3 +137,34 @@ def test_realistic_photos_and_drawings_are_read_about_as_well_as_the_test_set(de
     ours, plain = ours / len(chosen), plain / len(chosen)
     assert ours >= on_digits - 0.05, (ours, on_digits)
     assert plain <= 0.3 and ours >= plain + 0.6, (ours, plain)
+
+
+def test_ctrl_c_during_training_keeps_the_epochs_completed(real_data_dir, tmp_path):
+    """A real SIGINT to a real training process: a clear message, and the run so far saved."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_logreg", "train", "--preset", "notebook", "--epochs", "500",
+         "--data-dir", str(real_data_dir), "--out", str(run), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = [process.stdout.readline() for _ in range(2)]  # two epochs done
+    assert lines[1].startswith("Epoch [1], val_loss: ")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    message = stderr.strip().splitlines()[-1]
+    assert message.startswith("mnist-logreg: interrupted after ") and message.endswith(f"the run so far is saved in {run}")
+    completed = int(message.split("interrupted after ")[1].split()[0])
+    assert 2 <= completed < 500
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs_completed"] == completed
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == completed
+    # The saved weights are those of the last complete epoch: evaluating them gives its val_acc.
+    assert evaluate_run(run, "val", real_data_dir)["accuracy"] == pytest.approx(history[-1]["val_acc"])

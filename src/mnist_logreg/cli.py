@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .data import DATASETS, DEFAULT_DATA_DIR
+from .experiment import TrainingInterrupted
 from .idx import DataError
 from .runs import RunError
 from .training import OPTIMIZERS, PRESETS, SCHEDULES
@@ -296,8 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"mnist-logreg: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("mnist-logreg: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, TrainingInterrupted) as interruption:
+        print(f"mnist-logreg: {str(interruption) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

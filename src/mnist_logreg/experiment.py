@@ -52,6 +52,10 @@ def default_run_dir(dataset: str, preset: str) -> Path:
     return Path("runs") / f"{dataset}-{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+class TrainingInterrupted(Exception):
+    """Training was stopped (Ctrl-C) and what was complete has been saved; the message says where."""
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -75,7 +79,11 @@ def train_run(
     verbose: bool = True,
     log: Callable[[str], None] = print,
 ) -> RunResult:
-    """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing."""
+    """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
+
+    Interrupted (Ctrl-C), it saves the epochs completed so far as a run, marked ``interrupted``
+    in metrics.json, and raises TrainingInterrupted saying where.
+    """
     spec = get_spec(dataset)
     torch_device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
@@ -84,10 +92,28 @@ def train_run(
 
     torch.manual_seed(config.seed)  # the model's initial weights
     model = MNISTModel(input_size=28 * 28, num_classes=len(spec.classes)).to(torch_device)
-    history = fit(
-        config.epochs, config.lr, model, train_loader, val_loader, make_opt_func(config),
-        schedule=SCHEDULES[config.schedule], progress=progress, verbose=verbose,
-    )
+    completed: list[dict] = []  # epochs finished so far, each with the weights it ended on
+
+    def keep(result: dict) -> None:
+        completed.append({**result, "state": {k: v.clone() for k, v in model.state_dict().items()}})
+
+    try:
+        fit(config.epochs, config.lr, model, train_loader, val_loader, make_opt_func(config),
+            schedule=SCHEDULES[config.schedule], progress=progress, verbose=verbose, on_epoch_end=keep)
+    except KeyboardInterrupt:
+        if not completed:
+            raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
+        model.load_state_dict(completed[-1]["state"])  # the last complete epoch, not a half-trained step
+        _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
+        raise TrainingInterrupted(
+            f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}"
+        ) from None
+    return _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
+
+
+def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader, loader, device) -> RunResult:
+    """Evaluate on the test set and write the run folder: weights, model.json, history, metrics."""
+    interrupted = len(history) < config.epochs
     test = evaluate(model, test_loader)
     metrics = {
         "test_acc": test["val_acc"],
@@ -96,6 +122,8 @@ def train_run(
         "val_loss": history[-1]["val_loss"],
         "train_seconds": sum(epoch["seconds"] for epoch in history),
     }
+    if interrupted:
+        metrics.update(interrupted=True, epochs_completed=len(history))
     info = {
         "dataset": spec.name,
         "classes": list(spec.classes),
@@ -106,7 +134,7 @@ def train_run(
         "splits": {split: splits.size(split) for split in ("train", "val", "test")},
         "input_normalisation": PIXEL_NORMALISATION,
         "loader": loader,
-        "device": str(torch_device),
+        "device": str(device),
         "versions": {"mnist_logreg": package_version(), "torch": torch.__version__},
         "created": datetime.now().isoformat(timespec="seconds"),
     }

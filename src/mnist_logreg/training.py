@@ -226,6 +226,7 @@ def fit(
     closed_form: bool | None = None,
     progress: bool = False,
     verbose: bool = True,
+    on_epoch_end: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs, validating after each; return the history.
 
@@ -240,6 +241,7 @@ def fit(
     closed_form : compute gradients in closed form (default: whenever ``uses_closed_form``).
     progress : show a tqdm progress bar over each epoch's batches.
     verbose : print the lesson's ``Epoch [n], val_loss: ..., val_acc: ...`` line per epoch.
+    on_epoch_end : called with each epoch's result once it is complete (to keep a checkpoint).
     """
     if closed_form is None:
         closed_form = uses_closed_form(model)
@@ -271,5 +273,7 @@ def fit(
         if verbose:
             model.epoch_end(epoch, result)
         history.append(result)
+        if on_epoch_end is not None:
+            on_epoch_end(result)
     optimizer.zero_grad()  # leave no gradient buffers behind, as the lesson's loop does not
     return history
