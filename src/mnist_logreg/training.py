@@ -270,10 +270,10 @@ def fit(
         result = evaluate(model, val_loader)
         result["train_loss"] = loss_sum.item() / seen
         result["seconds"] = time.perf_counter() - start
-        if verbose:
-            model.epoch_end(epoch, result)
         history.append(result)
         if on_epoch_end is not None:
             on_epoch_end(result)
+        if verbose:  # after the checkpoint: an epoch that has been reported is an epoch that is kept
+            model.epoch_end(epoch, result)
     optimizer.zero_grad()  # leave no gradient buffers behind, as the lesson's loop does not
     return history
