@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -68,8 +67,16 @@ def _our_fit(preset: str, repeats: int) -> dict:
         train, val, test = tensor_loaders(splits, config.batch_size, config.seed)
         torch.manual_seed(config.seed)
         model = MNISTModel()
-        history = fit(config.epochs, config.lr, model, train, val, make_opt_func(config),
-                      schedule=SCHEDULES[config.schedule], verbose=False)
+        history = fit(
+            config.epochs,
+            config.lr,
+            model,
+            train,
+            val,
+            make_opt_func(config),
+            schedule=SCHEDULES[config.schedule],
+            verbose=False,
+        )
         runs.append((history, evaluate(model, test)["val_acc"]))
     history, test_acc = runs[-1]
     train_seconds = [sum(h["seconds"] for h in run) for run, _ in runs]
@@ -138,8 +145,18 @@ def run_child(command: list[str]) -> tuple[str, float, float]:
 
 
 def measure(name: str, args) -> dict:
-    command = [sys.executable, __file__, "--child", name, "--repeats", str(args.repeats),
-               "--lesson-epochs", str(args.lesson_epochs), "--sklearn-repeats", str(args.sklearn_repeats)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        name,
+        "--repeats",
+        str(args.repeats),
+        "--lesson-epochs",
+        str(args.lesson_epochs),
+        "--sklearn-repeats",
+        str(args.sklearn_repeats),
+    ]
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
     stdout, wall, peak = run_child(command)
     result = json.loads(stdout.strip().splitlines()[-1])
@@ -160,8 +177,12 @@ def measure_cli(repeats: int) -> dict:
             walls.append(wall)
             peaks.append(peak)
             accs.append(json.loads((out / "metrics.json").read_text())["test_acc"])
-    return {"wall_seconds": statistics.median(walls), "wall_seconds_all": walls,
-            "peak_rss_mib": max(peaks), "test_acc": accs[-1]}
+    return {
+        "wall_seconds": statistics.median(walls),
+        "wall_seconds_all": walls,
+        "peak_rss_mib": max(peaks),
+        "test_acc": accs[-1],
+    }
 
 
 def machine() -> dict:
@@ -172,8 +193,13 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def summarise(results: dict) -> dict:
@@ -194,18 +220,41 @@ def markdown(report: dict) -> str:
     r, s, m = report["results"], report["summary"], report["machine"]
     lesson_epochs = r["lesson"]["epochs"]
     rows = [
-        ("lesson pipeline (DataLoader + autograd)", f"{r['lesson']['seconds_per_epoch']:.3f}",
-         f"{r['lesson']['seconds_per_epoch'] * 20:.1f} (20 epochs, projected)", f"{r['lesson']['test_acc']:.4f} after {lesson_epochs} epochs",
-         f"{r['lesson']['peak_rss_mib']:.0f}"),
-        ("`notebook` preset", f"{r['notebook']['seconds_per_epoch']:.3f}", f"{r['notebook']['train_seconds']:.2f} (20 epochs)",
-         f"{r['notebook']['test_acc']:.4f}", f"{r['notebook']['peak_rss_mib']:.0f}"),
-        ("`default` preset", f"{r['default']['seconds_per_epoch']:.3f}",
-         f"{r['default']['train_seconds']:.2f} ({r['default']['epochs']} epochs)", f"{r['default']['test_acc']:.4f}",
-         f"{r['default']['peak_rss_mib']:.0f}"),
-        ("scikit-learn `LogisticRegression()`", "—", f"{r['sklearn']['fit_seconds']:.1f} (lbfgs, {r['sklearn']['iterations']} iterations, 60,000 images)",
-         f"{r['sklearn']['test_acc']:.4f}", f"{r['sklearn']['peak_rss_mib']:.0f}"),
-        ("`mnist-logreg train` (default, whole process)", "—", f"{r['cli']['wall_seconds']:.2f} wall, start-up included",
-         f"{r['cli']['test_acc']:.4f}", f"{r['cli']['peak_rss_mib']:.0f}"),
+        (
+            "lesson pipeline (DataLoader + autograd)",
+            f"{r['lesson']['seconds_per_epoch']:.3f}",
+            f"{r['lesson']['seconds_per_epoch'] * 20:.1f} (20 epochs, projected)",
+            f"{r['lesson']['test_acc']:.4f} after {lesson_epochs} epochs",
+            f"{r['lesson']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "`notebook` preset",
+            f"{r['notebook']['seconds_per_epoch']:.3f}",
+            f"{r['notebook']['train_seconds']:.2f} (20 epochs)",
+            f"{r['notebook']['test_acc']:.4f}",
+            f"{r['notebook']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "`default` preset",
+            f"{r['default']['seconds_per_epoch']:.3f}",
+            f"{r['default']['train_seconds']:.2f} ({r['default']['epochs']} epochs)",
+            f"{r['default']['test_acc']:.4f}",
+            f"{r['default']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "scikit-learn `LogisticRegression()`",
+            "—",
+            f"{r['sklearn']['fit_seconds']:.1f} (lbfgs, {r['sklearn']['iterations']} iterations, 60,000 images)",
+            f"{r['sklearn']['test_acc']:.4f}",
+            f"{r['sklearn']['peak_rss_mib']:.0f}",
+        ),
+        (
+            "`mnist-logreg train` (default, whole process)",
+            "—",
+            f"{r['cli']['wall_seconds']:.2f} wall, start-up included",
+            f"{r['cli']['test_acc']:.4f}",
+            f"{r['cli']['peak_rss_mib']:.0f}",
+        ),
     ]
     lines = [
         "# Benchmark results",
@@ -231,7 +280,10 @@ def markdown(report: dict) -> str:
         "",
         "| epoch | lesson | notebook |",
         "| --- | --- | --- |",
-        *[f"| {i + 1} | {a:.4f} | {b:.4f} |" for i, (a, b) in enumerate(zip(r["lesson"]["val_acc"], r["notebook"]["val_acc"]))],
+        *[
+            f"| {i + 1} | {a:.4f} | {b:.4f} |"
+            for i, (a, b) in enumerate(zip(r["lesson"]["val_acc"], r["notebook"]["val_acc"]))
+        ],
         "",
     ]
     return "\n".join(lines)
@@ -250,8 +302,13 @@ def main() -> None:
 
     results = {name: measure(name, args) for name in ("lesson", "notebook", "default", "sklearn")}
     results["cli"] = measure_cli(min(args.repeats, 3))
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "repeats": args.repeats, "machine": machine(),
-              "results": results, "summary": summarise(results)}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "repeats": args.repeats,
+        "machine": machine(),
+        "results": results,
+        "summary": summarise(results),
+    }
     (HERE / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
     (HERE / "RESULTS.md").write_text(text)

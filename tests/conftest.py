@@ -48,7 +48,9 @@ def fake_spec(contents: dict[str, bytes], sources=()) -> DatasetSpec:
         "t10k-images-idx3-ubyte": (FAKE_TEST, 28, 28),
         "t10k-labels-idx1-ubyte": (FAKE_TEST,),
     }
-    files = tuple(IdxFile(name, shapes[name], hashlib.sha256(content).hexdigest()) for name, content in contents.items())
+    files = tuple(
+        IdxFile(name, shapes[name], hashlib.sha256(content).hexdigest()) for name, content in contents.items()
+    )
     return DatasetSpec(
         name="fake-mnist",
         folder="MNIST",

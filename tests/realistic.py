@@ -33,7 +33,7 @@ def on_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     ink = _place(_digit_stroke(digit, int(rng.integers(110, 220)), rng), (400, 320), rng)
     ys, xs = np.mgrid[0:320, 0:400]
     angle = rng.uniform(0, 2 * np.pi)
-    gradient = (np.cos(angle) * xs / 400 + np.sin(angle) * ys / 320)
+    gradient = np.cos(angle) * xs / 400 + np.sin(angle) * ys / 320
     paper = 0.92 - 0.3 * (gradient - gradient.min()) / (np.ptp(gradient) + 1e-9)  # 0.62 to 0.92
     darkness = rng.uniform(0.55, 0.85)
     grey = paper * (1 - darkness * ink) + rng.normal(0, 0.03, paper.shape)

@@ -25,22 +25,37 @@ pytestmark = pytest.mark.real_data
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = REPO_ROOT / "docs" / "demo.png"
 # Without these, Chromium keeps trying to reach the network (updates, sync) from a closed sandbox.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Strokes in canvas fractions (0 to 1), drawn as a person would draw the digit.
 STROKES = {
     "1": [[(0.55, 0.15), (0.47, 0.85)]],
     "7": [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
-    "0": [[(0.5 + 0.22 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.33 * math.cos(t / 24 * 2 * math.pi))
-           for t in range(25)]],
+    "0": [
+        [(0.5 + 0.22 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.33 * math.cos(t / 24 * 2 * math.pi)) for t in range(25)]
+    ],
 }
 
 
 @pytest.fixture(scope="module")
 def server(real_data_dir, tmp_path_factory):
-    run = train_run("mnist", get_preset("default"), preset="default", data_dir=real_data_dir,
-                    run_dir=tmp_path_factory.mktemp("browser") / "run", verbose=False, log=lambda m: None)
+    run = train_run(
+        "mnist",
+        get_preset("default"),
+        preset="default",
+        data_dir=real_data_dir,
+        run_dir=tmp_path_factory.mktemp("browser") / "run",
+        verbose=False,
+        log=lambda m: None,
+    )
     with serving(run.run_dir) as url:
         yield url
 
@@ -79,8 +94,10 @@ def draw(page, strokes) -> None:
 def wait_for_prediction(page, digit: str) -> str:
     prediction = page.get_by_test_id("prediction")
     page.wait_for_function(
-        "d => document.querySelector('[data-testid=prediction]').textContent.startsWith(d + ' ')", arg=digit,
-        timeout=10_000)
+        "d => document.querySelector('[data-testid=prediction]').textContent.startsWith(d + ' ')",
+        arg=digit,
+        timeout=10_000,
+    )
     return prediction.text_content()
 
 

@@ -16,8 +16,9 @@ from mnist_logreg.runs import save_model
 
 def run_process(*args, cwd=None) -> subprocess.CompletedProcess:
     """The real command in a new process: what a user sees, exit code and all."""
-    return subprocess.run([sys.executable, "-m", "mnist_logreg", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_logreg", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def cli(*args) -> subprocess.CompletedProcess:

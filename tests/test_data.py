@@ -142,7 +142,10 @@ def test_pinned_tables_are_complete():
     for name, spec in DATASETS.items():
         assert spec.name == name
         assert [f.name for f in spec.files] == [
-            "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
         ]
         assert all(len(f.sha256) == 64 for f in spec.files)
         assert len(spec.classes) == 10
@@ -162,7 +165,7 @@ def test_check_idx_names_the_shape_when_the_header_disagrees():
 def test_in_memory_loader_yields_exactly_the_dataloader_batches(fake_data, batch_size):
     spec, data_dir = fake_data
     splits = load_splits(spec, data_dir, val_size=60, seed=7)
-    assert (splits.size('train'), splits.size('val'), splits.size('test')) == (FAKE_TRAIN - 60, 60, FAKE_TEST)
+    assert (splits.size("train"), splits.size("val"), splits.size("test")) == (FAKE_TRAIN - 60, 60, FAKE_TEST)
     slow = dataloaders(splits, batch_size=batch_size, seed=3)
     fast = tensor_loaders(splits, batch_size=batch_size, seed=3)
     for slow_loader, fast_loader in zip(slow, fast):

@@ -143,7 +143,16 @@ def test_plain_resize_is_what_the_naive_way_sees():
         (_save(seven().convert("RGB"), "JPEG")[:300], "truncated or corrupt image"),
         (_save(Image.new("1", (8000, 6000), 1), "PNG"), "48 megapixels, over the limit of 40"),
         (_save(Image.new("L", (200, 200), 230), "PNG"), "no ink found"),
-        (_save(Image.fromarray(np.full((120, 160), 128, np.uint8) + np.random.default_rng(1).integers(0, 3, (120, 160)).astype(np.uint8)), "PNG"), "no ink found"),
+        (
+            _save(
+                Image.fromarray(
+                    np.full((120, 160), 128, np.uint8)
+                    + np.random.default_rng(1).integers(0, 3, (120, 160)).astype(np.uint8)
+                ),
+                "PNG",
+            ),
+            "no ink found",
+        ),
     ],
     ids=["empty", "text", "truncated-png", "truncated-jpeg", "bomb", "blank", "flat-grey"],
 )
@@ -177,12 +186,27 @@ def test_predict_files_and_folders_reports_each_and_fails_if_any_failed(run_dir,
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
 
-    result = cli("predict", run_dir, folder, empty, tmp_path / "missing.png", "--json", "--top-k", "2",
-                 "--save-preprocessed", tmp_path / "seen")
+    result = cli(
+        "predict",
+        run_dir,
+        folder,
+        empty,
+        tmp_path / "missing.png",
+        "--json",
+        "--top-k",
+        "2",
+        "--save-preprocessed",
+        tmp_path / "seen",
+    )
     assert result.returncode == 1
     rows = json.loads(result.stdout)
-    assert [row["path"] for row in rows] == [str(folder / "a.png"), str(folder / "b.jpg"), str(folder / "c.png"),
-                                            str(empty), str(tmp_path / "missing.png")]
+    assert [row["path"] for row in rows] == [
+        str(folder / "a.png"),
+        str(folder / "b.jpg"),
+        str(folder / "c.png"),
+        str(empty),
+        str(tmp_path / "missing.png"),
+    ]
     good, bad = rows[:2], rows[2:]
     for row in good:
         assert set(row) == {"path", "label", "class", "probability", "top_k", "probabilities"}

@@ -27,15 +27,27 @@ pytestmark = pytest.mark.real_data
 @pytest.fixture(scope="module")
 def default_run(real_data_dir, tmp_path_factory):
     """The default preset trained once on MNIST for this module's tests."""
-    return train_run("mnist", get_preset("default"), preset="default", data_dir=real_data_dir,
-                     run_dir=tmp_path_factory.mktemp("default") / "run", verbose=False, log=lambda m: None)
+    return train_run(
+        "mnist",
+        get_preset("default"),
+        preset="default",
+        data_dir=real_data_dir,
+        run_dir=tmp_path_factory.mktemp("default") / "run",
+        verbose=False,
+        log=lambda m: None,
+    )
 
 
 def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     result = default_run
     tmp_path = result.run_dir.parent
     assert result.metrics["test_acc"] >= 0.925
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["history.json", "metrics.json", "model.json", "model.pth"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "history.json",
+        "metrics.json",
+        "model.json",
+        "model.pth",
+    ]
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, get_preset("default").epochs + 1))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -49,8 +61,15 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
 
 
 def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_path):
-    result = train_run("fashion-mnist", get_preset("default"), preset="default", data_dir=real_data_dir,
-                       run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    result = train_run(
+        "fashion-mnist",
+        get_preset("default"),
+        preset="default",
+        data_dir=real_data_dir,
+        run_dir=tmp_path / "run",
+        verbose=False,
+        log=lambda m: None,
+    )
     assert result.metrics["test_acc"] >= 0.84
     assert result.info["classes"][9] == "Ankle boot"
     write_report(result.run_dir, real_data_dir, splits=result.splits)
@@ -60,8 +79,15 @@ def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_p
 
 
 def test_notebook_preset_lands_on_the_lessons_numbers(real_data_dir, tmp_path):
-    result = train_run("mnist", get_preset("notebook"), preset="notebook", data_dir=real_data_dir,
-                       run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    result = train_run(
+        "mnist",
+        get_preset("notebook"),
+        preset="notebook",
+        data_dir=real_data_dir,
+        run_dir=tmp_path / "run",
+        verbose=False,
+        log=lambda m: None,
+    )
     val_acc = [h["val_acc"] for h in result.history]
     assert len(val_acc) == 20
     assert 0.78 <= val_acc[4] <= 0.82  # the lesson: about 0.80 after its first fit(5, 0.001)
@@ -148,9 +174,25 @@ def test_ctrl_c_during_training_keeps_the_epochs_completed(real_data_dir, tmp_pa
 
     run = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_logreg", "train", "--preset", "notebook", "--epochs", "500",
-         "--data-dir", str(real_data_dir), "--out", str(run), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "mnist_logreg",
+            "train",
+            "--preset",
+            "notebook",
+            "--epochs",
+            "500",
+            "--data-dir",
+            str(real_data_dir),
+            "--out",
+            str(run),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines = [process.stdout.readline() for _ in range(2)]  # two epochs done
     assert lines[1].startswith("Epoch [1], val_loss: ")
@@ -159,7 +201,9 @@ def test_ctrl_c_during_training_keeps_the_epochs_completed(real_data_dir, tmp_pa
     assert process.returncode == 130
     assert "Traceback" not in stderr
     message = stderr.strip().splitlines()[-1]
-    assert message.startswith("mnist-logreg: interrupted after ") and message.endswith(f"the run so far is saved in {run}")
+    assert message.startswith("mnist-logreg: interrupted after ") and message.endswith(
+        f"the run so far is saved in {run}"
+    )
     completed = int(message.split("interrupted after ")[1].split()[0])
     assert 2 <= completed < 500
     metrics = json.loads((run / "metrics.json").read_text())

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from mnist_logreg.data import to_float_pixels
@@ -34,8 +33,9 @@ def fake_run(tmp_path_factory):
     contents = write_fake_files(root / "source")
     spec = fake_spec(contents, sources=[from_folder(root / "source")])
     fetch(spec, root / "data")
-    result = train_run(spec, CONFIG, preset="test", data_dir=root / "data", run_dir=root / "run",
-                       verbose=False, log=lambda m: None)
+    train_run(
+        spec, CONFIG, preset="test", data_dir=root / "data", run_dir=root / "run", verbose=False, log=lambda m: None
+    )
     write_report(root / "run", root / "data", dataset=spec)
     return root / "run", spec, root / "data"
 
@@ -110,8 +110,16 @@ def test_the_fake_run_has_errors_to_show(fake_run):
 
 def test_memory_and_dataloader_runs_give_the_same_report_numbers(fake_run, tmp_path):
     run_dir, spec, data_dir = fake_run
-    other = train_run(spec, CONFIG, preset="test", data_dir=data_dir, run_dir=tmp_path / "dl", loader="dataloader",
-                      verbose=False, log=lambda m: None)
+    other = train_run(
+        spec,
+        CONFIG,
+        preset="test",
+        data_dir=data_dir,
+        run_dir=tmp_path / "dl",
+        loader="dataloader",
+        verbose=False,
+        log=lambda m: None,
+    )
     write_report(other.run_dir, data_dir, dataset=spec)
     ours = json.loads((run_dir / "metrics.json").read_text())
     theirs = json.loads((other.run_dir / "metrics.json").read_text())
@@ -122,8 +130,15 @@ def test_memory_and_dataloader_runs_give_the_same_report_numbers(fake_run, tmp_p
 
 def test_compare_overlays_runs_and_refuses_different_datasets(fake_run, tmp_path):
     run_dir, spec, data_dir = fake_run
-    second = train_run(spec, CONFIG.updated(epochs=2, seed=5), preset="test", data_dir=data_dir,
-                       run_dir=tmp_path / "second", verbose=False, log=lambda m: None)
+    second = train_run(
+        spec,
+        CONFIG.updated(epochs=2, seed=5),
+        preset="test",
+        data_dir=data_dir,
+        run_dir=tmp_path / "second",
+        verbose=False,
+        log=lambda m: None,
+    )
     rows = compare_runs([run_dir, second.run_dir], tmp_path / "compare.png")
     assert [row["epochs"] for row in rows] == [3, 2]
     assert Image.open(tmp_path / "compare.png").size[0] >= 600
@@ -144,4 +159,7 @@ def test_compare_overlays_runs_and_refuses_different_datasets(fake_run, tmp_path
 def test_report_of_a_missing_run_is_a_clean_error(tmp_path):
     result = cli("report", tmp_path / "absent")
     assert result.returncode == 1
-    assert result.stderr.strip() == f"mnist-logreg: error: no run folder at {tmp_path / 'absent'}; run 'mnist-logreg train' first"
+    assert (
+        result.stderr.strip()
+        == f"mnist-logreg: error: no run folder at {tmp_path / 'absent'}; run 'mnist-logreg train' first"
+    )

@@ -36,15 +36,26 @@ def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_pat
     "damage, message",
     [
         (lambda run: (run / "model.pth").write_bytes(b"not a checkpoint"), "is not a readable checkpoint"),
-        (lambda run: (run / "model.pth").write_bytes((run / "model.pth").read_bytes()[:200]), "is not a readable checkpoint"),
+        (
+            lambda run: (run / "model.pth").write_bytes((run / "model.pth").read_bytes()[:200]),
+            "is not a readable checkpoint",
+        ),
         (lambda run: (run / "model.pth").unlink(), "no checkpoint at .*run 'mnist-logreg train' first"),
         (lambda run: (run / "model.json").unlink(), "model.json is missing"),
         (lambda run: (run / "model.json").write_text("{"), "model.json is not valid JSON"),
         (lambda run: (run / "model.json").write_text(json.dumps({"dataset": "mnist"})), "does not describe a model"),
         (lambda run: (run / "model.json").write_text(json.dumps(info(input_size=100))), "does not match the model"),
-        (lambda run: torch.save({"linear.weight": torch.zeros(10, 784)}, run / "model.pth"), "does not match the model"),
-        (lambda run: torch.save({"linear.weight": torch.full((10, 784), float("nan")), "linear.bias": torch.zeros(10)},
-                                run / "model.pth"), "non-finite weights"),
+        (
+            lambda run: torch.save({"linear.weight": torch.zeros(10, 784)}, run / "model.pth"),
+            "does not match the model",
+        ),
+        (
+            lambda run: torch.save(
+                {"linear.weight": torch.full((10, 784), float("nan")), "linear.bias": torch.zeros(10)},
+                run / "model.pth",
+            ),
+            "non-finite weights",
+        ),
     ],
 )
 def test_a_damaged_run_is_refused_with_a_clear_message(tmp_path, damage, message):

@@ -12,7 +12,13 @@ from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
 from conftest import make_images
 from mnist_logreg.training import (
-    PRESETS, AutogradStep, ClosedFormStep, TrainConfig, get_preset, is_plain_sgd, uses_closed_form,
+    PRESETS,
+    AutogradStep,
+    ClosedFormStep,
+    TrainConfig,
+    get_preset,
+    is_plain_sgd,
+    uses_closed_form,
 )
 
 
@@ -31,7 +37,8 @@ def test_closed_form_gradient_matches_autograd():
     model.zero_grad(set_to_none=True)
 
     closed_loss, weight_grad, bias_grad = ClosedFormStep(model, torch.optim.SGD(model.parameters(), 0.1)).gradients(
-        images, labels)
+        images, labels
+    )
     assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
     torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)

@@ -75,7 +75,9 @@ def test_predict_a_multipart_upload(server):
 @pytest.mark.parametrize("prefix", ["", "data:image/png;base64,"])
 def test_predict_base64_json(server, prefix):
     payload = {"image": prefix + base64.b64encode(png(seven())).decode()}
-    status, answer = request(f"{server}/api/predict", json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    status, answer = request(
+        f"{server}/api/predict", json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
     assert status == 200, answer
     check_prediction(answer)
 
@@ -84,8 +86,11 @@ def test_both_ways_give_the_same_answer(server):
     content = png(seven())
     body, headers = multipart("file", "a.png", content)
     _, by_upload = request(f"{server}/api/predict", body, headers)
-    _, by_json = request(f"{server}/api/predict", json.dumps({"image": base64.b64encode(content).decode()}).encode(),
-                         {"Content-Type": "application/json"})
+    _, by_json = request(
+        f"{server}/api/predict",
+        json.dumps({"image": base64.b64encode(content).decode()}).encode(),
+        {"Content-Type": "application/json"},
+    )
     assert by_upload["probabilities"] == by_json["probabilities"]
 
 
@@ -102,7 +107,12 @@ BOMB = png(Image.new("1", (8000, 6000), 1))  # 48 megapixels in a few kB
         (*multipart("file", "blank.png", png(Image.new("L", (100, 100), 255))), 422, "no ink found"),
         (*multipart("file", "bomb.png", BOMB), 413, "48 megapixels, over the limit of 40"),
         (*multipart("picture", "seven.png", png(seven())), 400, "no 'file' field"),
-        (b"--xyz\r\nnot really multipart", {"Content-Type": "multipart/form-data; boundary=xyz"}, 400, "malformed multipart body"),
+        (
+            b"--xyz\r\nnot really multipart",
+            {"Content-Type": "multipart/form-data; boundary=xyz"},
+            400,
+            "malformed multipart body",
+        ),
         (b"--x", {"Content-Type": "multipart/form-data"}, 400, "malformed multipart body"),
         (b"{not json", JSON, 400, "malformed JSON"),
         (b"[1, 2]", JSON, 400, "an object with an 'image' field"),
@@ -116,9 +126,27 @@ BOMB = png(Image.new("1", (8000, 6000), 1))  # 48 megapixels in a few kB
         (b"x" * (5 * 1024 * 1024 + 1), {"Content-Type": "application/octet-stream"}, 413, "request body over 5 MB"),
         (*multipart("file", "big.png", b"\x89PNG" + b"\x00" * (5 * 1024 * 1024)), 413, "request body over 5 MB"),
     ],
-    ids=["text", "empty", "truncated", "blank", "bomb", "wrong-field", "bad-multipart", "no-boundary",
-         "bad-json", "json-list", "json-no-image", "image-not-string", "bad-base64", "base64-not-image",
-         "json-not-utf8", "text-plain", "no-content-type", "too-large", "too-large-upload"],
+    ids=[
+        "text",
+        "empty",
+        "truncated",
+        "blank",
+        "bomb",
+        "wrong-field",
+        "bad-multipart",
+        "no-boundary",
+        "bad-json",
+        "json-list",
+        "json-no-image",
+        "image-not-string",
+        "bad-base64",
+        "base64-not-image",
+        "json-not-utf8",
+        "text-plain",
+        "no-content-type",
+        "too-large",
+        "too-large-upload",
+    ],
 )
 def test_bad_input_answers_4xx_with_a_json_error(server, body, headers, status, message):
     answer_status, answer = request(f"{server}/api/predict", body, headers, method="POST")
@@ -135,8 +163,9 @@ def test_a_chunked_body_over_the_limit_is_refused(server):
     where = urlparse(server)
     connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
     chunks = (b"x" * 65536 for _ in range(100))  # 6.25 MB
-    connection.request("POST", "/api/predict", body=chunks, headers={"Content-Type": "application/json"},
-                       encode_chunked=True)
+    connection.request(
+        "POST", "/api/predict", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True
+    )
     response = connection.getresponse()
     assert response.status == 413
     assert "request body over 5 MB" in json.loads(response.read())["error"]
@@ -168,8 +197,10 @@ def test_concurrent_requests_all_succeed(server):
     labels = {answer["label"] for _, answer, _ in results}
     assert len(labels) == 1  # the same image always gets the same answer
     latencies = sorted(t for _, _, t in results)
-    print(f"\n300 requests, 8 threads: {wall:.2f} s, {300 / wall:.0f} req/s, "
-          f"median {statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[284] * 1000:.0f} ms, 0 errors")
+    print(
+        f"\n300 requests, 8 threads: {wall:.2f} s, {300 / wall:.0f} req/s, "
+        f"median {statistics.median(latencies) * 1000:.0f} ms, p95 {latencies[284] * 1000:.0f} ms, 0 errors"
+    )
 
 
 def test_serve_refuses_a_bad_run_folder(tmp_path):

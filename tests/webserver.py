@@ -24,7 +24,9 @@ def serving(run_dir, startup_timeout: float = 60.0):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mnist_logreg", "serve", str(run_dir), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -64,6 +66,12 @@ def request(url: str, body: bytes | None = None, headers: dict | None = None, me
 def multipart(field: str, filename: str, content: bytes, content_type: str = "application/octet-stream"):
     """(body, headers) of a multipart/form-data upload with one file field."""
     boundary = "----mnist-logreg-test-boundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
-            f"Content-Type: {content_type}\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}

@@ -1,6 +1,6 @@
 """mnist-logreg: logistic regression on MNIST and Fashion-MNIST, with the lesson's names.
 
-    from mnist_logreg import MNISTModel, fit, evaluate, accuracy, predict_image
+from mnist_logreg import MNISTModel, fit, evaluate, accuracy, predict_image
 """
 
 from .data import DATASETS, fetch, load_splits
@@ -10,6 +10,17 @@ from .runs import RunError, load_run
 from .training import PRESETS, TrainConfig, evaluate, fit
 
 __all__ = [
-    "DATASETS", "DataError", "MNISTModel", "PRESETS", "RunError", "TrainConfig",
-    "accuracy", "evaluate", "fetch", "fit", "load_run", "load_splits", "predict_image",
+    "DATASETS",
+    "DataError",
+    "MNISTModel",
+    "PRESETS",
+    "RunError",
+    "TrainConfig",
+    "accuracy",
+    "evaluate",
+    "fetch",
+    "fit",
+    "load_run",
+    "load_splits",
+    "predict_image",
 ]

@@ -58,16 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = commands.add_parser("fetch", help="download and verify a dataset", formatter_class=fmt)
     add_dataset_args(fetch)
-    fetch.add_argument("--from", dest="from_dir", type=Path, metavar="FOLDER",
-                       help="take the four IDX files (plain or .gz) from this folder instead of downloading")
+    fetch.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="FOLDER",
+        help="take the four IDX files (plain or .gz) from this folder instead of downloading",
+    )
 
     train = commands.add_parser(
-        "train", help="train a model and save a run folder", formatter_class=fmt,
+        "train",
+        help="train a model and save a run folder",
+        formatter_class=fmt,
         description="Train logistic regression. Flags left out take the preset's value.",
     )
     add_dataset_args(train)
-    train.add_argument("--preset", default="default", choices=sorted(PRESETS),
-                       help="'notebook' is the lesson exactly; 'default' is the most accurate recipe")
+    train.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="'notebook' is the lesson exactly; 'default' is the most accurate recipe",
+    )
     train.add_argument("--epochs", type=positive_int, help="number of epochs")
     train.add_argument("--lr", type=positive_float, help="learning rate")
     train.add_argument("--batch-size", type=positive_int, help="images per step")
@@ -76,11 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=non_negative_float, help="L2 penalty")
     train.add_argument("--schedule", choices=sorted(SCHEDULES), help="learning-rate schedule")
     train.add_argument("--seed", type=non_negative_int, help="seed for the split, initial weights and shuffling")
-    train.add_argument("--out", type=Path, metavar="RUN_DIR",
-                       help="run folder to write (default: runs/<dataset>-<preset>-<time>)")
+    train.add_argument(
+        "--out", type=Path, metavar="RUN_DIR", help="run folder to write (default: runs/<dataset>-<preset>-<time>)"
+    )
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--loader", default="memory", choices=["memory", "dataloader"],
-                       help="in-memory tensors (fast) or the lesson's torchvision DataLoaders (same batches)")
+    train.add_argument(
+        "--loader",
+        default="memory",
+        choices=["memory", "dataloader"],
+        help="in-memory tensors (fast) or the lesson's torchvision DataLoaders (same batches)",
+    )
     train.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-report", action="store_true", help="skip the figures and report.html")
@@ -100,17 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=Path("compare.png"), help="figure to write")
 
     predict = commands.add_parser(
-        "predict", help="predict the class of image files or dataset images", formatter_class=fmt,
+        "predict",
+        help="predict the class of image files or dataset images",
+        formatter_class=fmt,
         description="Predict image files (photos, drawings, scans; folders of them) or, with --index, a "
-                    "dataset image. Each file is preprocessed the MNIST way: ink made light on black, "
-                    "cropped, scaled into 20 px and centred by centre of mass.",
+        "dataset image. Each file is preprocessed the MNIST way: ink made light on black, "
+        "cropped, scaled into 20 px and centred by centre of mass.",
     )
     predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     predict.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="image files or folders of them")
     predict.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list per image")
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
-    predict.add_argument("--save-preprocessed", type=Path, metavar="DIR",
-                         help="write the 28×28 images the model saw into DIR")
+    predict.add_argument(
+        "--save-preprocessed", type=Path, metavar="DIR", help="write the 28×28 images the model saw into DIR"
+    )
     predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
     predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
     predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
@@ -148,12 +167,25 @@ def cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = get_preset(args.preset).updated(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, optimizer=args.optimizer,
-        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        seed=args.seed,
     )
     result = train_run(
-        args.dataset, config, preset=args.preset, data_dir=args.data_dir, run_dir=args.out,
-        device=args.device, loader=args.loader, progress=not args.no_progress, log=log,
+        args.dataset,
+        config,
+        preset=args.preset,
+        data_dir=args.data_dir,
+        run_dir=args.out,
+        device=args.device,
+        loader=args.loader,
+        progress=not args.no_progress,
+        log=log,
     )
     metrics = result.metrics
     print(f"test_loss: {metrics['test_loss']:.4f}")
@@ -179,10 +211,14 @@ def cmd_compare(args) -> int:
 
     rows = compare_runs(args.run_dirs, args.out)
     width = max(len(row["run"]) for row in rows)
-    print(f"{'run':<{width}}  {'preset':<9} {'epochs':>6} {'test_acc':>8} {'test_loss':>9} {'val_acc':>8} {'train_s':>8}")
+    print(
+        f"{'run':<{width}}  {'preset':<9} {'epochs':>6} {'test_acc':>8} {'test_loss':>9} {'val_acc':>8} {'train_s':>8}"
+    )
     for row in rows:
-        print(f"{row['run']:<{width}}  {row['preset']:<9} {row['epochs']:>6} {row['test_acc']:>8.4f} "
-              f"{row['test_loss']:>9.4f} {row['val_acc']:>8.4f} {row['train_seconds']:>8.2f}")
+        print(
+            f"{row['run']:<{width}}  {row['preset']:<9} {row['epochs']:>6} {row['test_acc']:>8.4f} "
+            f"{row['test_loss']:>9.4f} {row['val_acc']:>8.4f} {row['train_seconds']:>8.2f}"
+        )
     print(f"curves: {args.out}")
     return 0
 
@@ -194,8 +230,10 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['dataset']} {result['split']} ({result['size']} images): "
-              f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
+        print(
+            f"{result['dataset']} {result['split']} ({result['size']} images): "
+            f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+        )
     return 0
 
 
@@ -225,8 +263,10 @@ def predict_dataset_image(model, info: dict, args) -> None:
     probabilities = model.predict_proba(image.unsqueeze(0))[0]
     predicted = int(probabilities.argmax())
     classes = info["classes"]
-    print(f"{args.split}[{args.index}]: predicted {classes[predicted]} "
-          f"(p={probabilities[predicted]:.3f}), true label {classes[label]}")
+    print(
+        f"{args.split}[{args.index}]: predicted {classes[predicted]} "
+        f"(p={probabilities[predicted]:.3f}), true label {classes[label]}"
+    )
 
 
 def predict_files(model, info: dict, args) -> int:
@@ -276,7 +316,9 @@ def cmd_serve(args) -> int:
 
         from .web import create_app
     except ImportError as error:
-        raise ValueError(f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)") from None
+        raise ValueError(
+            f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)"
+        ) from None
     app = create_app(args.run_dir)
     log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -284,8 +326,13 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {
-    "fetch": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-    "report": cmd_report, "compare": cmd_compare, "serve": cmd_serve,
+    "fetch": cmd_fetch,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "serve": cmd_serve,
 }
 
 

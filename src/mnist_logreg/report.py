@@ -88,7 +88,9 @@ def plot_curves(histories: dict[str, list[dict]], path: Path, title: str = "Trai
         label = f"{name} " if len(histories) > 1 else ""
         line = loss_ax.plot(epochs, [h["val_loss"] for h in history], "-o", markersize=3, label=f"{label}validation")[0]
         loss_ax.plot(epochs, [h["train_loss"] for h in history], "--", color=line.get_color(), label=f"{label}training")
-        acc_ax.plot(epochs, [h["val_acc"] for h in history], "-o", markersize=3, color=line.get_color(), label=name or None)
+        acc_ax.plot(
+            epochs, [h["val_acc"] for h in history], "-o", markersize=3, color=line.get_color(), label=name or None
+        )
     loss_ax.set(title="Loss vs. No. of epochs", xlabel="epoch", ylabel="cross-entropy loss")
     acc_ax.set(title="Accuracy vs. No. of epochs", xlabel="epoch", ylabel="validation accuracy")
     loss_ax.legend(fontsize=8)
@@ -107,14 +109,23 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> Non
     fig.colorbar(shown, ax=ax, shrink=0.8, label="images")
     threshold = confusion.max() / 2
     for (row, col), count in np.ndenumerate(confusion):
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
-                color="white" if count > threshold else "black")
+        ax.text(
+            col, row, str(count), ha="center", va="center", fontsize=8, color="white" if count > threshold else "black"
+        )
     ticks = range(len(classes))
-    ax.set_xticks(ticks, classes, rotation=45 if max(map(len, classes)) > 2 else 0, ha="right" if max(map(len, classes)) > 2 else "center")
+    ax.set_xticks(
+        ticks,
+        classes,
+        rotation=45 if max(map(len, classes)) > 2 else 0,
+        ha="right" if max(map(len, classes)) > 2 else "center",
+    )
     ax.set_yticks(ticks, classes)
     accuracy = np.trace(confusion) / confusion.sum()
-    ax.set(xlabel="predicted class", ylabel="true class",
-           title=f"Test confusion matrix ({confusion.sum()} images, accuracy {accuracy:.4f})")
+    ax.set(
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"Test confusion matrix ({confusion.sum()} images, accuracy {accuracy:.4f})",
+    )
     _save(fig, path)
 
 
@@ -138,8 +149,14 @@ def plot_weights(weight: np.ndarray, classes: list[str], path: Path) -> None:
     _save(fig, path)
 
 
-def _image_grid(images: list[np.ndarray], titles: list[str], path: Path, title: str, columns: int = 8,
-                colors: list[str] | None = None) -> None:
+def _image_grid(
+    images: list[np.ndarray],
+    titles: list[str],
+    path: Path,
+    title: str,
+    columns: int = 8,
+    colors: list[str] | None = None,
+) -> None:
     rows = max(1, -(-len(images) // columns))
     fig = _figure(columns * 1.25, rows * 1.45 + 0.5)
     axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(-1)
@@ -160,11 +177,21 @@ def plot_misclassified(predictions: TestPredictions, classes: list[str], path: P
     confidence = predictions.probabilities[wrong, predictions.predicted[wrong]]
     chosen = wrong[np.argsort(-confidence)][:count]
     images = [predictions.images[i, 0].numpy() for i in chosen]
-    titles = [f"true {classes[predictions.labels[i]]}\npred {classes[predictions.predicted[i]]} "
-              f"({predictions.probabilities[i, predictions.predicted[i]]:.2f})" for i in chosen]
+    titles = [
+        f"true {classes[predictions.labels[i]]}\npred {classes[predictions.predicted[i]]} "
+        f"({predictions.probabilities[i, predictions.predicted[i]]:.2f})"
+        for i in chosen
+    ]
     if not len(wrong):
         fig = _figure(8, 2)
-        fig.text(0.5, 0.5, "No test errors: every test image was classified correctly.", ha="center", va="center", fontsize=14)
+        fig.text(
+            0.5,
+            0.5,
+            "No test errors: every test image was classified correctly.",
+            ha="center",
+            va="center",
+            fontsize=14,
+        )
         _save(fig, path)
         return
     title = f"Most confidently wrong: {len(chosen)} of {len(wrong)} test errors"
@@ -174,8 +201,12 @@ def plot_misclassified(predictions: TestPredictions, classes: list[str], path: P
 def plot_samples(splits: Splits, classes: list[str], path: Path, count: int = 24) -> None:
     images, labels = splits.tensors("train")
     count = min(count, len(labels))
-    _image_grid([images[i, 0].numpy() for i in range(count)], [classes[int(labels[i])] for i in range(count)],
-                path, "Training images and their labels")
+    _image_grid(
+        [images[i, 0].numpy() for i in range(count)],
+        [classes[int(labels[i])] for i in range(count)],
+        path,
+        "Training images and their labels",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,17 +277,28 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 def render_html(run_dir: Path, info: dict, metrics: dict, history: list[dict]) -> str:
     settings = [["dataset", info["dataset"]], ["preset", info.get("preset", "")]]
     settings += [[k, v] for k, v in info.get("hyperparameters", {}).items()]
-    settings += [["splits (train / val / test)", " / ".join(str(v) for v in info["splits"].values())],
-                 ["loader", info.get("loader", "")], ["device", info.get("device", "")],
-                 ["versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())],
-                 ["created", info.get("created", "")]]
-    headline = [["test accuracy", f"{metrics['test_acc']:.4f}"], ["test loss", f"{metrics['test_loss']:.4f}"],
-                ["validation accuracy", f"{metrics['val_acc']:.4f}"], ["validation loss", f"{metrics['val_loss']:.4f}"],
-                ["training time", f"{metrics['train_seconds']:.2f} s ({len(history)} epochs)"]]
-    per_class = [[r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
-                 for r in metrics["per_class"]]
-    epochs = [[h["epoch"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{h['val_acc']:.4f}", f"{h['seconds']:.3f}"]
-              for h in history]
+    settings += [
+        ["splits (train / val / test)", " / ".join(str(v) for v in info["splits"].values())],
+        ["loader", info.get("loader", "")],
+        ["device", info.get("device", "")],
+        ["versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())],
+        ["created", info.get("created", "")],
+    ]
+    headline = [
+        ["test accuracy", f"{metrics['test_acc']:.4f}"],
+        ["test loss", f"{metrics['test_loss']:.4f}"],
+        ["validation accuracy", f"{metrics['val_acc']:.4f}"],
+        ["validation loss", f"{metrics['val_loss']:.4f}"],
+        ["training time", f"{metrics['train_seconds']:.2f} s ({len(history)} epochs)"],
+    ]
+    per_class = [
+        [r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
+        for r in metrics["per_class"]
+    ]
+    epochs = [
+        [h["epoch"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{h['val_acc']:.4f}", f"{h['seconds']:.3f}"]
+        for h in history
+    ]
     figures = "".join(
         f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
         for name, caption in FIGURES.items()
@@ -267,7 +309,7 @@ def render_html(run_dir: Path, info: dict, metrics: dict, history: list[dict]) -
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, 784 pixels → {len(info['classes'])} classes.</p>
+<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, 784 pixels → {len(info["classes"])} classes.</p>
 <div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
 <div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
 <h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}
@@ -291,8 +333,16 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
         if name in histories:
             name = str(run_dir)
         histories[name] = read_json(run_dir / HISTORY_FILE)
-        rows.append({"run": name, "preset": info.get("preset", ""), "epochs": len(histories[name]),
-                     "test_acc": metrics["test_acc"], "test_loss": metrics["test_loss"],
-                     "val_acc": metrics["val_acc"], "train_seconds": metrics["train_seconds"]})
+        rows.append(
+            {
+                "run": name,
+                "preset": info.get("preset", ""),
+                "epochs": len(histories[name]),
+                "test_acc": metrics["test_acc"],
+                "test_loss": metrics["test_loss"],
+                "val_acc": metrics["val_acc"],
+                "train_seconds": metrics["train_seconds"],
+            }
+        )
     plot_curves(histories, Path(out), f"{datasets.pop()}: {len(rows)} runs")
     return rows

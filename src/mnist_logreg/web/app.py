@@ -47,8 +47,11 @@ def create_app(run_dir: Path | str) -> FastAPI:
     layout, mean, std = layout_for(info)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
-    app = FastAPI(title="mnist-logreg demo", version=package_version(),
-                  description=f"Logistic regression on {info['dataset']}: draw or upload an image, get the class.")
+    app = FastAPI(
+        title="mnist-logreg demo",
+        version=package_version(),
+        description=f"Logistic regression on {info['dataset']}: draw or upload an image, get the class.",
+    )
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:
@@ -84,14 +87,28 @@ def create_app(run_dir: Path | str) -> FastAPI:
 
     @app.post(
         "/api/predict",
-        openapi_extra={"requestBody": {"content": {
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                               "properties": {"file": {"type": "string", "format": "binary"}}}},
-            "application/json": {"schema": {"type": "object", "required": ["image"],
-                                            "properties": {"image": {"type": "string",
-                                                                     "description": "base64 PNG or JPEG, "
-                                                                                    "optionally a data: URL"}}}},
-        }}},
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary"}},
+                        }
+                    },
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {
+                                "image": {"type": "string", "description": "base64 PNG or JPEG, optionally a data: URL"}
+                            },
+                        }
+                    },
+                }
+            }
+        },
     )
     async def predict(request: Request) -> dict:
         """Classify an image: a multipart upload (field ``file``) or JSON ``{"image": base64}``.
@@ -106,8 +123,11 @@ def create_app(run_dir: Path | str) -> FastAPI:
         elif content_type == "application/json":
             content = image_from_json(body)
         else:
-            raise ClientError(415, "send multipart/form-data with a 'file' field, or application/json "
-                                   "with an 'image' field holding base64")
+            raise ClientError(
+                415,
+                "send multipart/form-data with a 'file' field, or application/json "
+                "with an 'image' field holding base64",
+            )
         return await run_in_threadpool(predict_bytes, content)
 
     return app
