@@ -248,7 +248,7 @@ def fit(
     optimizer = opt_func(model.parameters(), lr)
     train_step = ClosedFormStep(model, optimizer) if closed_form else AutogradStep(model, optimizer)
     device = _device_of(model)
-    steps_per_epoch = len(train_loader)
+    steps_per_epoch = len(train_loader) if schedule is not None else None  # a schedule needs the run's length
     history = []
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -275,5 +275,5 @@ def fit(
             on_epoch_end(result)
         if verbose:  # after the checkpoint: an epoch that has been reported is an epoch that is kept
             model.epoch_end(epoch, result)
-    optimizer.zero_grad()  # leave no gradient buffers behind, as the lesson's loop does not
+    optimizer.zero_grad()  # no gradient buffers left behind: the lesson's loop ends with none either
     return history
