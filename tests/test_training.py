@@ -179,3 +179,14 @@ def test_presets_and_config_validation():
         TrainConfig(epochs=1, lr=-1.0)
     with pytest.raises(ValueError, match="optimizer='lbfgs' is not one of"):
         TrainConfig(epochs=1, lr=0.1, optimizer="lbfgs")
+
+
+def test_fit_takes_any_re_iterable_loader_even_without_a_length():
+    images, labels = random_batch(64, seed=4)
+
+    class Batches:  # no __len__: fit must not need one unless a schedule does
+        def __iter__(self):
+            return iter([(images[:32], labels[:32]), (images[32:], labels[32:])])
+
+    history = fit(2, 0.1, MNISTModel(), Batches(), Batches(), verbose=False)
+    assert len(history) == 2 and history[0]["train_loss"] > 0
