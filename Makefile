@@ -37,7 +37,8 @@ chromium:
 
 test: $(VENV)/.installed-dev chromium
 	$(CLI) fetch --dataset mnist
-	$(CLI) fetch --dataset fashion-mnist
+	@# Debian's Fashion-MNIST package needs apt's package lists, which a fresh machine may lack.
+	$(CLI) fetch --dataset fashion-mnist || { $(SUDO) apt-get update && $(CLI) fetch --dataset fashion-mnist; }
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-bench

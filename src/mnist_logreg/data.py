@@ -114,7 +114,8 @@ def from_debian_package(spec: DatasetSpec, scratch: Path) -> dict[str, Path]:
     )
     debs = glob.glob(str(scratch / "*.deb"))
     if download.returncode != 0 or not debs:
-        raise DataError(f"'apt-get download {DEBIAN_FASHION_PACKAGE}' failed: {download.stderr.strip()[-300:]}")
+        hint = " (apt has no package lists yet? run 'apt-get update' first)" if "Unable to locate" in download.stderr else ""
+        raise DataError(f"'apt-get download {DEBIAN_FASHION_PACKAGE}' failed: {download.stderr.strip()[-300:]}{hint}")
     unpacked = scratch / "unpacked"
     subprocess.run(["dpkg-deb", "-x", debs[0], str(unpacked)], check=True, capture_output=True, timeout=300)
     return _files_in(unpacked / DEBIAN_FASHION_DIR.relative_to("/"), spec)
