@@ -56,9 +56,9 @@ def child_lesson(args) -> dict:
 def _our_fit(preset: str, repeats: int) -> dict:
     import torch
 
-    from mnist_logreg import MNISTModel, evaluate, fit
+    from mnist_logreg import MNISTModel, evaluate
     from mnist_logreg.data import load_splits, tensor_loaders
-    from mnist_logreg.training import SCHEDULES, get_preset, make_opt_func
+    from mnist_logreg.training import fit_config, get_preset
 
     config = get_preset(preset)
     splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
@@ -67,16 +67,7 @@ def _our_fit(preset: str, repeats: int) -> dict:
         train, val, test = tensor_loaders(splits, config.batch_size, config.seed)
         torch.manual_seed(config.seed)
         model = MNISTModel()
-        history = fit(
-            config.epochs,
-            config.lr,
-            model,
-            train,
-            val,
-            make_opt_func(config),
-            schedule=SCHEDULES[config.schedule],
-            verbose=False,
-        )
+        history = fit_config(config, model, train, val, verbose=False)
         runs.append((history, evaluate(model, test)["val_acc"]))
     history, test_acc = runs[-1]
     train_seconds = [sum(h["seconds"] for h in run) for run, _ in runs]

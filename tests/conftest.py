@@ -85,3 +85,14 @@ def real_data_dir() -> Path:
     fetch("mnist", REAL_DATA_DIR)
     fetch("fashion-mnist", REAL_DATA_DIR)
     return REAL_DATA_DIR
+
+
+def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
+    """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
+    from mnist_logreg.experiment import train_run
+    from mnist_logreg.training import get_preset
+
+    config = get_preset(preset).updated(**overrides)
+    return train_run(
+        dataset, config, preset=preset, data_dir=data_dir, run_dir=run_dir, verbose=False, log=lambda message: None
+    )

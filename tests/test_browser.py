@@ -12,11 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from mnist_logreg.experiment import train_run
-from mnist_logreg.training import get_preset
-
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, train_preset
 from test_predict import seven
 from webserver import serving
 
@@ -47,15 +43,7 @@ STROKES = {
 
 @pytest.fixture(scope="module")
 def server(real_data_dir, tmp_path_factory):
-    run = train_run(
-        "mnist",
-        get_preset("default"),
-        preset="default",
-        data_dir=real_data_dir,
-        run_dir=tmp_path_factory.mktemp("browser") / "run",
-        verbose=False,
-        log=lambda m: None,
-    )
+    run = train_preset("mnist", "default", real_data_dir, tmp_path_factory.mktemp("browser") / "run")
     with serving(run.run_dir) as url:
         yield url
 

@@ -10,16 +10,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import train_preset
+from realistic import MAKERS
+from test_cli import run_process
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
-from mnist_logreg.experiment import evaluate_run, train_run
 from mnist_logreg.data import to_float_pixels
+from mnist_logreg.experiment import evaluate_run
 from mnist_logreg.predict import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.training import get_preset
-
-from realistic import MAKERS
-from test_cli import run_process
 
 pytestmark = pytest.mark.real_data
 
@@ -27,15 +27,7 @@ pytestmark = pytest.mark.real_data
 @pytest.fixture(scope="module")
 def default_run(real_data_dir, tmp_path_factory):
     """The default preset trained once on MNIST for this module's tests."""
-    return train_run(
-        "mnist",
-        get_preset("default"),
-        preset="default",
-        data_dir=real_data_dir,
-        run_dir=tmp_path_factory.mktemp("default") / "run",
-        verbose=False,
-        log=lambda m: None,
-    )
+    return train_preset("mnist", "default", real_data_dir, tmp_path_factory.mktemp("default") / "run")
 
 
 def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
@@ -61,15 +53,7 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
 
 
 def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_path):
-    result = train_run(
-        "fashion-mnist",
-        get_preset("default"),
-        preset="default",
-        data_dir=real_data_dir,
-        run_dir=tmp_path / "run",
-        verbose=False,
-        log=lambda m: None,
-    )
+    result = train_preset("fashion-mnist", "default", real_data_dir, tmp_path / "run")
     assert result.metrics["test_acc"] >= 0.84
     assert result.info["classes"][9] == "Ankle boot"
     write_report(result.run_dir, real_data_dir, splits=result.splits)
@@ -79,15 +63,7 @@ def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_p
 
 
 def test_notebook_preset_lands_on_the_lessons_numbers(real_data_dir, tmp_path):
-    result = train_run(
-        "mnist",
-        get_preset("notebook"),
-        preset="notebook",
-        data_dir=real_data_dir,
-        run_dir=tmp_path / "run",
-        verbose=False,
-        log=lambda m: None,
-    )
+    result = train_preset("mnist", "notebook", real_data_dir, tmp_path / "run")
     val_acc = [h["val_acc"] for h in result.history]
     assert len(val_acc) == 20
     assert 0.78 <= val_acc[4] <= 0.82  # the lesson: about 0.80 after its first fit(5, 0.001)

@@ -7,10 +7,10 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_images
 
 from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
-from conftest import make_images
 from mnist_logreg.training import (
     PRESETS,
     AutogradStep,

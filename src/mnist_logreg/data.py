@@ -114,7 +114,11 @@ def from_debian_package(spec: DatasetSpec, scratch: Path) -> dict[str, Path]:
     )
     debs = glob.glob(str(scratch / "*.deb"))
     if download.returncode != 0 or not debs:
-        hint = " (apt has no package lists yet? run 'apt-get update' first)" if "Unable to locate" in download.stderr else ""
+        hint = (
+            " (apt has no package lists yet? run 'apt-get update' first)"
+            if "Unable to locate" in download.stderr
+            else ""
+        )
         raise DataError(f"'apt-get download {DEBIAN_FASHION_PACKAGE}' failed: {download.stderr.strip()[-300:]}{hint}")
     unpacked = scratch / "unpacked"
     subprocess.run(["dpkg-deb", "-x", debs[0], str(unpacked)], check=True, capture_output=True, timeout=300)

@@ -24,7 +24,7 @@ from .runs import (
     save_model,
     write_json,
 )
-from .training import SCHEDULES, TrainConfig, evaluate, fit, make_opt_func
+from .training import TrainConfig, evaluate, fit_config
 
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
 
@@ -98,18 +98,7 @@ def train_run(
         completed.append({**result, "state": {k: v.clone() for k, v in model.state_dict().items()}})
 
     try:
-        fit(
-            config.epochs,
-            config.lr,
-            model,
-            train_loader,
-            val_loader,
-            make_opt_func(config),
-            schedule=SCHEDULES[config.schedule],
-            progress=progress,
-            verbose=verbose,
-            on_epoch_end=keep,
-        )
+        fit_config(config, model, train_loader, val_loader, progress=progress, verbose=verbose, on_epoch_end=keep)
     except KeyboardInterrupt:
         if not completed:
             raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None

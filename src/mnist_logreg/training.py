@@ -277,3 +277,19 @@ def fit(
             model.epoch_end(epoch, result)
     optimizer.zero_grad()  # no gradient buffers left behind: the lesson's loop ends with none either
     return history
+
+
+def fit_config(
+    config: TrainConfig, model: nn.Module, train_loader: Iterable, val_loader: Iterable, **options
+) -> list[dict]:
+    """``fit`` with a TrainConfig's epochs, learning rate, optimizer and schedule; ``options`` go to ``fit``."""
+    return fit(
+        config.epochs,
+        config.lr,
+        model,
+        train_loader,
+        val_loader,
+        make_opt_func(config),
+        schedule=SCHEDULES[config.schedule],
+        **options,
+    )
