@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO_ROOT, train_preset
 from test_predict import seven
 from webserver import serving

@@ -6,7 +6,6 @@ import gzip
 
 import pytest
 import torch
-from conftest import FAKE_TEST, FAKE_TRAIN, fake_spec
 from torchvision.datasets import MNIST
 
 from mnist_logreg.data import (
@@ -21,6 +20,8 @@ from mnist_logreg.data import (
     tensor_loaders,
 )
 from mnist_logreg.idx import DataError, IdxFile, check_idx, read_idx
+
+from conftest import FAKE_TEST, FAKE_TRAIN, fake_spec
 
 
 def test_fetch_from_a_folder_puts_verified_files_where_torchvision_looks(tmp_path, fake_source):

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from test_cli import cli
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.predict import ImageError, open_image, plain_resize, preprocess_image
 from mnist_logreg.runs import save_model
+
+from test_cli import cli
 
 INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
 

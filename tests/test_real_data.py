@@ -10,9 +10,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import train_preset
-from realistic import MAKERS
-from test_cli import run_process
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.data import to_float_pixels
@@ -20,6 +17,10 @@ from mnist_logreg.experiment import evaluate_run
 from mnist_logreg.predict import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.training import get_preset
+
+from conftest import train_preset
+from realistic import MAKERS
+from test_cli import run_process
 
 pytestmark = pytest.mark.real_data
 

@@ -7,7 +7,6 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_images
 
 from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
@@ -20,6 +19,8 @@ from mnist_logreg.training import (
     is_plain_sgd,
     uses_closed_form,
 )
+
+from conftest import make_images
 
 
 def random_batch(n=37, seed=0):

@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 from PIL import Image
-from test_predict import seven
-from webserver import multipart, request, serving
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model, write_json
+
+from test_predict import seven
+from webserver import multipart, request, serving
 
 INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "test"}
 
