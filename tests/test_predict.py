@@ -243,3 +243,9 @@ def test_a_run_without_model_json_is_refused(run_dir, tmp_path):
     result = cli("predict", run_dir, tmp_path / "good.png")
     assert result.returncode == 1
     assert "model.json is missing" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_light_chalk_on_a_mid_grey_board_is_not_inverted():
+    """The background need not be dark for light ink: what matters is which side the ink is on."""
+    chalk = preprocess_image(seven(ink=245, paper=140))
+    assert correlation(chalk, preprocess_image(seven())) > 0.95

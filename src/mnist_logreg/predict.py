@@ -135,9 +135,11 @@ def _box_blur(values: np.ndarray, radius: int) -> np.ndarray:
 
 def _ink(grey: np.ndarray) -> np.ndarray:
     """Ink intensity in [0, 1], light on dark, with background lighting and noise removed."""
-    # Polarity: the border is mostly background; if it is lighter than the middle, the ink is dark.
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > np.median(grey) or np.median(border) > 0.5:
+    # Polarity: the border is mostly background. Ink is whatever lies far from it: if the
+    # background sits nearer the light end of the image's range, the ink is dark, so invert.
+    border_level = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    darkest, lightest = np.percentile(grey, [0.1, 99.9])  # robust to stray pixels; ink may be under 1 %
+    if lightest - border_level < border_level - darkest:
         grey = 1.0 - grey
     # Uneven lighting: estimate the background by an opening wider than any stroke (min then max
     # filter), computed on a small copy and scaled back up, and subtract it.
