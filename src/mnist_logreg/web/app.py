@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..predict import ImageError, layout_for, open_image, predict_tensor, preprocess_image, save_pixels
+from ..predict import ImageError, layout_for, predict_image_file, save_pixels
 from ..runs import METRICS_FILE, RunError, load_run, package_version, read_json
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
@@ -44,7 +44,7 @@ def create_app(run_dir: Path | str) -> FastAPI:
         metrics = read_json(run_dir / METRICS_FILE)
     except RunError:
         metrics = None
-    layout, mean, std = layout_for(info)
+    _, mean, std = layout_for(info)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
     app = FastAPI(
@@ -73,15 +73,14 @@ def create_app(run_dir: Path | str) -> FastAPI:
 
     def predict_bytes(content: bytes) -> dict:
         try:
-            pixels = preprocess_image(open_image(content), layout, mean, std)
+            result = predict_image_file(content, model, info, top_k=3)
         except ImageError as error:
             status = 413 if "megapixels" in str(error) else 422
             raise ClientError(status, f"image: {error}") from None
         except Exception as error:  # a decoder tripping over hostile bytes is still the client's input
             raise ClientError(422, f"image: could not be processed ({type(error).__name__})") from None
-        result = predict_tensor(pixels, model, info["classes"], top_k=3)
         buffer = io.BytesIO()
-        save_pixels(pixels, buffer, mean, std)
+        save_pixels(result.pop("pixels"), buffer, mean, std)
         result["preprocessed"] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
         return result
 
