@@ -111,13 +111,22 @@ def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return grey * alpha + background * (1 - alpha)
 
 
+def _resize(values: np.ndarray, size: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    """A float image resized to ``size`` (width, height) by Pillow, as float64."""
+    return np.asarray(Image.fromarray(values.astype(np.float32), mode="F").resize(size, resample), dtype=np.float64)
+
+
+def _resize_longest(values: np.ndarray, longest: int, resample: Image.Resampling) -> np.ndarray:
+    """Resized so that the longer side is ``longest`` pixels, keeping the aspect ratio."""
+    height, width = values.shape
+    scale = longest / max(height, width)
+    return _resize(values, (max(1, round(width * scale)), max(1, round(height * scale))), resample)
+
+
 def _to_working_size(grey: np.ndarray) -> np.ndarray:
-    height, width = grey.shape
-    scale = WORKING_SIDE / max(height, width)
-    if scale >= 1:
+    if max(grey.shape) <= WORKING_SIDE:
         return grey
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX))
+    return _resize_longest(grey, WORKING_SIDE, Image.Resampling.BOX)
 
 
 def _filter(values: np.ndarray, image_filter) -> np.ndarray:
@@ -143,15 +152,11 @@ def _ink(grey: np.ndarray) -> np.ndarray:
         grey = 1.0 - grey
     # Uneven lighting: estimate the background by an opening wider than any stroke (min then max
     # filter), computed on a small copy and scaled back up, and subtract it.
-    height, width = grey.shape
-    small_scale = 64 / max(height, width)
-    small_size = (max(1, round(width * small_scale)), max(1, round(height * small_scale)))
-    small = np.asarray(Image.fromarray(grey.astype(np.float32), mode="F").resize(small_size, Image.Resampling.BOX))
+    small = _resize_longest(grey, 64, Image.Resampling.BOX)
     background = _filter(_filter(small, ImageFilter.MinFilter(13)), ImageFilter.MaxFilter(13))
     background = _box_blur(background, 3)  # smooth the opening's blocky steps
-    background = np.asarray(
-        Image.fromarray(background.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
-    )
+    height, width = grey.shape
+    background = _resize(background, (width, height), Image.Resampling.BILINEAR)
     ink = np.clip(grey - background, 0, None)
     ink = _filter(ink, ImageFilter.MedianFilter(3))  # salt-and-pepper noise
     top = ink.max()  # after the median filter, a lone bright pixel cannot set the scale
@@ -194,11 +199,7 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 def _place(ink: np.ndarray, layout: Layout) -> np.ndarray:
     """Scale the longer side to the layout's box, keep the aspect ratio, and centre in 28×28."""
-    height, width = ink.shape
-    scale = layout.box / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    digit = np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.Resampling.LANCZOS))
-    digit = np.clip(digit, 0, None)
+    digit = np.clip(_resize_longest(ink, layout.box, Image.Resampling.LANCZOS), 0, None)
     canvas = np.zeros((28, 28), dtype=np.float64)
     h, w = digit.shape
     if layout.centre_of_mass and digit.sum() > 0:
