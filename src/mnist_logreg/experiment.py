@@ -92,17 +92,19 @@ def train_run(
 
     torch.manual_seed(config.seed)  # the model's initial weights
     model = MNISTModel(input_size=28 * 28, num_classes=len(spec.classes)).to(torch_device)
-    completed: list[dict] = []  # epochs finished so far, each with the weights it ended on
+    completed: list[dict] = []  # epochs finished so far
+    last_state: dict = {}  # the weights the latest complete epoch ended on
 
     def keep(result: dict) -> None:
-        completed.append({**result, "state": {k: v.clone() for k, v in model.state_dict().items()}})
+        completed.append(result)
+        last_state.update({k: v.clone() for k, v in model.state_dict().items()})
 
     try:
         fit_config(config, model, train_loader, val_loader, progress=progress, verbose=verbose, on_epoch_end=keep)
     except KeyboardInterrupt:
         if not completed:
             raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
-        model.load_state_dict(completed[-1]["state"])  # the last complete epoch, not a half-trained step
+        model.load_state_dict(last_state)  # the last complete epoch, not a half-trained step
         _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
         raise TrainingInterrupted(
             f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}"
