@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .data import DATASETS, DEFAULT_DATA_DIR
-from .experiment import TrainingInterrupted
+from .experiment import LOADERS, TrainingInterrupted
 from .idx import DataError
 from .runs import RunError
 from .training import OPTIMIZERS, PRESETS, SCHEDULES
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--loader",
         default="memory",
-        choices=["memory", "dataloader"],
+        choices=LOADERS,
         help="in-memory tensors (fast) or the lesson's torchvision DataLoaders (same batches)",
     )
     train.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
@@ -254,18 +254,16 @@ def cmd_predict(args) -> int:
 def predict_dataset_image(model, info: dict, args) -> None:
     from .data import to_float_pixels
     from .experiment import load_run_splits
+    from .predict import predict_tensor
 
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
         raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
-    image, label = to_float_pixels(images[args.index]), int(labels[args.index])
-    probabilities = model.predict_proba(image.unsqueeze(0))[0]
-    predicted = int(probabilities.argmax())
-    classes = info["classes"]
+    result = predict_tensor(to_float_pixels(images[args.index]), model, info["classes"], top_k=1)
     print(
-        f"{args.split}[{args.index}]: predicted {classes[predicted]} "
-        f"(p={probabilities[predicted]:.3f}), true label {classes[label]}"
+        f"{args.split}[{args.index}]: predicted {result['class']} "
+        f"(p={result['probability']:.3f}), true label {info['classes'][int(labels[args.index])]}"
     )
 
 
@@ -287,12 +285,11 @@ def predict_files(model, info: dict, args) -> int:
         if args.save_preprocessed:
             save_pixels(pixels, args.save_preprocessed / f"{number:04d}-{path.stem}.png", mean, std)
         results.append({"path": str(path), **result})
+    failed = [r for r in results if "error" in r]
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2))  # errors are entries of the list
     else:
         print_prediction_table(results)
-    failed = [r for r in results if "error" in r]
-    if not args.json:
         for result in failed:
             print(f"mnist-logreg: error: {result['path']}: {result['error']}", file=sys.stderr)
     return 1 if failed or not results else 0
