@@ -199,11 +199,10 @@ def plot_misclassified(predictions: TestPredictions, classes: list[str], path: P
 
 
 def plot_samples(splits: Splits, classes: list[str], path: Path, count: int = 24) -> None:
-    images, labels = splits.tensors("train")
-    count = min(count, len(labels))
+    shown = splits.train_indices[:count]  # the first training images, without copying the whole split
     _image_grid(
-        [images[i, 0].numpy() for i in range(count)],
-        [classes[int(labels[i])] for i in range(count)],
+        [splits.train_images[i].numpy() for i in shown],
+        [classes[int(splits.train_labels[i])] for i in shown],
         path,
         "Training images and their labels",
     )
