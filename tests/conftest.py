@@ -92,7 +92,7 @@ def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
     from mnist_logreg.experiment import train_run
     from mnist_logreg.training import get_preset
 
-    config = get_preset(preset).updated(**overrides)
+    config = get_preset(preset, dataset if isinstance(dataset, str) else "mnist").updated(**overrides)
     return train_run(
         dataset, config, preset=preset, data_dir=data_dir, run_dir=run_dir, verbose=False, log=lambda message: None
     )

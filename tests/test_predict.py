@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_logreg import MNISTModel
-from mnist_logreg.predict import ImageError, open_image, plain_resize, preprocess_image
+from mnist_logreg.preprocess import ImageError, open_image, plain_resize, preprocess_image
 from mnist_logreg.runs import save_model
 
 from test_cli import cli

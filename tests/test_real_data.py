@@ -14,7 +14,7 @@ import torch
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.data import to_float_pixels
 from mnist_logreg.experiment import evaluate_run
-from mnist_logreg.predict import plain_resize, preprocess_image
+from mnist_logreg.preprocess import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.training import get_preset
 
@@ -27,14 +27,26 @@ pytestmark = pytest.mark.real_data
 
 @pytest.fixture(scope="module")
 def default_run(real_data_dir, tmp_path_factory):
-    """The default preset trained once on MNIST for this module's tests."""
+    """The default preset (deskewed digits) trained once on MNIST for this module's tests."""
     return train_preset("mnist", "default", real_data_dir, tmp_path_factory.mktemp("default") / "run")
+
+
+@pytest.fixture(scope="module")
+def raw_run(real_data_dir, tmp_path_factory):
+    """The best recipe on raw pixels, trained once on MNIST."""
+    return train_preset("mnist", "raw", real_data_dir, tmp_path_factory.mktemp("raw") / "run")
+
+
+def test_raw_preset_reaches_the_raw_pixel_ceiling(raw_run):
+    assert raw_run.info["input_transform"] == "none"
+    assert 0.925 <= raw_run.metrics["test_acc"] < 0.94  # a linear model on raw pixels: about 92.7 %
 
 
 def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     result = default_run
     tmp_path = result.run_dir.parent
-    assert result.metrics["test_acc"] >= 0.925
+    assert result.info["input_transform"] == "deskew"
+    assert result.metrics["test_acc"] >= 0.955
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "history.json",
         "metrics.json",
@@ -57,6 +69,7 @@ def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_p
     result = train_preset("fashion-mnist", "default", real_data_dir, tmp_path / "run")
     assert result.metrics["test_acc"] >= 0.84
     assert result.info["classes"][9] == "Ankle boot"
+    assert result.info["input_transform"] == "none"  # deskewing does not help garments
     write_report(result.run_dir, real_data_dir, splits=result.splits)
     per_class = json.loads((result.run_dir / "metrics.json").read_text())["per_class"]
     assert [row["class"] for row in per_class] == list(result.info["classes"])
@@ -142,50 +155,18 @@ def test_realistic_photos_and_drawings_are_read_about_as_well_as_the_test_set(de
     assert plain <= 0.3 and ours >= plain + 0.6, (ours, plain)
 
 
-def test_ctrl_c_during_training_keeps_the_epochs_completed(real_data_dir, tmp_path):
-    """A real SIGINT to a real training process: a clear message, and the run so far saved."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    run = tmp_path / "run"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_logreg",
-            "train",
-            "--preset",
-            "notebook",
-            "--epochs",
-            "500",
-            "--data-dir",
-            str(real_data_dir),
-            "--out",
-            str(run),
-            "--no-progress",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    lines = [process.stdout.readline() for _ in range(2)]  # two epochs done
-    assert lines[1].startswith("Epoch [1], val_loss: ")
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    message = stderr.strip().splitlines()[-1]
-    assert message.startswith("mnist-logreg: interrupted after ") and message.endswith(
-        f"the run so far is saved in {run}"
-    )
-    completed = int(message.split("interrupted after ")[1].split()[0])
-    assert 2 <= completed < 500
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["interrupted"] is True and metrics["epochs_completed"] == completed
-    history = json.loads((run / "history.json").read_text())
-    assert len(history) == completed
-    # The saved weights are those of the last complete epoch: evaluating them gives its val_acc.
-    assert evaluate_run(run, "val", real_data_dir)["accuracy"] == pytest.approx(history[-1]["val_acc"])
+def test_deskewing_reads_realistic_photos_better_than_raw_pixels(default_run, raw_run):
+    """The same 600 pictures (150 per kind) read by both models. Pooled, since 150 pictures of one
+    kind differ by a few images between random draws: over 1,000 per kind, deskewing reads
+    94.5-94.9 % and raw pixels 89.0-90.5 %."""
+    images, labels = default_run.splits.tensors("test")
+    correct = {"deskewed": [], "raw": []}
+    for maker in sorted(MAKERS):
+        rng = np.random.default_rng(11)
+        chosen = rng.choice(len(labels), 150, replace=False)
+        pictures = torch.stack([preprocess_image(MAKERS[maker](images[i, 0].numpy(), rng)) for i in chosen])
+        for name, run in (("deskewed", default_run), ("raw", raw_run)):
+            correct[name].append((run.model.cpu().predict(pictures) == labels[chosen]).float().mean().item())
+    deskewed, raw = np.mean(correct["deskewed"]), np.mean(correct["raw"])
+    assert deskewed >= raw + 0.01, correct
+    assert min(correct["deskewed"]) >= 0.9, correct

@@ -164,3 +164,28 @@ def test_report_of_a_missing_run_is_a_clean_error(tmp_path):
         result.stderr.strip()
         == f"mnist-logreg: error: no run folder at {tmp_path / 'absent'}; run 'mnist-logreg train' first"
     )
+
+
+def test_a_deskewed_run_shows_its_digits_before_and_after(tmp_path, fake_data):
+    spec, data_dir = fake_data
+    train_run(
+        spec,
+        CONFIG.updated(input_transform="deskew"),
+        data_dir=data_dir,
+        run_dir=tmp_path / "run",
+        verbose=False,
+        log=lambda m: None,
+    )
+    page = write_report(tmp_path / "run", data_dir, dataset=spec).read_text()
+    with Image.open(tmp_path / "run" / "deskew.png") as image:
+        assert image.width >= 600
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.std() > 10
+    assert "Deskewing: training images before" in page
+    assert base64.b64encode((tmp_path / "run" / "deskew.png").read_bytes()).decode() in page
+
+
+def test_a_run_without_a_transform_has_no_deskew_figure(fake_run):
+    run_dir, _, _ = fake_run
+    assert not (run_dir / "deskew.png").exists()
+    assert "Deskewing" not in (run_dir / "report.html").read_text()

@@ -11,6 +11,7 @@ files directly.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
@@ -27,6 +28,7 @@ import torch
 from torch.utils.data import random_split
 
 from .idx import DataError, IdxFile, check_idx, maybe_gunzip, read_idx
+from .preprocess import apply_input_transform
 
 DEFAULT_DATA_DIR = Path("data")
 MIRROR_TIMEOUT_S = 5  # torchvision's mirrors are often unreachable; fail fast and move on
@@ -331,12 +333,17 @@ class Splits:
         index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
         return self.train_images[index].unsqueeze(1), self.train_labels[index]
 
-    def torchvision_sets(self):
-        """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test."""
+    def torchvision_sets(self, input_transform: str = "none"):
+        """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test.
+
+        ``input_transform`` (a key of preprocess.INPUT_TRANSFORMS) follows ToTensor.
+        """
         from torch.utils.data import Subset
         from torchvision import transforms
 
         to_tensor = transforms.ToTensor()
+        if input_transform != "none":
+            to_tensor = transforms.Compose([to_tensor, functools.partial(apply_input_transform, input_transform)])
         full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
         test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
         return Subset(full, self.train_indices), Subset(full, self.val_indices), test
@@ -385,11 +392,14 @@ def load_splits(
     )
 
 
-def dataloaders(splits: Splits, batch_size: int, seed: int):
-    """The lesson's torchvision DataLoaders (train shuffled with a seeded generator)."""
+def dataloaders(splits: Splits, batch_size: int, seed: int, input_transform: str = "none"):
+    """The lesson's torchvision DataLoaders (train shuffled with a seeded generator).
+
+    ``input_transform`` is applied to each image after ToTensor, one image at a time.
+    """
     from torch.utils.data import DataLoader
 
-    train, val, test = splits.torchvision_sets()
+    train, val, test = splits.torchvision_sets(input_transform)
     generator = torch.Generator().manual_seed(seed)
     return (
         DataLoader(train, batch_size, shuffle=True, generator=generator),
@@ -464,11 +474,36 @@ class TensorLoader:
         )
 
 
-def tensor_loaders(splits: Splits, batch_size: int, seed: int) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
-    """In-memory loaders giving the same batches as ``dataloaders(splits, batch_size, seed)``."""
+TRANSFORM_CHUNK = 4096  # images per vectorised transform call: bounds the working memory on whole datasets
+
+
+def transform_all(input_transform: str, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, 1, 28, 28) as float32 with ``input_transform`` applied, a chunk at a time."""
+    out = torch.empty(images.shape, dtype=torch.float32)
+    for start in range(0, len(images), TRANSFORM_CHUNK):
+        chunk = to_float_pixels(images[start : start + TRANSFORM_CHUNK])
+        out[start : start + TRANSFORM_CHUNK] = apply_input_transform(input_transform, chunk)
+    return out
+
+
+def tensor_loaders(
+    splits: Splits, batch_size: int, seed: int, input_transform: str = "none"
+) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
+    """In-memory loaders giving the same batches as ``dataloaders(splits, batch_size, seed, input_transform)``.
+
+    Without a transform the images stay bytes, scaled per batch; with one, every image is
+    transformed once, here, in one vectorised call per split, and held as float32.
+    """
     generator = torch.Generator().manual_seed(seed)
+
+    def images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, labels = splits.tensors(split)
+        if input_transform != "none":
+            pixels = transform_all(input_transform, pixels)
+        return pixels, labels
+
     return (
-        TensorLoader(*splits.tensors("train"), batch_size, shuffle=True, generator=generator),
-        TensorLoader(*splits.tensors("val"), batch_size),
-        TensorLoader(*splits.tensors("test"), batch_size),
+        TensorLoader(*images("train"), batch_size, shuffle=True, generator=generator),
+        TensorLoader(*images("val"), batch_size),
+        TensorLoader(*images("test"), batch_size),
     )

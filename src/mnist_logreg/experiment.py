@@ -39,12 +39,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def make_loaders(splits: Splits, batch_size: int, seed: int, loader: str, device: torch.device):
+def make_loaders(
+    splits: Splits, batch_size: int, seed: int, loader: str, device: torch.device, input_transform: str = "none"
+):
+    """Train, validation and test loaders that yield images with ``input_transform`` already applied."""
     if loader == "memory":
-        loaders = data_module.tensor_loaders(splits, batch_size, seed)
+        loaders = data_module.tensor_loaders(splits, batch_size, seed, input_transform)
         return tuple(each.to(device) for each in loaders)
     if loader == "dataloader":
-        return data_module.dataloaders(splits, batch_size, seed)
+        return data_module.dataloaders(splits, batch_size, seed, input_transform)
     raise ValueError(f"loader={loader!r} is not one of {list(LOADERS)}")
 
 
@@ -88,7 +91,11 @@ def train_run(
     torch_device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
     splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
-    train_loader, val_loader, test_loader = make_loaders(splits, config.batch_size, config.seed, loader, torch_device)
+    # The loaders apply the input transform once, up front, so the model trains on transformed
+    # pixels with the fast closed-form step; the saved model then applies it to each input.
+    train_loader, val_loader, test_loader = make_loaders(
+        splits, config.batch_size, config.seed, loader, torch_device, config.input_transform
+    )
 
     torch.manual_seed(config.seed)  # the model's initial weights
     model = MNISTModel(input_size=28 * 28, num_classes=len(spec.classes)).to(torch_device)
@@ -115,7 +122,8 @@ def train_run(
 def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader, loader, device) -> RunResult:
     """Evaluate on the test set and write the run folder: weights, model.json, history, metrics."""
     interrupted = len(history) < config.epochs
-    test = evaluate(model, test_loader)
+    test = evaluate(model, test_loader)  # the loader's images are transformed already
+    model.input_transform = config.input_transform  # from here on the model transforms its inputs
     metrics = {
         "test_acc": test["val_acc"],
         "test_loss": test["val_loss"],
@@ -129,6 +137,7 @@ def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader
         "dataset": spec.name,
         "classes": list(spec.classes),
         "input_size": model.linear.in_features,
+        "input_transform": config.input_transform,
         "preset": preset,
         "hyperparameters": config.to_dict(),
         "seed": config.seed,

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .preprocess import apply_input_transform, check_input_transform
+
 INPUT_SIZE = 28 * 28
 NUM_CLASSES = 10
 
@@ -25,13 +27,21 @@ class MNISTModel(nn.Module):
     batch is short).
     """
 
-    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES, input_transform: str = "none"):
         super().__init__()
         self.linear = nn.Linear(input_size, num_classes)
+        # Applied to every input before the linear layer (preprocess.INPUT_TRANSFORMS). Not a
+        # weight: model.json records it, and load_run sets it.
+        self.input_transform = check_input_transform(input_transform)
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
+        if self.input_transform != "none":
+            xb = apply_input_transform(self.input_transform, xb.reshape(-1, 28, 28))
         xb = xb.reshape(-1, self.linear.in_features)  # (B, 784)
         return self.linear(xb)  # (B, 10) logits
+
+    def extra_repr(self) -> str:
+        return f"input_transform={self.input_transform!r}"
 
     def training_step(self, batch) -> torch.Tensor:
         images, labels = batch

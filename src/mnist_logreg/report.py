@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .data import DEFAULT_DATA_DIR, DatasetSpec, Splits, to_float_pixels
+from .preprocess import apply_input_transform, input_transform_of
 from .runs import HISTORY_FILE, METRICS_FILE, clean_floats, load_run, read_json, write_json
 
 FIGURES = {
@@ -24,6 +25,8 @@ FIGURES = {
     "misclassified.png": "The test images the model got most confidently wrong",
     "samples.png": "Training images with their labels",
 }
+# Figures only some runs have, with the input transform they belong to.
+TRANSFORM_FIGURES = {"deskew": {"deskew.png": "Deskewing: training images before (top) and after (bottom)"}}
 REPORT_FILE = "report.html"
 DPI = 100  # figure sizes below are in inches: 8 in × 100 dpi = 800 px wide
 
@@ -208,6 +211,21 @@ def plot_samples(splits: Splits, classes: list[str], path: Path, count: int = 24
     )
 
 
+def plot_transformed(splits: Splits, input_transform: str, path: Path, count: int = 8) -> None:
+    """The first training images as they are (top row) and as the model sees them (bottom row)."""
+    shown = torch.as_tensor(splits.train_indices[:count])
+    before = to_float_pixels(splits.train_images[shown])  # (count, 28, 28)
+    after = apply_input_transform(input_transform, before)
+    images = [(image.numpy() * 255) for image in torch.cat([before, after])]
+    titles = ["as drawn"] * count + [input_transform] * count
+    _image_grid(images, titles, path, f"Input transform '{input_transform}': before and after", columns=count)
+
+
+def figures_of(info: dict) -> dict[str, str]:
+    """The figures a run's report shows: file name -> caption."""
+    return {**FIGURES, **TRANSFORM_FIGURES.get(input_transform_of(info), {})}
+
+
 # ---------------------------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +264,8 @@ def write_report(
     plot_weights(model.linear.weight.detach().cpu().numpy(), classes, run_dir / "weights.png")
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
     plot_samples(splits, classes, run_dir / "samples.png")
+    if input_transform_of(info) != "none":
+        plot_transformed(splits, input_transform_of(info), run_dir / "deskew.png")
 
     path = run_dir / REPORT_FILE
     path.write_text(render_html(run_dir, info, metrics, history))
@@ -300,7 +320,7 @@ def render_html(run_dir: Path, info: dict, metrics: dict, history: list[dict]) -
     ]
     figures = "".join(
         f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
-        for name, caption in FIGURES.items()
+        for name, caption in figures_of(info).items()
     )
     title = f"mnist-logreg run: {info['dataset']}, {info.get('preset', '')} preset"
     return f"""<!doctype html>

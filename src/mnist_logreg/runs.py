@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .model import MNISTModel
+from .preprocess import input_transform_of
 
 MODEL_FILE = "model.pth"
 INFO_FILE = "model.json"
@@ -64,7 +65,11 @@ def save_model(run_dir: Path, model: MNISTModel, info: dict) -> None:
 
 
 def load_run(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[MNISTModel, dict]:
-    """The model of a run folder, in eval mode, and its ``model.json``. Raises RunError with the fix."""
+    """The model of a run folder, in eval mode, and its ``model.json``. Raises RunError with the fix.
+
+    The model applies the run's input transform itself: give it 28×28 pixels in [0, 1], as the
+    dataset or ``preprocess_image`` provide them.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"no run folder at {run_dir}; run 'mnist-logreg train' first")
@@ -78,7 +83,11 @@ def load_run(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[M
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as error:
         raise RunError(f"{checkpoint} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
-    model = MNISTModel(info["input_size"], len(info["classes"]))
+    try:
+        input_transform = input_transform_of(info)
+    except ValueError as error:
+        raise RunError(f"{run_dir / INFO_FILE}: {error}; is it from a newer mnist-logreg?") from None
+    model = MNISTModel(info["input_size"], len(info["classes"]), input_transform)
     if not isinstance(state, dict):
         raise RunError(f"{checkpoint} does not hold a state_dict")
     try:

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from .model import MNISTModel
+from .preprocess import check_input_transform
 
 # ---------------------------------------------------------------------------------------------
 # Presets: the one source of truth for every training default (the CLI reads them too).
@@ -35,6 +36,7 @@ class TrainConfig:
     schedule: str = "constant"  # a key of SCHEDULES: learning-rate multiplier over the run
     seed: int = 42  # split, initialisation and shuffling
     val_size: int = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
+    input_transform: str = "none"  # a key of preprocess.INPUT_TRANSFORMS, applied to every image
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs > 0):
@@ -51,6 +53,7 @@ class TrainConfig:
             raise ValueError(f"weight_decay={self.weight_decay!r} must be >= 0")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
+        check_input_transform(self.input_transform)
 
     def updated(self, **overrides) -> "TrainConfig":
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""
@@ -72,19 +75,33 @@ SCHEDULES: dict[str, Callable[[float], float] | None] = {
     "linear": lambda progress: 1 - progress,
 }
 
+_BEST_RAW = TrainConfig(epochs=6, lr=0.02, batch_size=512, optimizer="adam", schedule="cosine")
+
 PRESETS: dict[str, TrainConfig] = {
     # The lesson exactly: four fit(5, 0.001, ...) calls of plain SGD on batches of 128.
     "notebook": TrainConfig(epochs=20, lr=0.001),
-    # The best recipe found for the same linear model on raw pixels (see README, "Presets").
-    "default": TrainConfig(epochs=6, lr=0.02, batch_size=512, optimizer="adam", schedule="cosine"),
+    # The best recipe found for the linear model on raw pixels (see README, "Presets").
+    "raw": _BEST_RAW,
+    # The most accurate recipe for the dataset: on MNIST, the same recipe on deskewed digits
+    # (validation accuracy 0.9217 -> 0.9517; other learning rates, epochs, batch sizes and
+    # weight decay moved it by under 0.001).
+    "default": replace(_BEST_RAW, input_transform="deskew"),
+}
+
+# Where the best recipe differs by dataset. Garments are not slanted pen strokes: deskewed,
+# Fashion-MNIST's validation accuracy drops from 0.8572 to 0.8397.
+DATASET_OVERRIDES: dict[tuple[str, str], dict] = {
+    ("default", "fashion-mnist"): {"input_transform": "none"},
 }
 
 
-def get_preset(name: str) -> TrainConfig:
+def get_preset(name: str, dataset: str = "mnist") -> TrainConfig:
+    """The preset ``name`` as it applies to ``dataset``."""
     try:
-        return PRESETS[name]
+        preset = PRESETS[name]
     except KeyError:
         raise ValueError(f"preset={name!r} is not one of {sorted(PRESETS)}") from None
+    return replace(preset, **DATASET_OVERRIDES.get((name, dataset), {}))
 
 
 def make_opt_func(config: TrainConfig) -> Callable[..., torch.optim.Optimizer]:
@@ -209,6 +226,7 @@ def uses_closed_form(model: nn.Module) -> bool:
         isinstance(model, MNISTModel)
         and cls.forward is MNISTModel.forward
         and cls.training_step is MNISTModel.training_step
+        and model.input_transform == "none"  # a transform of the inputs sits between x and W x
         and not model._forward_hooks
         and not model._forward_pre_hooks
     )

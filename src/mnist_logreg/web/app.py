@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..predict import ImageError, layout_for, predict_image_file, save_pixels
+from ..predict import predict_image_file, save_pixels
+from ..preprocess import ImageError, layout_for
 from ..runs import METRICS_FILE, RunError, load_run, package_version, read_json
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
