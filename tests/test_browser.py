@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, train_preset
-from test_predict import seven
-from webserver import serving
+from helpers import REPO_ROOT, serving, seven, train_preset
 
 pytestmark = pytest.mark.real_data
 

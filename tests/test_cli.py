@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import subprocess
-import sys
-
 import pytest
 
 from mnist_logreg import MNISTModel
-from mnist_logreg.cli import main
 from mnist_logreg.runs import save_model
 
-
-def run_process(*args, cwd=None) -> subprocess.CompletedProcess:
-    """The real command in a new process: what a user sees, exit code and all."""
-    return subprocess.run(
-        [sys.executable, "-m", "mnist_logreg", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
-
-
-def cli(*args) -> subprocess.CompletedProcess:
-    """The command run in this process (fast): same exit code, stdout and stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
-def assert_clean_error(result, message):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert message in lines[0]
+from helpers import assert_clean_error, cli, run_process
 
 
 @pytest.mark.parametrize(
@@ -52,6 +22,8 @@ def assert_clean_error(result, message):
         (["train", "--batch-size", "-5"], "argument --batch-size: -5 must be a positive integer"),
         (["train", "--weight-decay", "-1"], "argument --weight-decay: -1 must be 0 or more"),
         (["train", "--seed", "x"], "argument --seed: 'x' is not an integer"),
+        (["train", "--seed", "-1"], "argument --seed: -1 must be 0 or more"),
+        (["train", "--momentum", "1.5"], "argument --momentum: 1.5 must be in [0, 1)"),
         (["serve", "runs/x", "--port", "70000"], "argument --port: 70000 must be a port number (0-65535)"),
         (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
         (["fetch", "--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),

@@ -8,20 +8,12 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from mnist_logreg.data import (
-    DATASETS,
-    TensorLoader,
-    dataloaders,
-    fetch,
-    from_folder,
-    get_spec,
-    load_splits,
-    missing_files,
-    tensor_loaders,
-)
+from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
+from mnist_logreg.datasets import DATASETS, get_spec
+from mnist_logreg.fetch import fetch, from_folder, missing_files
 from mnist_logreg.idx import DataError, IdxFile, check_idx, read_idx
 
-from conftest import FAKE_TEST, FAKE_TRAIN, fake_spec
+from helpers import FAKE_TEST, FAKE_TRAIN, fake_spec
 
 
 def test_fetch_from_a_folder_puts_verified_files_where_torchvision_looks(tmp_path, fake_source):

@@ -15,16 +15,13 @@ from mnist_logreg.predict import predict_image_file
 from mnist_logreg.preprocess import (
     apply_input_transform,
     deskew,
-    input_transform_of,
     open_image,
     preprocess_image,
 )
-from mnist_logreg.runs import RunError, load_run, save_model
+from mnist_logreg.runs import RunError, RunInfo, load_run, save_model
 from mnist_logreg.training import PRESETS, get_preset
 
-from conftest import train_preset
-from test_cli import run_process
-from webserver import multipart, request, serving
+from helpers import multipart, request, run_process, serving, train_preset
 
 
 def moments(image: torch.Tensor) -> tuple[float, float, float, float]:
@@ -109,7 +106,8 @@ def test_an_unknown_input_transform_is_refused():
         apply_input_transform("blur", torch.zeros(1, 28, 28))
     with pytest.raises(ValueError, match="input_transform='blur'"):
         MNISTModel(input_transform="blur")
-    assert input_transform_of({}) == "none"  # runs from before the field
+    old = RunInfo.from_json({"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    assert old.input_transform == "none"  # runs from before the field
 
 
 def test_presets_deskew_mnist_only_where_it_helps():
@@ -134,16 +132,16 @@ def test_a_model_with_a_transform_applies_it_to_every_input():
 @pytest.fixture(scope="module")
 def deskew_run(tmp_path_factory):
     """A run trained with deskewing on a small fake dataset, and one photo-like PNG of a digit."""
-    from mnist_logreg.data import fetch, from_folder
+    from mnist_logreg.fetch import fetch, from_folder
 
-    from conftest import fake_spec, write_fake_files
+    from helpers import fake_spec, write_fake_files
 
     root = tmp_path_factory.mktemp("deskew")
     contents = write_fake_files(root / "source")
     spec = fake_spec(contents, sources=[from_folder(root / "source")])
     fetch(spec, root / "data")
     result = train_preset(spec, "default", root / "data", root / "run", epochs=2, val_size=60)
-    assert result.info["input_transform"] == "deskew"
+    assert result.info.input_transform == "deskew"
     photo = Image.new("L", (200, 160), 230)
     ImageDraw.Draw(photo).line([(60, 20), (150, 30), (90, 140)], fill=30, width=12)  # a slanted 7
     photo.save(root / "seven.png")
@@ -181,7 +179,7 @@ def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
     info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "default"}
     save_model(tmp_path / "old", model, info)
     loaded, loaded_info = load_run(tmp_path / "old")
-    assert "input_transform" not in loaded_info and loaded.input_transform == "none"
+    assert loaded_info.input_transform == "none" and loaded.input_transform == "none"
     image = Image.new("L", (120, 120), 255)
     ImageDraw.Draw(image).line([(40, 20), (80, 100)], fill=0, width=9)
     image.save(tmp_path / "one.png")

@@ -8,24 +8,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.preprocess import ImageError, open_image, plain_resize, preprocess_image
 from mnist_logreg.runs import save_model
 
-from test_cli import cli
+from helpers import cli, seven
 
 INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
-
-
-def seven(size=(300, 240), ink=20, paper=235, width=18, offset=(40, 30)) -> Image.Image:
-    """A hand-drawn-looking 7 in grey ink on grey paper, off-centre on a landscape page."""
-    image = Image.new("L", size, paper)
-    draw = ImageDraw.Draw(image)
-    x, y = offset
-    draw.line([(x, y), (x + 110, y), (x + 45, y + 160)], fill=ink, width=width, joint="curve")
-    return image
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:

@@ -13,14 +13,13 @@ import torch
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.data import to_float_pixels
-from mnist_logreg.experiment import evaluate_run
+from mnist_logreg.pipeline import evaluate_run
 from mnist_logreg.preprocess import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.training import get_preset
 
-from conftest import train_preset
+from helpers import run_process, train_preset
 from realistic import MAKERS
-from test_cli import run_process
 
 pytestmark = pytest.mark.real_data
 
@@ -38,15 +37,15 @@ def raw_run(real_data_dir, tmp_path_factory):
 
 
 def test_raw_preset_reaches_the_raw_pixel_ceiling(raw_run):
-    assert raw_run.info["input_transform"] == "none"
-    assert 0.925 <= raw_run.metrics["test_acc"] < 0.94  # a linear model on raw pixels: about 92.7 %
+    assert raw_run.info.input_transform == "none"
+    assert 0.925 <= raw_run.metrics.test_acc < 0.94  # a linear model on raw pixels: about 92.7 %
 
 
 def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     result = default_run
     tmp_path = result.run_dir.parent
-    assert result.info["input_transform"] == "deskew"
-    assert result.metrics["test_acc"] >= 0.955
+    assert result.info.input_transform == "deskew"
+    assert result.metrics.test_acc >= 0.955
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
         "history.json",
         "metrics.json",
@@ -57,6 +56,9 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     assert [h["epoch"] for h in history] == list(range(1, get_preset("default").epochs + 1))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["train_seconds"] == pytest.approx(sum(h["seconds"] for h in history))
+    # Complete without the report: the confusion matrix and per-class table come from training.
+    assert np.trace(metrics["confusion"]) == round(metrics["test_acc"] * 10000)
+    assert [row["class"] for row in metrics["per_class"]] == [str(d) for d in range(10)]
     info = json.loads((tmp_path / "run" / "model.json").read_text())
     assert info["splits"] == {"train": 50000, "val": 10000, "test": 10000}
     assert info["hyperparameters"]["optimizer"] == "adam"
@@ -67,22 +69,22 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
 
 def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_path):
     result = train_preset("fashion-mnist", "default", real_data_dir, tmp_path / "run")
-    assert result.metrics["test_acc"] >= 0.84
-    assert result.info["classes"][9] == "Ankle boot"
-    assert result.info["input_transform"] == "none"  # deskewing does not help garments
+    assert result.metrics.test_acc >= 0.84
+    assert result.info.classes[9] == "Ankle boot"
+    assert result.info.input_transform == "none"  # deskewing does not help garments
     write_report(result.run_dir, real_data_dir, splits=result.splits)
     per_class = json.loads((result.run_dir / "metrics.json").read_text())["per_class"]
-    assert [row["class"] for row in per_class] == list(result.info["classes"])
+    assert [row["class"] for row in per_class] == list(result.info.classes)
     assert "Ankle boot" in (result.run_dir / "report.html").read_text()
 
 
 def test_notebook_preset_lands_on_the_lessons_numbers(real_data_dir, tmp_path):
     result = train_preset("mnist", "notebook", real_data_dir, tmp_path / "run")
-    val_acc = [h["val_acc"] for h in result.history]
+    val_acc = [h.val_acc for h in result.history]
     assert len(val_acc) == 20
     assert 0.78 <= val_acc[4] <= 0.82  # the lesson: about 0.80 after its first fit(5, 0.001)
     assert 0.85 <= val_acc[19] <= 0.875  # about 0.855 after all four
-    assert 0.85 <= result.metrics["test_acc"] <= 0.875  # about 0.86
+    assert 0.85 <= result.metrics.test_acc <= 0.875  # about 0.86
 
 
 def test_the_lessons_own_code_runs_unchanged_on_the_package(real_data_dir, tmp_path):

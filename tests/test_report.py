@@ -11,13 +11,12 @@ import pytest
 from PIL import Image
 
 from mnist_logreg.data import to_float_pixels
-from mnist_logreg.experiment import load_run_splits, train_run
+from mnist_logreg.pipeline import load_run_splits, train_run
 from mnist_logreg.report import FIGURES, compare_runs, write_report
 from mnist_logreg.runs import load_run
 from mnist_logreg.training import TrainConfig
 
-from conftest import FAKE_TEST
-from test_cli import cli
+from helpers import FAKE_TEST, cli
 
 # Deliberately under-trained, so that the test set has errors to show.
 CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_size=60, seed=1)
@@ -26,9 +25,9 @@ CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_siz
 @pytest.fixture(scope="module")
 def fake_run(tmp_path_factory):
     """A run trained on the fake dataset, with its report written: (run_dir, spec, data_dir)."""
-    from mnist_logreg.data import fetch, from_folder
+    from mnist_logreg.fetch import fetch, from_folder
 
-    from conftest import fake_spec, write_fake_files
+    from helpers import fake_spec, write_fake_files
 
     root = tmp_path_factory.mktemp("report")
     contents = write_fake_files(root / "source")

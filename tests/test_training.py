@@ -20,7 +20,7 @@ from mnist_logreg.training import (
     uses_closed_form,
 )
 
-from conftest import make_images
+from helpers import make_images
 
 
 def random_batch(n=37, seed=0):
@@ -176,7 +176,7 @@ def test_presets_and_config_validation():
         get_preset("fast")
     with pytest.raises(ValueError, match="epochs=0 must be a positive integer"):
         TrainConfig(epochs=0, lr=0.1)
-    with pytest.raises(ValueError, match="lr=-1.0 must be a positive number"):
+    with pytest.raises(ValueError, match="lr=-1 must be a positive number"):
         TrainConfig(epochs=1, lr=-1.0)
     with pytest.raises(ValueError, match="optimizer='lbfgs' is not one of"):
         TrainConfig(epochs=1, lr=0.1, optimizer="lbfgs")

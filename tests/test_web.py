@@ -16,8 +16,7 @@ from PIL import Image
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model, write_json
 
-from test_predict import seven
-from webserver import multipart, request, serving
+from helpers import multipart, request, serving, seven
 
 INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "test"}
 
@@ -33,7 +32,10 @@ def server(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("web") / "run"
     torch.manual_seed(0)
     save_model(run_dir, MNISTModel(), INFO)
-    write_json(run_dir / "metrics.json", {"test_acc": 0.5, "test_loss": 1.0, "val_acc": 0.5})
+    write_json(
+        run_dir / "metrics.json",
+        {"test_acc": 0.5, "test_loss": 1.0, "val_acc": 0.5, "val_loss": 1.0, "train_seconds": 1.0},
+    )
     with serving(run_dir) as url:
         yield url
 
@@ -204,7 +206,7 @@ def test_concurrent_requests_all_succeed(server):
 
 
 def test_serve_refuses_a_bad_run_folder(tmp_path):
-    from test_cli import cli
+    from helpers import cli
 
     result = cli("serve", tmp_path / "absent", "--port", "0")
     assert result.returncode == 1

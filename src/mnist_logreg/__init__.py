@@ -3,10 +3,12 @@
 from mnist_logreg import MNISTModel, fit, evaluate, accuracy, predict_image
 """
 
-from .data import DATASETS, fetch, load_splits
+from .data import load_splits
+from .datasets import DATASETS
+from .fetch import fetch
 from .idx import DataError
 from .model import MNISTModel, accuracy, predict_image
-from .runs import RunError, load_run
+from .runs import RunError, RunInfo, load_run
 from .training import PRESETS, TrainConfig, evaluate, fit
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "MNISTModel",
     "PRESETS",
     "RunError",
+    "RunInfo",
     "TrainConfig",
     "accuracy",
     "evaluate",

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Callable
 
-from .data import DATASETS, DEFAULT_DATA_DIR
-from .experiment import LOADERS, TrainingInterrupted
+from .datasets import DATASETS, DEFAULT_DATA_DIR
 from .idx import DataError
+from .pipeline import DEVICES, LOADERS, TrainingInterrupted
 from .runs import RunError
 from .training import OPTIMIZERS, PRESETS, SCHEDULES
 
@@ -33,10 +32,10 @@ def number_type(convert: Callable[[str], float], what: str, accept: Callable[[fl
     return parse
 
 
+integer = number_type(int, "an integer", lambda v: True, "")  # the rule is checked elsewhere
+number = number_type(float, "a number", lambda v: True, "")
 positive_int = number_type(int, "an integer", lambda v: v > 0, "a positive integer")
 non_negative_int = number_type(int, "an integer", lambda v: v >= 0, "0 or more")
-positive_float = number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive number")
-non_negative_float = number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0, "0 or more")
 port_number = number_type(int, "a port number", lambda v: 0 <= v <= 65535, "a port number (0-65535)")
 
 
@@ -80,23 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="'notebook' is the lesson exactly; 'raw' the best recipe on raw pixels; "
         "'default' the most accurate recipe for the dataset (on MNIST: 'raw' on deskewed digits)",
     )
-    train.add_argument("--epochs", type=positive_int, help="number of epochs")
-    train.add_argument("--lr", type=positive_float, help="learning rate")
-    train.add_argument("--batch-size", type=positive_int, help="images per step")
+    # The values are checked by TrainConfig, the one home of these rules (see main).
+    train.add_argument("--epochs", type=integer, help="number of epochs")
+    train.add_argument("--lr", type=number, help="learning rate")
+    train.add_argument("--batch-size", type=integer, help="images per step")
     train.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    train.add_argument("--momentum", type=non_negative_float, help="SGD momentum")
-    train.add_argument("--weight-decay", type=non_negative_float, help="L2 penalty")
+    train.add_argument("--momentum", type=number, help="SGD momentum")
+    train.add_argument("--weight-decay", type=number, help="L2 penalty")
     train.add_argument("--schedule", choices=sorted(SCHEDULES), help="learning-rate schedule")
     train.add_argument(
         "--deskew",
         action=argparse.BooleanOptionalAction,
         help="shear each digit upright before the model sees it (default: the preset's choice for the dataset)",
     )
-    train.add_argument("--seed", type=non_negative_int, help="seed for the split, initial weights and shuffling")
+    train.add_argument("--seed", type=integer, help="seed for the split, initial weights and shuffling")
     train.add_argument(
         "--out", type=Path, metavar="RUN_DIR", help="run folder to write (default: runs/<dataset>-<preset>-<time>)"
     )
-    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--device", default="auto", choices=DEVICES)
     train.add_argument(
         "--loader",
         default="memory",
@@ -151,12 +151,18 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the datasets live")
 
 
+def flag_names(message: str) -> str:
+    """TrainConfig's message in argparse's words: ``batch_size=0 must ...`` -> ``argument --batch-size: 0 must ...``."""
+    name, _, rest = message.partition("=")
+    return f"argument --{name.replace('_', '-')}: {rest}" if name.isidentifier() else message
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
 def cmd_fetch(args) -> int:
-    from .data import fetch, from_folder
+    from .fetch import fetch, from_folder
 
     sources = [from_folder(args.from_dir)] if args.from_dir else None
     raw_dir = fetch(args.dataset, args.data_dir, sources=sources, log=log)
@@ -185,14 +191,13 @@ def train_config(args):
 def cmd_train(args) -> int:
     import torch
 
-    from .experiment import train_run
+    from .pipeline import train_run
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = train_config(args)
     result = train_run(
         args.dataset,
-        config,
+        args.config,
         preset=args.preset,
         data_dir=args.data_dir,
         run_dir=args.out,
@@ -202,9 +207,9 @@ def cmd_train(args) -> int:
         log=log,
     )
     metrics = result.metrics
-    print(f"test_loss: {metrics['test_loss']:.4f}")
-    print(f"test_acc: {metrics['test_acc']:.4f}")
-    print(f"train_seconds: {metrics['train_seconds']:.2f}")
+    print(f"test_loss: {metrics.test_loss:.4f}")
+    print(f"test_acc: {metrics.test_acc:.4f}")
+    print(f"train_seconds: {metrics.train_seconds:.2f}")
     print(f"saved run to {result.run_dir}")
     if not args.no_report:
         from .report import write_report
@@ -238,7 +243,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .experiment import evaluate_run
+    from .pipeline import evaluate_run
 
     result = evaluate_run(args.run_dir, args.split, args.data_dir)
     if args.json:
@@ -267,28 +272,27 @@ def cmd_predict(args) -> int:
 
 def predict_dataset_image(model, info: dict, args) -> None:
     from .data import to_float_pixels
-    from .experiment import load_run_splits
+    from .pipeline import load_run_splits
     from .predict import predict_tensor
 
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
         raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
-    result = predict_tensor(to_float_pixels(images[args.index]), model, info["classes"], top_k=1)
+    result = predict_tensor(to_float_pixels(images[args.index]), model, info.classes, top_k=1)
     print(
         f"{args.split}[{args.index}]: predicted {result['class']} "
-        f"(p={result['probability']:.3f}), true label {info['classes'][int(labels[args.index])]}"
+        f"(p={result['probability']:.3f}), true label {info.classes[int(labels[args.index])]}"
     )
 
 
 def predict_files(model, info: dict, args) -> int:
     """Predict each file; a bad file gets its own error and the rest carry on. 1 if any failed."""
     from .predict import expand_paths, predict_image_file, save_pixels
-    from .preprocess import ImageError, layout_for
+    from .preprocess import ImageError
 
     if args.save_preprocessed:
         args.save_preprocessed.mkdir(parents=True, exist_ok=True)
-    _, mean, std = layout_for(info)
     results = []
     for number, path in enumerate(expand_paths(args.paths)):
         try:
@@ -298,7 +302,7 @@ def predict_files(model, info: dict, args) -> int:
             continue
         pixels = result.pop("pixels")
         if args.save_preprocessed:
-            save_pixels(pixels, args.save_preprocessed / f"{number:04d}-{path.stem}.png", mean, std)
+            save_pixels(pixels, args.save_preprocessed / f"{number:04d}-{path.stem}.png")
         results.append({"path": str(path), **result})
     failed = [r for r in results if "error" in r]
     if args.json:
@@ -351,6 +355,11 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "train":
+        try:  # a value TrainConfig refuses is a bad flag like any other: one line, exit 2
+            args.config = train_config(args)
+        except ValueError as error:
+            parser.error(flag_names(str(error)))
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as error:

@@ -35,6 +35,12 @@ class MNISTModel(nn.Module):
         self.input_transform = check_input_transform(input_transform)
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
+        if xb.dim() < 2 or xb.shape[1:].numel() != self.linear.in_features:
+            raise ValueError(
+                f"MNISTModel takes a batch of {self.linear.in_features}-pixel images, shaped (B, 1, 28, 28) or "
+                f"(B, {self.linear.in_features}); got shape {tuple(xb.shape)}"
+            )
         if self.input_transform != "none":
             xb = apply_input_transform(self.input_transform, xb.reshape(-1, 28, 28))
         xb = xb.reshape(-1, self.linear.in_features)  # (B, 784)

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .preprocess import apply_input_transform, layout_for, open_image, preprocess_image
+from .datasets import DATASETS
+from .preprocess import apply_input_transform, open_image, preprocess_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -31,12 +32,15 @@ def predict_tensor(pixels: torch.Tensor, model, classes: list[str], top_k: int =
     }
 
 
-def predict_image_file(path: str | Path | bytes, model, info: dict | None = None, top_k: int = 3) -> dict:
-    """Open, preprocess and classify one image file (or bytes). Raises ImageError for a bad file."""
-    info = info or {"dataset": "mnist", "classes": [str(d) for d in range(10)]}
-    layout, mean, std = layout_for(info)
-    pixels = preprocess_image(open_image(path), layout, mean, std)
-    result = predict_tensor(pixels, model, info["classes"], top_k)
+def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) -> dict:
+    """Open, preprocess and classify one image file (or bytes). Raises ImageError for a bad file.
+
+    ``info`` is the run's RunInfo (its layout and class names); without one, MNIST's.
+    """
+    spec = DATASETS["mnist"]
+    layout, classes = (spec.layout, list(spec.classes)) if info is None else (info.layout, info.classes)
+    pixels = preprocess_image(open_image(path), layout)
+    result = predict_tensor(pixels, model, classes, top_k)
     # What the model saw: the preprocessed image after the run's input transform.
     result["pixels"] = apply_input_transform(model.input_transform, pixels)
     return result
@@ -53,7 +57,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return expanded
 
 
-def save_pixels(pixels: torch.Tensor, path, mean: float = 0.0, std: float = 1.0) -> None:
-    """Write what the model saw as an 8-bit 28×28 PNG."""
-    values = (pixels[0] * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+def save_pixels(pixels: torch.Tensor, path) -> None:
+    """Write what the model saw, (1, 28, 28) in [0, 1], as an 8-bit 28×28 PNG."""
+    values = pixels[0].clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     Image.fromarray(values, mode="L").save(path, format="PNG")

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from .datasets import Layout
 
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression bomb must not eat memory
 WORKING_SIDE = 512  # images are cleaned at this size: enough for strokes, cheap for filters
@@ -31,15 +32,8 @@ class ImageError(ValueError):
     """An image that cannot be read or holds nothing to classify. The message says which and why."""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How a dataset places its object in 28×28 (MNIST: 20-px box, centre of mass)."""
-
-    box: int = 20
-    centre_of_mass: bool = True
-
-
-LAYOUTS = {"mnist": Layout(20, True), "fashion-mnist": Layout(28, False)}
+class ImageTooLarge(ImageError):
+    """An image over MAX_PIXELS, refused before it is decoded."""
 
 
 def open_image(source: str | Path | bytes) -> Image.Image:
@@ -59,11 +53,13 @@ def open_image(source: str | Path | bytes) -> Image.Image:
     except IsADirectoryError:
         raise ImageError("is a folder, not an image") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"over the limit of {MAX_PIXELS / 1e6:.0f} megapixels") from None
+        raise ImageTooLarge(f"over the limit of {MAX_PIXELS / 1e6:.0f} megapixels") from None
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(f"truncated or corrupt image ({error})") from None
+    except Exception as error:  # Pillow's decoders raise other classes on hostile bytes too
+        raise ImageError(f"the image could not be decoded ({type(error).__name__})") from None
 
 
 def _open_checked(source: str | Path | bytes) -> Image.Image:
@@ -78,7 +74,7 @@ def _open_checked(source: str | Path | bytes) -> Image.Image:
     with image:  # closes the file; exif_transpose returns a decoded copy
         pixels = image.width * image.height
         if pixels > MAX_PIXELS:
-            raise ImageError(
+            raise ImageTooLarge(
                 f"{image.width}×{image.height} is {pixels / 1e6:.0f} megapixels, over the limit of "
                 f"{MAX_PIXELS / 1e6:.0f}"
             )
@@ -218,38 +214,25 @@ def _place(ink: np.ndarray, layout: Layout) -> np.ndarray:
     return np.clip(canvas / peak, 0, 1) if peak > 0 else canvas
 
 
-def preprocess_image(
-    image: Image.Image, layout: Layout = LAYOUTS["mnist"], mean: float = 0.0, std: float = 1.0
-) -> torch.Tensor:
+def preprocess_image(image: Image.Image, layout: Layout = Layout()) -> torch.Tensor:
     """A photo or drawing as the model's input: (1, 28, 28) float32, light ink on black.
 
     Composites transparency, decides the polarity from the image, removes uneven lighting and
     noise, crops to the ink, scales it into the layout's box and centres it (MNIST: 20 px, by
-    centre of mass), then applies the model's normalisation ``(x - mean) / std``.
+    centre of mass). Pixels are in [0, 1], as the models are trained on them (ToTensor's scale).
     """
     grey, alpha = _grey_and_alpha(ImageOps.exif_transpose(image))
     if alpha is not None:
         grey = _composite(grey, alpha)
     ink = _ink(_to_working_size(grey))
     canvas = _place(_crop_to_ink(ink), layout)
-    pixels = torch.from_numpy(canvas.astype(np.float32)).unsqueeze(0)  # (1, 28, 28) in [0, 1]
-    return (pixels - mean) / std
+    return torch.from_numpy(canvas.astype(np.float32)).unsqueeze(0)  # (1, 28, 28) in [0, 1]
 
 
 def plain_resize(image: Image.Image) -> torch.Tensor:
     """The naive way, for comparison: grey, resized to 28×28, nothing else."""
     grey = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BILINEAR), dtype=np.float32) / 255
     return torch.from_numpy(grey).unsqueeze(0)
-
-
-def layout_for(info: dict) -> tuple[Layout, float, float]:
-    """The layout and normalisation a run's model expects, from its model.json."""
-    normalisation = info.get("input_normalisation", {})
-    return (
-        LAYOUTS.get(info.get("dataset"), LAYOUTS["mnist"]),
-        float(normalisation.get("mean", 0.0)),
-        float(normalisation.get("std", 1.0)),
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,8 +302,3 @@ def apply_input_transform(name: str, pixels: torch.Tensor) -> torch.Tensor:
     """``pixels`` (…, 28, 28) in [0, 1] as the model of a run with this input transform sees them."""
     transform = INPUT_TRANSFORMS[check_input_transform(name)]
     return pixels if transform is None else transform(pixels)
-
-
-def input_transform_of(info: dict) -> str:
-    """The input transform a run's model.json names; runs from before the field have none."""
-    return check_input_transform(info.get("input_transform", "none"))

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DEFAULT_DATA_DIR, DatasetSpec, Splits, to_float_pixels
-from .preprocess import apply_input_transform, input_transform_of
-from .runs import HISTORY_FILE, METRICS_FILE, clean_floats, load_run, read_json, write_json
+from .data import Splits, to_float_pixels
+from .datasets import DEFAULT_DATA_DIR, DatasetSpec
+from .metrics import confusion_matrix, per_class_metrics
+from .preprocess import apply_input_transform
+from .runs import Epoch, Metrics, RunInfo, load_run, read_history, read_info, read_metrics
 
 FIGURES = {
     "curves.png": "Loss and accuracy per epoch",
@@ -46,27 +48,6 @@ def predict_split(model, splits: Splits, split: str = "test") -> TestPredictions
     return TestPredictions(labels.numpy(), probabilities.argmax(1).numpy(), probabilities.numpy(), images)
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts, rows = true class, columns = predicted class."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
-
-
-def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict]:
-    """Precision, recall, F1 and support per class (0 where a ratio has no denominator)."""
-    true_positives = np.diag(confusion).astype(float)
-    predicted_counts = confusion.sum(axis=0).astype(float)
-    support = confusion.sum(axis=1).astype(float)
-    rows = []
-    for k, name in enumerate(classes):
-        precision = true_positives[k] / predicted_counts[k] if predicted_counts[k] else 0.0
-        recall = true_positives[k] / support[k] if support[k] else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": int(support[k])})
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------------------------
@@ -82,17 +63,17 @@ def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=DPI, facecolor="white")
 
 
-def plot_curves(histories: dict[str, list[dict]], path: Path, title: str = "Training curves") -> None:
+def plot_curves(histories: dict[str, list[Epoch]], path: Path, title: str = "Training curves") -> None:
     """Loss (train and validation) and validation accuracy per epoch, one line per run."""
     fig = _figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
     for name, history in histories.items():
-        epochs = [h["epoch"] for h in history]
+        epochs = [h.epoch for h in history]
         label = f"{name} " if len(histories) > 1 else ""
-        line = loss_ax.plot(epochs, [h["val_loss"] for h in history], "-o", markersize=3, label=f"{label}validation")[0]
-        loss_ax.plot(epochs, [h["train_loss"] for h in history], "--", color=line.get_color(), label=f"{label}training")
+        line = loss_ax.plot(epochs, [h.val_loss for h in history], "-o", markersize=3, label=f"{label}validation")[0]
+        loss_ax.plot(epochs, [h.train_loss for h in history], "--", color=line.get_color(), label=f"{label}training")
         acc_ax.plot(
-            epochs, [h["val_acc"] for h in history], "-o", markersize=3, color=line.get_color(), label=name or None
+            epochs, [h.val_acc for h in history], "-o", markersize=3, color=line.get_color(), label=name or None
         )
     loss_ax.set(title="Loss vs. No. of epochs", xlabel="epoch", ylabel="cross-entropy loss")
     acc_ax.set(title="Accuracy vs. No. of epochs", xlabel="epoch", ylabel="validation accuracy")
@@ -221,9 +202,9 @@ def plot_transformed(splits: Splits, input_transform: str, path: Path, count: in
     _image_grid(images, titles, path, f"Input transform '{input_transform}': before and after", columns=count)
 
 
-def figures_of(info: dict) -> dict[str, str]:
+def figures_of(info: RunInfo) -> dict[str, str]:
     """The figures a run's report shows: file name -> caption."""
-    return {**FIGURES, **TRANSFORM_FIGURES.get(input_transform_of(info), {})}
+    return {**FIGURES, **TRANSFORM_FIGURES.get(info.input_transform, {})}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,33 +223,32 @@ def write_report(
     ``dataset`` overrides the dataset named in model.json (for datasets outside the table);
     ``splits`` passes the run's data when the caller already holds it (right after training).
     """
-    from .experiment import load_run_splits
+    from .pipeline import load_run_splits
 
     run_dir = Path(run_dir)
     model, info = load_run(run_dir)
-    history = read_json(run_dir / HISTORY_FILE)
-    metrics = read_json(run_dir / METRICS_FILE)
+    history = read_history(run_dir)
+    metrics = read_metrics(run_dir)
     if splits is None:
         splits = load_run_splits(info, data_dir, dataset)
-    classes = info["classes"]
+    classes = info.classes
 
+    # The figures' own count of the test predictions (metrics.json holds the same for new runs;
+    # runs from before it was written at training time lack it).
     predictions = predict_split(model, splits, "test")
     confusion = confusion_matrix(predictions.labels, predictions.predicted, len(classes))
     per_class = per_class_metrics(confusion, classes)
-    metrics["confusion"] = confusion.tolist()
-    metrics["per_class"] = per_class
-    write_json(run_dir / METRICS_FILE, clean_floats(metrics))
 
-    plot_curves({"": history}, run_dir / "curves.png", f"{info['dataset']} — {info.get('preset', '')} preset")
+    plot_curves({"": history}, run_dir / "curves.png", f"{info.dataset} — {info.preset} preset")
     plot_confusion(confusion, classes, run_dir / "confusion.png")
     plot_weights(model.linear.weight.detach().cpu().numpy(), classes, run_dir / "weights.png")
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
     plot_samples(splits, classes, run_dir / "samples.png")
-    if input_transform_of(info) != "none":
-        plot_transformed(splits, input_transform_of(info), run_dir / "deskew.png")
+    if info.input_transform != "none":
+        plot_transformed(splits, info.input_transform, run_dir / "deskew.png")
 
     path = run_dir / REPORT_FILE
-    path.write_text(render_html(run_dir, info, metrics, history))
+    path.write_text(render_html(run_dir, info, metrics, per_class, history))
     return path
 
 
@@ -293,42 +273,44 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 """
 
 
-def render_html(run_dir: Path, info: dict, metrics: dict, history: list[dict]) -> str:
-    settings = [["dataset", info["dataset"]], ["preset", info.get("preset", "")]]
-    settings += [[k, v] for k, v in info.get("hyperparameters", {}).items()]
+def _number(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"  # a loss that was not finite is stored as null
+
+
+def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[dict], history: list[Epoch]) -> str:
+    settings = [["dataset", info.dataset], ["preset", info.preset]]
+    settings += [[k, v] for k, v in info.hyperparameters.items()]
     settings += [
-        ["splits (train / val / test)", " / ".join(str(v) for v in info["splits"].values())],
-        ["loader", info.get("loader", "")],
-        ["device", info.get("device", "")],
-        ["versions", ", ".join(f"{k} {v}" for k, v in info.get("versions", {}).items())],
-        ["created", info.get("created", "")],
+        ["splits (train / val / test)", " / ".join(str(v) for v in info.splits.values())],
+        ["loader", info.loader],
+        ["device", info.device],
+        ["versions", ", ".join(f"{k} {v}" for k, v in info.versions.items())],
+        ["created", info.created],
     ]
     headline = [
-        ["test accuracy", f"{metrics['test_acc']:.4f}"],
-        ["test loss", f"{metrics['test_loss']:.4f}"],
-        ["validation accuracy", f"{metrics['val_acc']:.4f}"],
-        ["validation loss", f"{metrics['val_loss']:.4f}"],
-        ["training time", f"{metrics['train_seconds']:.2f} s ({len(history)} epochs)"],
+        ["test accuracy", _number(metrics.test_acc)],
+        ["test loss", _number(metrics.test_loss)],
+        ["validation accuracy", _number(metrics.val_acc)],
+        ["validation loss", _number(metrics.val_loss)],
+        ["training time", f"{metrics.train_seconds:.2f} s ({len(history)} epochs)"],
     ]
     per_class = [
-        [r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
-        for r in metrics["per_class"]
+        [r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]] for r in per_class
     ]
     epochs = [
-        [h["epoch"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{h['val_acc']:.4f}", f"{h['seconds']:.3f}"]
-        for h in history
+        [h.epoch, _number(h.train_loss), _number(h.val_loss), _number(h.val_acc), f"{h.seconds:.3f}"] for h in history
     ]
     figures = "".join(
         f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
         for name, caption in figures_of(info).items()
     )
-    title = f"mnist-logreg run: {info['dataset']}, {info.get('preset', '')} preset"
+    title = f"mnist-logreg run: {info.dataset}, {info.preset} preset"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, 784 pixels → {len(info["classes"])} classes.</p>
+<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, {info.input_size} pixels → {len(info.classes)} classes.</p>
 <div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
 <div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
 <h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}
@@ -340,27 +322,27 @@ def render_html(run_dir: Path, info: dict, metrics: dict, history: list[dict]) -
 
 def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
     """Overlay the curves of several runs of one dataset in ``out``; return one summary row per run."""
-    infos = {Path(d): read_json(Path(d) / "model.json") for d in run_dirs}
-    datasets = {info["dataset"] for info in infos.values()}
+    infos = {Path(d): read_info(d) for d in run_dirs}
+    datasets = {info.dataset for info in infos.values()}
     if len(datasets) > 1:
-        listing = ", ".join(f"{d} ({info['dataset']})" for d, info in infos.items())
+        listing = ", ".join(f"{d} ({info.dataset})" for d, info in infos.items())
         raise ValueError(f"cannot compare runs of different datasets: {listing}")
     histories, rows = {}, []
     for run_dir, info in infos.items():
-        metrics = read_json(run_dir / METRICS_FILE)
+        metrics = read_metrics(run_dir)
         name = run_dir.name
         if name in histories:
             name = str(run_dir)
-        histories[name] = read_json(run_dir / HISTORY_FILE)
+        histories[name] = read_history(run_dir)
         rows.append(
             {
                 "run": name,
-                "preset": info.get("preset", ""),
+                "preset": info.preset,
                 "epochs": len(histories[name]),
-                "test_acc": metrics["test_acc"],
-                "test_loss": metrics["test_loss"],
-                "val_acc": metrics["val_acc"],
-                "train_seconds": metrics["train_seconds"],
+                "test_acc": metrics.test_acc,
+                "test_loss": metrics.test_loss,
+                "val_acc": metrics.val_acc,
+                "train_seconds": metrics.train_seconds,
             }
         )
     plot_curves(histories, Path(out), f"{datasets.pop()}: {len(rows)} runs")

@@ -1,8 +1,15 @@
-"""Run folders: a trained model with everything needed to use, judge and reproduce it.
+"""The run folder: what it holds (one typed definition), writing it, and reading it back.
 
-A run folder holds ``model.pth`` (the plain state_dict, so the lesson's
-``model.load_state_dict(torch.load(path))`` works), ``model.json`` (what the weights are and
-how they were made), ``history.json`` (one object per epoch) and ``metrics.json``.
+A run folder holds:
+
+- ``model.pth``: the plain state_dict, so the lesson's ``model.load_state_dict(torch.load(path))`` works;
+- ``model.json``: ``RunInfo``, what the weights are and how they were made;
+- ``history.json``: one ``Epoch`` per line of training;
+- ``metrics.json``: ``Metrics``, the scores at the end, confusion matrix and per-class table included;
+- the report's figures and ``report.html``, when one was written (``report.py``).
+
+Every consumer reads a run through ``read_info``, ``read_history``, ``read_metrics`` and
+``load_run``; run folders written before a field existed still load (see each ``from_json``).
 """
 
 from __future__ import annotations
@@ -11,25 +18,121 @@ import json
 import math
 import pickle
 import zipfile
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from .model import MNISTModel
-from .preprocess import input_transform_of
+from .datasets import DATASETS, Layout
+from .model import INPUT_SIZE, MNISTModel
+from .preprocess import check_input_transform
 
 MODEL_FILE = "model.pth"
 INFO_FILE = "model.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 
-# How images become model inputs. Stored in model.json so every consumer normalises alike.
-PIXEL_NORMALISATION = {"transform": "ToTensor", "scale": "uint8 / 255, pixels in [0, 1]", "mean": 0.0, "std": 1.0}
+# How images become model inputs: recorded in model.json for whoever feeds the model elsewhere.
+PIXEL_SCALE = "uint8 / 255 as ToTensor computes it: light ink on black, pixels in [0, 1]"
 
 
 class RunError(Exception):
     """A run folder is missing, incomplete or does not hold a usable model."""
+
+
+@dataclass
+class RunInfo:
+    """model.json: what a run's model is and how it was made."""
+
+    dataset: str
+    classes: list[str]
+    layout: Layout  # how preprocess_image places an image in 28×28 for this model
+    input_size: int = INPUT_SIZE
+    input_transform: str = "none"  # a key of preprocess.INPUT_TRANSFORMS, applied by the model itself
+    preset: str = "custom"
+    hyperparameters: dict = field(default_factory=dict)  # TrainConfig.to_dict()
+    seed: int | None = None
+    splits: dict[str, int] = field(default_factory=dict)  # {"train": n, "val": n, "test": n}
+    pixel_scale: str = PIXEL_SCALE
+    loader: str = ""
+    device: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value, path: Path | str = INFO_FILE) -> "RunInfo":
+        """Check and read a model.json. Runs from before ``layout`` and ``input_transform`` take
+        their dataset's layout and no transform; unknown keys (``input_normalisation``) are ignored."""
+        if not isinstance(value, dict) or not {"dataset", "classes", "input_size"} <= set(value):
+            raise RunError(f"{path} does not describe a model (no dataset, classes or input_size)")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in value.items() if k in known}
+        if not (isinstance(values["classes"], list) and all(isinstance(c, str) for c in values["classes"])):
+            raise RunError(f"{path}: 'classes' must be a list of names")
+        if not (isinstance(values["input_size"], int) and values["input_size"] > 0):
+            raise RunError(f"{path}: 'input_size' must be a positive integer")
+        try:
+            check_input_transform(values.get("input_transform", "none"))
+        except ValueError as error:
+            raise RunError(f"{path}: {error}; is it from a newer mnist-logreg?") from None
+        if "layout" in values:
+            try:
+                values["layout"] = Layout(**values["layout"])
+            except TypeError:
+                raise RunError(f"{path}: 'layout' must be {{'box': int, 'centre_of_mass': bool}}") from None
+        elif values["dataset"] in DATASETS:
+            values["layout"] = DATASETS[values["dataset"]].layout
+        else:
+            raise RunError(
+                f"{path} names dataset {values['dataset']!r}, which is not one of {sorted(DATASETS)}, "
+                'and gives no \'layout\'; add one, e.g. "layout": {"box": 20, "centre_of_mass": true}'
+            )
+        return cls(**values)
+
+
+@dataclass
+class Epoch:
+    """One line of history.json."""
+
+    epoch: int  # from 1
+    train_loss: float | None  # None where the loss was not finite
+    val_loss: float | None
+    val_acc: float
+    seconds: float  # the epoch's wall time, validation included
+
+
+@dataclass
+class Metrics:
+    """metrics.json: the run's scores once training ended."""
+
+    test_acc: float
+    test_loss: float | None
+    val_acc: float
+    val_loss: float | None
+    train_seconds: float  # training and validation, without start-up, data loading or the report
+    confusion: list[list[int]] | None = None  # test set, rows = true class (None: runs from before it)
+    per_class: list[dict] | None = None  # precision, recall, f1, support per class
+    interrupted: bool = False  # stopped by Ctrl-C: the weights are those of the last complete epoch
+    epochs_completed: int | None = None
+
+    def to_json(self) -> dict:
+        value = clean_floats(asdict(self))
+        if not self.interrupted:  # a finished run says nothing about interruption
+            del value["interrupted"], value["epochs_completed"]
+        return value
+
+    @classmethod
+    def from_json(cls, value, path: Path | str = METRICS_FILE) -> "Metrics":
+        required = {"test_acc", "test_loss", "val_acc", "val_loss", "train_seconds"}
+        if not isinstance(value, dict) or not required <= set(value):
+            raise RunError(f"{path} does not hold a run's metrics (needs {sorted(required)})")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in known})
 
 
 def package_version() -> str:
@@ -55,17 +158,45 @@ def read_json(path: Path):
         raise RunError(f"{path} is not valid JSON ({error})") from None
 
 
-def save_model(run_dir: Path, model: MNISTModel, info: dict) -> None:
+def read_info(run_dir: Path | str) -> RunInfo:
+    path = Path(run_dir) / INFO_FILE
+    return RunInfo.from_json(read_json(path), path)
+
+
+def read_history(run_dir: Path | str) -> list[Epoch]:
+    path = Path(run_dir) / HISTORY_FILE
+    rows = read_json(path)
+    try:
+        return [Epoch(**row) for row in rows]
+    except TypeError:
+        raise RunError(f"{path} is not a list of epochs ({[f.name for f in fields(Epoch)]})") from None
+
+
+def read_metrics(run_dir: Path | str) -> Metrics:
+    path = Path(run_dir) / METRICS_FILE
+    return Metrics.from_json(read_json(path), path)
+
+
+def save_model(run_dir: Path | str, model: MNISTModel, info: RunInfo | dict) -> None:
+    """Write the weights and model.json (each atomically)."""
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     partial = run_dir / f".{MODEL_FILE}.partial"
     torch.save(state, partial)
     partial.replace(run_dir / MODEL_FILE)
-    write_json(run_dir / INFO_FILE, info)
+    write_json(run_dir / INFO_FILE, info.to_json() if isinstance(info, RunInfo) else info)
 
 
-def load_run(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[MNISTModel, dict]:
-    """The model of a run folder, in eval mode, and its ``model.json``. Raises RunError with the fix.
+def write_run(run_dir: Path | str, model: MNISTModel, info: RunInfo, history: list[Epoch], metrics: Metrics) -> None:
+    """Write a whole run folder: weights, model.json, history.json and metrics.json."""
+    save_model(run_dir, model, info)
+    write_json(Path(run_dir) / HISTORY_FILE, clean_floats([asdict(epoch) for epoch in history]))
+    write_json(Path(run_dir) / METRICS_FILE, metrics.to_json())
+
+
+def load_run(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[MNISTModel, RunInfo]:
+    """The model of a run folder, in eval mode, and its ``RunInfo``. Raises RunError with the fix.
 
     The model applies the run's input transform itself: give it 28×28 pixels in [0, 1], as the
     dataset or ``preprocess_image`` provide them.
@@ -76,20 +207,14 @@ def load_run(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[M
     checkpoint = run_dir / MODEL_FILE
     if not checkpoint.is_file():
         raise RunError(f"no checkpoint at {checkpoint}; run 'mnist-logreg train' first")
-    info = read_json(run_dir / INFO_FILE)
-    if not isinstance(info, dict) or "input_size" not in info or "classes" not in info:
-        raise RunError(f"{run_dir / INFO_FILE} does not describe a model (no input_size or classes)")
+    info = read_info(run_dir)
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as error:
         raise RunError(f"{checkpoint} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
-    try:
-        input_transform = input_transform_of(info)
-    except ValueError as error:
-        raise RunError(f"{run_dir / INFO_FILE}: {error}; is it from a newer mnist-logreg?") from None
-    model = MNISTModel(info["input_size"], len(info["classes"]), input_transform)
     if not isinstance(state, dict):
         raise RunError(f"{checkpoint} does not hold a state_dict")
+    model = MNISTModel(info.input_size, len(info.classes), info.input_transform)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

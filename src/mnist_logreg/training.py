@@ -17,12 +17,18 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 
+from .data import DEFAULT_SEED, LESSON_VAL_SIZE
 from .model import MNISTModel
 from .preprocess import check_input_transform
 
 # ---------------------------------------------------------------------------------------------
 # Presets: the one source of truth for every training default (the CLI reads them too).
 # ---------------------------------------------------------------------------------------------
+
+
+def _show(value) -> str:
+    """A value as a person typed it: 1.5, -1, nan (not -1.0 or float('nan'))."""
+    return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
 @dataclass(frozen=True)
@@ -34,15 +40,15 @@ class TrainConfig:
     momentum: float = 0.0  # SGD only
     weight_decay: float = 0.0  # L2 penalty, as the optimizer applies it
     schedule: str = "constant"  # a key of SCHEDULES: learning-rate multiplier over the run
-    seed: int = 42  # split, initialisation and shuffling
-    val_size: int = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
+    seed: int = DEFAULT_SEED  # split, initialisation and shuffling
+    val_size: int = LESSON_VAL_SIZE  # the lesson's 50,000 / 10,000 split of the 60,000 training images
     input_transform: str = "none"  # a key of preprocess.INPUT_TRANSFORMS, applied to every image
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs > 0):
             raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} must be a positive number")
+            raise ValueError(f"lr={_show(self.lr)} must be a positive number")
         if not (isinstance(self.batch_size, int) and self.batch_size > 0):
             raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
         if self.optimizer not in OPTIMIZERS:
@@ -50,9 +56,13 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r} is not one of {sorted(SCHEDULES)}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay={self.weight_decay!r} must be >= 0")
+            raise ValueError(f"weight_decay={_show(self.weight_decay)} must be 0 or more")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum={self.momentum!r} must be in [0, 1)")
+            raise ValueError(f"momentum={_show(self.momentum)} must be in [0, 1)")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"seed={self.seed!r} must be 0 or more")
+        if not (isinstance(self.val_size, int) and self.val_size > 0):
+            raise ValueError(f"val_size={self.val_size!r} must be a positive integer")
         check_input_transform(self.input_transform)
 
     def updated(self, **overrides) -> "TrainConfig":
@@ -104,14 +114,25 @@ def get_preset(name: str, dataset: str = "mnist") -> TrainConfig:
     return replace(preset, **DATASET_OVERRIDES.get((name, dataset), {}))
 
 
-def make_opt_func(config: TrainConfig) -> Callable[..., torch.optim.Optimizer]:
+@functools.cache
+def supports_fused(optimizer: type[torch.optim.Optimizer], device_type: str) -> bool:
+    """Whether this torch has a fused kernel of ``optimizer`` for the device (CPU: torch 2.4 and later)."""
+    try:
+        optimizer([torch.zeros(1, device=device_type, requires_grad=True)], lr=0.1, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+def make_opt_func(config: TrainConfig, device: torch.device | str = "cpu") -> Callable[..., torch.optim.Optimizer]:
     """``opt_func`` for ``fit``: the optimizer class with the config's extra settings bound."""
+    optimizer = OPTIMIZERS[config.optimizer]
     extra = {"weight_decay": config.weight_decay}
     if config.optimizer == "sgd":
         extra["momentum"] = config.momentum
-    else:
+    elif supports_fused(optimizer, torch.device(device).type):
         extra["fused"] = True  # one kernel per step instead of a dozen: half the step's time here
-    return functools.partial(OPTIMIZERS[config.optimizer], **extra)
+    return functools.partial(optimizer, **extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +328,7 @@ def fit_config(
         model,
         train_loader,
         val_loader,
-        make_opt_func(config),
+        make_opt_func(config, _device_of(model)),
         schedule=SCHEDULES[config.schedule],
         **options,
     )

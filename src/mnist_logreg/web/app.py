@@ -1,9 +1,9 @@
 """FastAPI app: the drawing page, ``POST /api/predict``, health and model information.
 
-Every image goes through ``predict.preprocess_image``, the same path as the CLI. The model is
-loaded once, when the app is made; predictions run in a worker thread so that concurrent
-requests do not wait on each other's image decoding. Whatever a client sends ends in a
-4xx JSON error at worst, never a 5xx.
+Every image goes through ``predict.predict_image_file``, the path the CLI takes. The model is
+loaded once, when the app is made; predictions run in a worker thread, off the event loop.
+What a client sends ends in a 4xx JSON error at worst; an error of our own is logged and
+answered 500, never hidden behind a 4xx.
 """
 
 from __future__ import annotations
@@ -12,21 +12,96 @@ import base64
 import binascii
 import io
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.exceptions import HTTPException
 
 from ..predict import predict_image_file, save_pixels
-from ..preprocess import ImageError, layout_for
-from ..runs import METRICS_FILE, RunError, load_run, package_version, read_json
+from ..preprocess import ImageError, ImageTooLarge
+from ..runs import RunError, load_run, package_version, read_metrics
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # past this, stop reading an oversized body and just answer
+
+log = logging.getLogger("mnist_logreg.web")
+
+
+# ---------------------------------------------------------------------------------------------
+# What the API takes and answers: FastAPI writes the OpenAPI schema from these.
+# ---------------------------------------------------------------------------------------------
+
+
+class ImageUpload(BaseModel):
+    """multipart/form-data: one image file."""
+
+    file: bytes = Field(json_schema_extra={"format": "binary"}, description="a PNG, JPEG, GIF, BMP, TIFF or WebP")
+
+
+class ImageJSON(BaseModel):
+    """application/json: one image as base64, as a canvas's toDataURL gives it."""
+
+    image: str = Field(description="base64 PNG or JPEG, optionally a data: URL")
+
+
+class ClassScore(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    label: int
+    class_name: str = Field(alias="class")
+    probability: float
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    label: int
+    class_name: str = Field(alias="class")
+    probability: float
+    top_k: list[ClassScore]
+    probabilities: list[float]
+    preprocessed: str = Field(description="the 28×28 image the model saw, as a PNG data URL")
+
+
+class ErrorAnswer(BaseModel):
+    error: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ModelAnswer(BaseModel):
+    run: str
+    model: dict = Field(description="the run's model.json")
+    metrics: dict | None = Field(description="test_acc, test_loss, val_acc; null if the run has no metrics.json")
+
+
+ERRORS = {
+    400: "malformed JSON, base64 or multipart body, or no image field",
+    413: f"body over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB, or an image over the megapixel limit",
+    415: "neither multipart/form-data nor application/json",
+    422: "not a readable image, or no ink in it",
+    500: "an error in the server itself (logged)",
+}
+
+
+def _request_body() -> dict:
+    """The OpenAPI request body of /api/predict: one route, two content types, from the models above."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": ImageUpload.model_json_schema()},
+            "application/json": {"schema": ImageJSON.model_json_schema()},
+        },
+    }
 
 
 class ClientError(Exception):
@@ -42,73 +117,61 @@ def create_app(run_dir: Path | str) -> FastAPI:
     run_dir = Path(run_dir)
     model, info = load_run(run_dir)
     try:
-        metrics = read_json(run_dir / METRICS_FILE)
+        metrics = read_metrics(run_dir)
     except RunError:
         metrics = None
-    _, mean, std = layout_for(info)
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
     app = FastAPI(
         title="mnist-logreg demo",
         version=package_version(),
-        description=f"Logistic regression on {info['dataset']}: draw or upload an image, get the class.",
+        description=f"Logistic regression on {info.dataset}: draw or upload an image, get the class.",
     )
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=error.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"invalid request: {error.errors()}"}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("error answering %s %s", request.method, request.url.path, exc_info=error)
+        return JSONResponse({"error": "internal server error (logged)"}, status_code=500)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=Health)
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/api/model")
+    @app.get("/api/model", response_model=ModelAnswer)
     async def model_info() -> dict:
         """The run's model.json and its test metrics."""
-        test = None if metrics is None else {k: metrics.get(k) for k in ("test_acc", "test_loss", "val_acc")}
-        return {"run": run_dir.name, "model": info, "metrics": test}
+        test = None if metrics is None else {k: getattr(metrics, k) for k in ("test_acc", "test_loss", "val_acc")}
+        return {"run": run_dir.name, "model": info.to_json(), "metrics": test}
 
     def predict_bytes(content: bytes) -> dict:
         try:
             result = predict_image_file(content, model, info, top_k=3)
+        except ImageTooLarge as error:
+            raise ClientError(413, f"image: {error}") from None
         except ImageError as error:
-            status = 413 if "megapixels" in str(error) else 422
-            raise ClientError(status, f"image: {error}") from None
-        except Exception as error:  # a decoder tripping over hostile bytes is still the client's input
-            raise ClientError(422, f"image: could not be processed ({type(error).__name__})") from None
+            raise ClientError(422, f"image: {error}") from None
         buffer = io.BytesIO()
-        save_pixels(result.pop("pixels"), buffer, mean, std)
+        save_pixels(result.pop("pixels"), buffer)
         result["preprocessed"] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
         return result
 
     @app.post(
         "/api/predict",
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}},
-                        }
-                    },
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["image"],
-                            "properties": {
-                                "image": {"type": "string", "description": "base64 PNG or JPEG, optionally a data: URL"}
-                            },
-                        }
-                    },
-                }
-            }
-        },
+        response_model=Prediction,
+        responses={status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
+        openapi_extra={"requestBody": _request_body()},
     )
     async def predict(request: Request) -> dict:
         """Classify an image: a multipart upload (field ``file``) or JSON ``{"image": base64}``.
@@ -152,21 +215,21 @@ async def read_limited_body(request: Request) -> bytes:
 
 
 async def image_from_multipart(request: Request, body: bytes) -> bytes:
-    async def stream():
-        yield body
+    """The 'file' field of a multipart body already read (and size-checked) by read_limited_body."""
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await MultiPartParser(request.headers, stream()).parse()
-    except MultiPartException as error:
-        raise ClientError(400, f"malformed multipart body: {error.message}") from None
-    upload = form.get("file")
-    if upload is None:
-        raise ClientError(400, "multipart body has no 'file' field")
-    if not isinstance(upload, UploadFile):
-        raise ClientError(400, "the 'file' field must be a file upload, not text")
-    content = await upload.read()
-    await form.close()
-    return content
+        async with Request(request.scope, replay).form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            if upload is None:
+                raise ClientError(400, "multipart body has no 'file' field")
+            if not isinstance(upload, UploadFile):
+                raise ClientError(400, "the 'file' field must be a file upload, not text")
+            return await upload.read()
+    except HTTPException as error:  # Starlette's answer to a malformed multipart body
+        raise ClientError(400, f"malformed multipart body: {error.detail}") from None
 
 
 def image_from_json(body: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Whole runs: load data, train a preset, evaluate, and write the run folder; evaluate a saved run."""
+"""Whole jobs, built from the modules below them: train a run and write its folder; evaluate a saved run."""
 
 from __future__ import annotations
 
@@ -11,31 +11,24 @@ from typing import Callable
 import torch
 
 from . import data as data_module
-from .data import DEFAULT_DATA_DIR, DatasetSpec, Splits, get_spec
-from .model import MNISTModel
-from .runs import (
-    HISTORY_FILE,
-    METRICS_FILE,
-    PIXEL_NORMALISATION,
-    clean_floats,
-    load_run,
-    package_version,
-    read_json,
-    save_model,
-    write_json,
-)
+from .data import Splits
+from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .metrics import confusion_matrix, per_class_metrics, predicted_labels
+from .model import INPUT_SIZE, MNISTModel
+from .runs import Epoch, Metrics, RunInfo, load_run, package_version, write_run
 from .training import TrainConfig, evaluate, fit_config
 
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
+DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 
 
 def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not one of {list(DEVICES)}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for, but torch sees no CUDA device; use --device cpu")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r} is not one of ['auto', 'cpu', 'cuda']")
     return torch.device(device)
 
 
@@ -63,9 +56,9 @@ class TrainingInterrupted(Exception):
 class RunResult:
     run_dir: Path
     model: MNISTModel
-    history: list[dict]
-    metrics: dict
-    info: dict
+    history: list[Epoch]
+    metrics: Metrics
+    info: RunInfo
     splits: Splits
 
 
@@ -98,7 +91,7 @@ def train_run(
     )
 
     torch.manual_seed(config.seed)  # the model's initial weights
-    model = MNISTModel(input_size=28 * 28, num_classes=len(spec.classes)).to(torch_device)
+    model = MNISTModel(input_size=INPUT_SIZE, num_classes=len(spec.classes)).to(torch_device)
     completed: list[dict] = []  # epochs finished so far
     last_state: dict = {}  # the weights the latest complete epoch ended on
 
@@ -120,57 +113,53 @@ def train_run(
 
 
 def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader, loader, device) -> RunResult:
-    """Evaluate on the test set and write the run folder: weights, model.json, history, metrics."""
-    interrupted = len(history) < config.epochs
+    """Score the test set and write the run folder: weights, model.json, history, metrics."""
     test = evaluate(model, test_loader)  # the loader's images are transformed already
+    labels, predicted = predicted_labels(model, test_loader)
+    confusion = confusion_matrix(labels, predicted, len(spec.classes))
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
-    metrics = {
-        "test_acc": test["val_acc"],
-        "test_loss": test["val_loss"],
-        "val_acc": history[-1]["val_acc"],
-        "val_loss": history[-1]["val_loss"],
-        "train_seconds": sum(epoch["seconds"] for epoch in history),
-    }
-    if interrupted:
-        metrics.update(interrupted=True, epochs_completed=len(history))
-    info = {
-        "dataset": spec.name,
-        "classes": list(spec.classes),
-        "input_size": model.linear.in_features,
-        "input_transform": config.input_transform,
-        "preset": preset,
-        "hyperparameters": config.to_dict(),
-        "seed": config.seed,
-        "splits": {split: splits.size(split) for split in ("train", "val", "test")},
-        "input_normalisation": PIXEL_NORMALISATION,
-        "loader": loader,
-        "device": str(device),
-        "versions": {"mnist_logreg": package_version(), "torch": torch.__version__},
-        "created": datetime.now().isoformat(timespec="seconds"),
-    }
-    history_rows = [
-        {
-            "epoch": n,
-            "train_loss": h["train_loss"],
-            "val_loss": h["val_loss"],
-            "val_acc": h["val_acc"],
-            "seconds": h["seconds"],
-        }
-        for n, h in enumerate(history, start=1)
+    epochs = [
+        Epoch(n, h["train_loss"], h["val_loss"], h["val_acc"], h["seconds"]) for n, h in enumerate(history, start=1)
     ]
-    save_model(run_dir, model, info)
-    write_json(run_dir / HISTORY_FILE, clean_floats(history_rows))
-    write_json(run_dir / METRICS_FILE, clean_floats(metrics))
-    return RunResult(run_dir, model, history_rows, metrics, info, splits)
+    interrupted = len(history) < config.epochs
+    metrics = Metrics(
+        test_acc=test["val_acc"],
+        test_loss=test["val_loss"],
+        val_acc=history[-1]["val_acc"],
+        val_loss=history[-1]["val_loss"],
+        train_seconds=sum(epoch.seconds for epoch in epochs),
+        confusion=confusion.tolist(),
+        per_class=per_class_metrics(confusion, list(spec.classes)),
+        interrupted=interrupted,
+        epochs_completed=len(history) if interrupted else None,
+    )
+    info = RunInfo(
+        dataset=spec.name,
+        classes=list(spec.classes),
+        layout=spec.layout,
+        input_size=model.linear.in_features,
+        input_transform=config.input_transform,
+        preset=preset,
+        hyperparameters=config.to_dict(),
+        seed=config.seed,
+        splits={split: splits.size(split) for split in ("train", "val", "test")},
+        loader=loader,
+        device=str(device),
+        versions={"mnist_logreg": package_version(), "torch": torch.__version__},
+    )
+    write_run(run_dir, model, info, epochs, metrics)
+    return RunResult(run_dir, model, epochs, metrics, info, splits)
 
 
-def load_run_splits(info: dict, data_dir: Path | str = DEFAULT_DATA_DIR, dataset: DatasetSpec | None = None) -> Splits:
+def load_run_splits(
+    info: RunInfo, data_dir: Path | str = DEFAULT_DATA_DIR, dataset: DatasetSpec | None = None
+) -> Splits:
     """The same train/val/test splits the run was trained on (same seed and sizes).
 
     ``dataset`` overrides the dataset named in model.json (for datasets outside the table).
     """
-    spec = dataset if dataset is not None else info["dataset"]
-    return data_module.load_splits(spec, data_dir, val_size=info["splits"]["val"], seed=info["seed"])
+    spec = dataset if dataset is not None else info.dataset
+    return data_module.load_splits(spec, data_dir, val_size=info.splits["val"], seed=info.seed)
 
 
 def evaluate_run(
@@ -189,14 +178,10 @@ def evaluate_run(
     result = evaluate(model, data_module.TensorLoader(images, labels, batch_size=1000))
     return {
         "run": str(run_dir),
-        "dataset": info["dataset"],
+        "dataset": info.dataset,
         "split": split,
         "size": len(labels),
         "accuracy": result["val_acc"],
         "loss": result["val_loss"],
         "seconds": time.perf_counter() - start,
     }
-
-
-def read_metrics(run_dir: Path | str) -> dict:
-    return read_json(Path(run_dir) / METRICS_FILE)

@@ -1,0 +1,40 @@
+"""Scores of a model on a labelled set: the confusion matrix and per-class precision, recall and F1."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def predicted_labels(model, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
+    """(true labels, predicted labels) over every batch of ``loader``."""
+    device = next(model.parameters()).device
+    true, predicted = [], []
+    for images, labels in loader:
+        predicted.append(model(images.to(device)).argmax(1).cpu())
+        true.append(labels.cpu())
+    return torch.cat(true).numpy(), torch.cat(predicted).numpy()
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict]:
+    """Precision, recall, F1 and support per class (0 where a ratio has no denominator)."""
+    true_positives = np.diag(confusion).astype(float)
+    predicted_counts = confusion.sum(axis=0).astype(float)
+    support = confusion.sum(axis=1).astype(float)
+    rows = []
+    for k, name in enumerate(classes):
+        precision = true_positives[k] / predicted_counts[k] if predicted_counts[k] else 0.0
+        recall = true_positives[k] / support[k] if support[k] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": int(support[k])})
+    return rows

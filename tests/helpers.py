@@ -1,0 +1,185 @@
+"""What the tests share: fake IDX datasets, training a preset, running the CLI, a drawn 7, a real server."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mnist_logreg.cli import main
+from mnist_logreg.datasets import DatasetSpec
+from mnist_logreg.idx import IdxFile, write_idx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA_DIR = REPO_ROOT / "data"
+
+FAKE_TRAIN, FAKE_TEST = 300, 60
+
+
+def make_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Learnable fake digits: class k lights a bar at row 2k plus noise, as uint8 (N, 28, 28)."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 2 * label + 3 : 2 * label + 6, 4:24] = rng.integers(180, 256, size=(3, 20))
+    return images
+
+
+def write_fake_files(folder: Path, seed: int = 0) -> dict[str, bytes]:
+    """Write the four IDX files of a small fake dataset into ``folder``; return their contents."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    train_labels = rng.integers(0, 10, FAKE_TRAIN).astype(np.uint8)
+    test_labels = rng.integers(0, 10, FAKE_TEST).astype(np.uint8)
+    arrays = {
+        "train-images-idx3-ubyte": make_images(train_labels, seed + 1),
+        "train-labels-idx1-ubyte": train_labels,
+        "t10k-images-idx3-ubyte": make_images(test_labels, seed + 2),
+        "t10k-labels-idx1-ubyte": test_labels,
+    }
+    return {name: write_idx(folder / name, array) for name, array in arrays.items()}
+
+
+def fake_spec(contents: dict[str, bytes], sources=()) -> DatasetSpec:
+    shapes = {
+        "train-images-idx3-ubyte": (FAKE_TRAIN, 28, 28),
+        "train-labels-idx1-ubyte": (FAKE_TRAIN,),
+        "t10k-images-idx3-ubyte": (FAKE_TEST, 28, 28),
+        "t10k-labels-idx1-ubyte": (FAKE_TEST,),
+    }
+    files = tuple(
+        IdxFile(name, shapes[name], hashlib.sha256(content).hexdigest()) for name, content in contents.items()
+    )
+    return DatasetSpec(
+        name="fake-mnist",
+        folder="MNIST",
+        files=files,
+        classes=tuple(str(d) for d in range(10)),
+        sources=tuple(sources),
+    )
+
+
+def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
+    """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
+    from mnist_logreg.pipeline import train_run
+
+    from mnist_logreg.training import get_preset
+
+    config = get_preset(preset, dataset if isinstance(dataset, str) else "mnist").updated(**overrides)
+    return train_run(
+        dataset, config, preset=preset, data_dir=data_dir, run_dir=run_dir, verbose=False, log=lambda message: None
+    )
+
+
+def run_process(*args, cwd=None) -> subprocess.CompletedProcess:
+    """The real command in a new process: what a user sees, exit code and all."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_logreg", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """The command run in this process (fast): same exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def assert_clean_error(result, message):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+def seven(size=(300, 240), ink=20, paper=235, width=18, offset=(40, 30)) -> Image.Image:
+    """A hand-drawn-looking 7 in grey ink on grey paper, off-centre on a landscape page."""
+    image = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(image)
+    x, y = offset
+    draw.line([(x, y), (x + 110, y), (x + 45, y + 160)], fill=ink, width=width, joint="curve")
+    return image
+
+
+# A real server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(run_dir, startup_timeout: float = 60.0):
+    """Start the server on a free port; yield its base URL; stop it afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_logreg", "serve", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read()}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+                    if json.load(response) == {"status": "ok"}:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not answer /api/health in time")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
+    """(status, parsed JSON or text) of one HTTP request; 4xx and 5xx are returned, not raised."""
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            status, content, kind = response.status, response.read(), response.headers.get("content-type", "")
+    except urllib.error.HTTPError as error:
+        status, content, kind = error.code, error.read(), error.headers.get("content-type", "")
+    return status, (json.loads(content) if "json" in kind else content.decode("utf-8", "replace"))
+
+
+def multipart(field: str, filename: str, content: bytes, content_type: str = "application/octet-stream"):
+    """(body, headers) of a multipart/form-data upload with one file field."""
+    boundary = "----mnist-logreg-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
