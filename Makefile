@@ -11,7 +11,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test bench serve venv clean chromium
+.PHONY: run test bench serve venv clean chromium demo-screenshot
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -40,6 +40,10 @@ test: $(VENV)/.installed-dev chromium
 	@# Debian's Fashion-MNIST package needs apt's package lists, which a fresh machine may lack.
 	$(CLI) fetch --dataset fashion-mnist || { $(SUDO) apt-get update && $(CLI) fetch --dataset fashion-mnist; }
 	$(BIN)/python -m pytest
+
+# Refresh the README's picture of the page (the tests themselves never write into the tree).
+demo-screenshot: $(VENV)/.installed-dev chromium
+	MNIST_LOGREG_SCREENSHOT=$(CURDIR)/docs/demo.png $(BIN)/python -m pytest -q tests/test_browser.py -k "drawn_with_the_mouse and 7"
 
 bench: $(VENV)/.installed-bench
 	$(CLI) fetch --dataset mnist

@@ -7,18 +7,25 @@ must be read correctly.
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from PIL import Image
 
-from helpers import REPO_ROOT, serving, seven, train_preset
+from mnist_logreg import MNISTModel
+from mnist_logreg.runs import save_model
+
+from helpers import serving, seven, train_preset
 
 pytestmark = pytest.mark.real_data
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT = REPO_ROOT / "docs" / "demo.png"
+# `make demo-screenshot` sets this to docs/demo.png; the tests themselves write only under tmp_path.
+SCREENSHOT_COPY = os.environ.get("MNIST_LOGREG_SCREENSHOT")
 # Without these, Chromium keeps trying to reach the network (updates, sync) from a closed sandbox.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -94,7 +101,7 @@ def bar_percentages(page) -> list[float]:
 
 
 @pytest.mark.parametrize("digit", sorted(STROKES))
-def test_a_digit_drawn_with_the_mouse_is_read_correctly(page, digit):
+def test_a_digit_drawn_with_the_mouse_is_read_correctly(page, digit, tmp_path):
     draw(page, STROKES[digit])
     text = wait_for_prediction(page, digit)
     assert re.fullmatch(rf"{digit} · \d+\.\d%", text)
@@ -106,8 +113,11 @@ def test_a_digit_drawn_with_the_mouse_is_read_correctly(page, digit):
     assert shown == pytest.approx(track * percentages[int(digit)] / 100, abs=2)  # the bar is drawn to scale
     assert page.get_by_test_id("preprocessed").get_attribute("src").startswith("data:image/png;base64,")
     if digit == "7":
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+        with Image.open(tmp_path / "demo.png") as shot:
+            assert shot.width == 900
+        if SCREENSHOT_COPY:
+            shutil.copyfile(tmp_path / "demo.png", SCREENSHOT_COPY)
 
 
 def test_clear_empties_the_canvas_and_the_prediction(page):
@@ -146,3 +156,69 @@ def test_the_page_works_at_phone_width(browser, server):
     draw(page, STROKES["7"])
     wait_for_prediction(page, "7")
     page.close()
+
+
+# Delays every answer of /api/predict in the page, so that Clear or an upload can overtake it.
+SLOW_PREDICT = """
+const realFetch = window.fetch;
+window.fetch = async (url, options) => {
+  const response = await realFetch(url, options);
+  if (String(url).includes('/api/predict')) await new Promise((done) => setTimeout(done, 800));
+  return response;
+};
+"""
+
+
+def test_an_answer_that_arrives_after_clear_is_dropped(browser, server):
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    page.add_init_script(SLOW_PREDICT)
+    page.goto(server + "/")
+    page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 10")
+    with page.expect_request("**/api/predict"):
+        draw(page, STROKES["7"])
+    page.get_by_test_id("clear").click()  # while the answer is still on its way
+    page.wait_for_timeout(1500)  # it has arrived by now
+    assert page.get_by_test_id("prediction").text_content() == "Draw something"
+    assert page.get_by_test_id("bar-value-7").text_content() == "—"
+    page.close()
+
+
+def test_an_error_answer_that_is_not_json_shows_its_status(page):
+    page.route("**/api/predict", lambda route: route.fulfill(status=502, body="<h1>bad gateway</h1>", content_type="text/html"))
+    draw(page, STROKES["1"])
+    page.wait_for_function("document.querySelector('[data-testid=status]').classList.contains('error')")
+    assert page.get_by_test_id("status").text_content() == "HTTP 502"
+
+
+def test_the_upload_button_is_reached_and_pressed_with_the_keyboard(page):
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.testid") == "upload-button":
+            break
+    assert page.evaluate("document.activeElement.dataset.testid") == "upload-button"
+    # Space, as a keyboard user presses a button (headless Chromium opens no chooser on a
+    # synthetic Enter, although the button's click handler runs).
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press(" ")
+    assert chooser.value.element.get_attribute("accept") == "image/*"
+
+
+def test_only_the_reading_is_announced_not_the_whole_panel(page):
+    assert page.locator("[aria-live]").count() == 1
+    assert page.get_by_test_id("prediction").get_attribute("aria-live") == "polite"
+
+
+def test_a_fashion_run_is_not_called_digits_and_class_names_stay_text(browser, tmp_path):
+    classes = ["<img src=x onerror=window.hacked=1>", "Trouser", *[f"class {k}" for k in range(2, 10)]]
+    info = {"dataset": "fashion-mnist", "classes": classes, "input_size": 784}
+    torch.manual_seed(0)
+    save_model(tmp_path / "run", MNISTModel(), info)
+    with serving(tmp_path / "run") as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 10")
+        assert page.title() == "mnist-logreg — draw a piece of clothing"
+        assert page.locator("h1").text_content() == "Draw a piece of clothing"
+        assert page.locator(".bars .name").first.text_content() == classes[0]  # shown as text
+        assert page.locator(".bars img").count() == 0 and not page.evaluate("window.hacked")
+        page.close()
