@@ -73,7 +73,6 @@ def fake_spec(contents: dict[str, bytes], sources=()) -> DatasetSpec:
 def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
     """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
     from mnist_logreg.pipeline import train_run
-
     from mnist_logreg.training import get_preset
 
     config = get_preset(preset, dataset if isinstance(dataset, str) else "mnist").updated(**overrides)

@@ -184,7 +184,9 @@ def test_an_answer_that_arrives_after_clear_is_dropped(browser, server):
 
 
 def test_an_error_answer_that_is_not_json_shows_its_status(page):
-    page.route("**/api/predict", lambda route: route.fulfill(status=502, body="<h1>bad gateway</h1>", content_type="text/html"))
+    page.route(
+        "**/api/predict", lambda route: route.fulfill(status=502, body="<h1>bad gateway</h1>", content_type="text/html")
+    )
     draw(page, STROKES["1"])
     page.wait_for_function("document.querySelector('[data-testid=status]').classList.contains('error')")
     assert page.get_by_test_id("status").text_content() == "HTTP 502"

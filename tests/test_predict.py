@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from mnist_logreg import MNISTModel
-from mnist_logreg.preprocess import ImageError, open_image, plain_resize, preprocess_image
+from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
 from mnist_logreg.runs import save_model
 
 from helpers import cli, seven
@@ -118,11 +118,6 @@ def test_jpeg_exif_orientation_is_honoured():
     result = preprocess_image(open_image(content))
     assert correlation(result, preprocess_image(upright)) > 0.9
     assert correlation(result, preprocess_image(stored)) < 0.6
-
-
-def test_plain_resize_is_what_the_naive_way_sees():
-    naive = plain_resize(seven())
-    assert as_array(naive)[0, 0] > 0.8  # the paper stays bright: the model sees a light page
 
 
 @pytest.mark.parametrize(
@@ -240,3 +235,63 @@ def test_light_chalk_on_a_mid_grey_board_is_not_inverted():
     """The background need not be dark for light ink: what matters is which side the ink is on."""
     chalk = preprocess_image(seven(ink=245, paper=140))
     assert correlation(chalk, preprocess_image(seven())) > 0.95
+
+
+def test_otsu_threshold_matches_a_brute_force_search():
+    """Otsu's threshold maximises the between-class variance; check it against trying every cut."""
+    from mnist_logreg.preprocess import _otsu
+
+    rng = np.random.default_rng(0)
+    values = np.clip(np.concatenate([rng.normal(0.2, 0.05, 3000), rng.normal(0.7, 0.08, 1000)]), 0, 1)
+    bins = 64
+    cuts = np.linspace(0, 1, bins + 1)[1:]
+    quantised = (np.floor(values * bins).clip(0, bins - 1) + 0.5) / bins  # the histogram's bin centres
+
+    def between_class_variance(cut):
+        below, above = quantised[quantised < cut], quantised[quantised >= cut]
+        if not len(below) or not len(above):
+            return -1.0
+        return len(below) * len(above) * (below.mean() - above.mean()) ** 2
+
+    best = max(cuts, key=between_class_variance)
+    assert _otsu(values, bins) == pytest.approx(best)
+    assert 0.3 < _otsu(values, bins) < 0.6  # between the two levels
+
+
+def test_otsu_threshold_of_a_two_level_image_separates_the_levels():
+    from mnist_logreg.preprocess import _otsu
+
+    values = np.array([0.1] * 700 + [0.9] * 300)
+    threshold = _otsu(values)
+    assert 0.1 < threshold <= 0.9 and ((values >= threshold) == (values == 0.9)).all()
+
+
+def test_box_blur_is_the_mean_over_each_window_with_edges_extended():
+    from mnist_logreg.preprocess import _box_blur
+
+    values = np.random.default_rng(1).random((7, 9))
+    radius = 2
+    padded = np.pad(values, radius, mode="edge")
+    expected = np.array(
+        [[padded[r : r + 2 * radius + 1, c : c + 2 * radius + 1].mean() for c in range(9)] for r in range(7)]
+    )
+    assert np.allclose(_box_blur(values, radius), expected, atol=1e-12)
+
+
+def test_a_decoder_failing_in_any_way_on_hostile_bytes_is_an_image_error(monkeypatch):
+    """Pillow's decoders raise more than OSError on crafted files; all of it is the input's fault."""
+    from PIL import PngImagePlugin
+
+    def crash(self, *args, **kwargs):
+        raise IndexError("list index out of range")  # as a decoder tripping over a crafted chunk
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", crash)
+    with pytest.raises(ImageError, match=r"the image could not be decoded \(IndexError\)"):
+        open_image(_save(seven(), "PNG"))
+
+
+def test_an_image_over_the_pixel_limit_is_its_own_error():
+    from mnist_logreg.preprocess import ImageTooLarge
+
+    with pytest.raises(ImageTooLarge, match="48 megapixels"):
+        open_image(_save(Image.new("1", (8000, 6000), 1), "PNG"))

@@ -9,7 +9,7 @@ import torch
 
 from mnist_logreg import MNISTModel, RunError, load_run
 from mnist_logreg.datasets import DATASETS
-from mnist_logreg.runs import RunInfo, save_model
+from mnist_logreg.runs import RunInfo, read_info, read_metrics, save_model
 
 
 def info(**changes):
@@ -71,3 +71,38 @@ def test_a_damaged_run_is_refused_with_a_clear_message(tmp_path, damage, message
 def test_a_missing_run_folder_says_how_to_make_one(tmp_path):
     with pytest.raises(RunError, match="no run folder at .*run 'mnist-logreg train' first"):
         load_run(tmp_path / "absent")
+
+
+def test_a_run_of_a_dataset_outside_the_table_needs_its_layout():
+    with pytest.raises(RunError, match="names dataset 'emnist', which is not one of .* and gives no 'layout'"):
+        RunInfo.from_json(info(dataset="emnist"))
+    described = RunInfo.from_json(info(dataset="emnist", layout={"box": 24, "centre_of_mass": False}))
+    assert described.layout.box == 24 and not described.layout.centre_of_mass
+    assert RunInfo.from_json(info(dataset="fashion-mnist")).layout == DATASETS["fashion-mnist"].layout
+
+
+def test_run_info_round_trips_through_model_json(tmp_path):
+    original = RunInfo.from_json(info(preset="raw", seed=3, splits={"train": 5, "val": 2, "test": 1}))
+    save_model(tmp_path / "run", MNISTModel(), original)
+    assert read_info(tmp_path / "run") == original
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"test_acc": 0.9}, "does not hold a run's metrics"),
+        ([], "does not hold a run's metrics"),
+    ],
+)
+def test_incomplete_metrics_are_refused(tmp_path, value, message):
+    (tmp_path / "metrics.json").write_text(json.dumps(value))
+    with pytest.raises(RunError, match=message):
+        read_metrics(tmp_path)
+
+
+def test_metrics_from_before_the_confusion_matrix_still_load(tmp_path):
+    old = {"test_acc": 0.9, "test_loss": 0.3, "val_acc": 0.9, "val_loss": 0.3, "train_seconds": 1.0}
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    metrics = read_metrics(tmp_path)
+    assert metrics.confusion is None and not metrics.interrupted
+    assert metrics.to_json() == {**old, "confusion": None, "per_class": None}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+import re
 
 import pytest
 import torch
@@ -12,11 +14,14 @@ from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
 from mnist_logreg.training import (
     PRESETS,
+    SCHEDULES,
     AutogradStep,
     ClosedFormStep,
     TrainConfig,
     get_preset,
     is_plain_sgd,
+    make_opt_func,
+    supports_fused,
     uses_closed_form,
 )
 
@@ -189,5 +194,66 @@ def test_fit_takes_any_re_iterable_loader_even_without_a_length():
         def __iter__(self):
             return iter([(images[:32], labels[:32]), (images[32:], labels[32:])])
 
-    history = fit(2, 0.1, MNISTModel(), Batches(), Batches(), verbose=False)
-    assert len(history) == 2 and history[0]["train_loss"] > 0
+    history = fit(3, 0.01, MNISTModel(), Batches(), Batches(), verbose=False)
+    assert len(history) == 3
+    assert history[2]["train_loss"] < history[0]["train_loss"]  # it trained on the batches it was given
+
+
+class RecordingSGD(torch.optim.SGD):
+    """SGD that records the learning rate of every step (a subclass, so fit steps it as given)."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr)
+        self.lrs = []
+
+    def step(self, closure=None):
+        self.lrs.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("constant", lambda t: 1.0),
+        ("cosine", lambda t: (1 + math.cos(math.pi * t)) / 2),
+        ("linear", lambda t: 1 - t),
+    ],
+)
+def test_learning_rate_schedules_follow_their_formula_every_step(name, expected):
+    images, labels = random_batch(40, seed=5)
+    loader = TensorLoader(images, labels, batch_size=10)  # 4 steps per epoch
+    optimizers = []
+
+    def opt_func(params, lr):
+        optimizers.append(RecordingSGD(params, lr))
+        return optimizers[0]
+
+    fit(3, 0.5, MNISTModel(), loader, loader, opt_func, schedule=SCHEDULES[name], verbose=False)
+    steps = 3 * 4
+    assert optimizers[0].lrs == pytest.approx([0.5 * expected(i / steps) for i in range(steps)])
+
+
+def test_fused_optimizers_are_used_only_where_torch_has_them():
+    assert supports_fused(torch.optim.Adam, "cpu") == ("fused" in make_opt_func(get_preset("raw")).keywords)
+
+    class NoFusedKernel(torch.optim.Adam):  # as torch.optim.Adam on a torch without a CPU kernel
+        def __init__(self, params, lr, fused=None, **options):
+            if fused:
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be floating point Tensors of supported devices"
+                )
+            super().__init__(params, lr, **options)
+
+    assert not supports_fused(NoFusedKernel, "cpu")
+    assert supports_fused(torch.optim.Adam, "cpu")  # torch 2.4 and later, as installed here
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 28, 28), (3, 28, 28), (3, 784)])
+def test_the_model_takes_the_lessons_shapes(shape):
+    assert MNISTModel()(torch.zeros(shape)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("shape", [(49, 1, 32, 32), (5, 700), (784,)])
+def test_the_model_refuses_a_wrong_number_of_pixels(shape):
+    with pytest.raises(ValueError, match=re.escape(f"got shape {shape}")):
+        MNISTModel()(torch.zeros(shape))

@@ -59,12 +59,59 @@ def test_health_model_page_and_docs(server):
     assert model["model"]["classes"] == INFO["classes"] and model["metrics"]["test_acc"] == 0.5
     status, page = request(f"{server}/")
     assert status == 200
-    for testid in ("canvas", "clear", "prediction", "upload", "preprocessed"):
+    for testid in ("canvas", "clear", "prediction", "upload", "upload-button", "preprocessed"):
         assert f'data-testid="{testid}"' in page
     assert "http://" not in page and "https://" not in page  # nothing loaded from the network
     assert request(f"{server}/docs")[0] == 200
     status, spec = request(f"{server}/openapi.json")
     assert status == 200 and "/api/predict" in spec["paths"]
+
+
+def test_the_schema_is_generated_from_the_routes_declarations(server):
+    spec = request(f"{server}/openapi.json")[1]
+    predict = spec["paths"]["/api/predict"]["post"]
+    assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+    answers = predict["responses"]
+    assert answers["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Prediction"}
+    for status in ("400", "413", "415", "422", "500"):
+        assert answers[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorAnswer"}
+    prediction = spec["components"]["schemas"]["Prediction"]
+    assert set(prediction["required"]) >= {"label", "class", "probability", "top_k", "probabilities", "preprocessed"}
+    model = spec["paths"]["/api/model"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert model == {"$ref": "#/components/schemas/ModelAnswer"}
+
+
+def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkeypatch, caplog):
+    """A bug in the server (here: prediction raising RuntimeError) must not pass for the client's fault."""
+    import threading
+
+    import uvicorn
+
+    import mnist_logreg.web.app as app_module
+
+    from helpers import free_port
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug of ours")
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "run", MNISTModel(), INFO)
+    monkeypatch.setattr(app_module, "predict_image_file", broken)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app_module.create_app(tmp_path / "run"), port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with caplog.at_level("ERROR", logger="mnist_logreg.web"):
+            status, answer = request(f"http://127.0.0.1:{port}/api/predict", *multipart("file", "7.png", png(seven())))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert status == 500 and answer == {"error": "internal server error (logged)"}
+    assert "a bug of ours" in caplog.text
 
 
 def test_predict_a_multipart_upload(server):
