@@ -95,9 +95,16 @@ def wait_for_prediction(page, digit: str) -> str:
     return prediction.text_content()
 
 
-def bar_percentages(page) -> list[float]:
-    texts = [page.get_by_test_id(f"bar-value-{k}").text_content() for k in range(10)]
-    return [float(text.rstrip("%")) for text in texts]
+# The bars' texts and drawn widths at one moment, or false while any bar is still moving.
+SETTLED_BARS = """() => {
+    const fills = [...Array(10).keys()].map(k => document.querySelector(`[data-testid=bar-${k}]`));
+    const track = fills[0].parentElement.getBoundingClientRect().width;
+    const widths = fills.map(f => f.getBoundingClientRect().width);
+    const settled = fills.every((f, k) => Math.abs(widths[k] - track * parseFloat(f.style.width || 0) / 100) < 0.5);
+    if (!settled) return false;
+    const texts = [...Array(10).keys()].map(k => document.querySelector(`[data-testid=bar-value-${k}]`).textContent);
+    return { texts, widths, track };
+}"""
 
 
 @pytest.mark.parametrize("digit", sorted(STROKES))
@@ -105,12 +112,14 @@ def test_a_digit_drawn_with_the_mouse_is_read_correctly(page, digit, tmp_path):
     draw(page, STROKES[digit])
     text = wait_for_prediction(page, digit)
     assert re.fullmatch(rf"{digit} · \d+\.\d%", text)
-    percentages = bar_percentages(page)
+    # One snapshot of texts and drawn widths, taken once the bars' width transition has ended:
+    # a later answer (strokes sent while the first was on its way) may still repaint them, and
+    # reading texts and widths at different moments would compare two different answers.
+    snapshot = page.wait_for_function(SETTLED_BARS, timeout=10_000).json_value()
+    percentages = [float(text.rstrip("%")) for text in snapshot["texts"]]
     assert sum(percentages) == pytest.approx(100, abs=1.0)
-    page.wait_for_timeout(300)  # the bars' width transition
-    track = page.get_by_test_id(f"bar-{digit}").evaluate("e => e.parentElement.getBoundingClientRect().width")
-    shown = page.get_by_test_id(f"bar-{digit}").bounding_box()["width"]
-    assert shown == pytest.approx(track * percentages[int(digit)] / 100, abs=2)  # the bar is drawn to scale
+    shown = snapshot["widths"][int(digit)]
+    assert shown == pytest.approx(snapshot["track"] * percentages[int(digit)] / 100, abs=2)  # drawn to scale
     assert page.get_by_test_id("preprocessed").get_attribute("src").startswith("data:image/png;base64,")
     if digit == "7":
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)

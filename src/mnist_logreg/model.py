@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .preprocess import apply_input_transform, check_input_transform
+from .preprocess import SIDE, apply_input_transform, check_input_transform
 
-INPUT_SIZE = 28 * 28
+INPUT_SIZE = SIDE * SIDE  # 784 pixels
 NUM_CLASSES = 10
 
 
@@ -42,7 +42,7 @@ class MNISTModel(nn.Module):
                 f"(B, {self.linear.in_features}); got shape {tuple(xb.shape)}"
             )
         if self.input_transform != "none":
-            xb = apply_input_transform(self.input_transform, xb.reshape(-1, 28, 28))
+            xb = apply_input_transform(self.input_transform, xb.reshape(-1, SIDE, SIDE))
         xb = xb.reshape(-1, self.linear.in_features)  # (B, 784)
         return self.linear(xb)  # (B, 10) logits
 

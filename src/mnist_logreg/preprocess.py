@@ -23,6 +23,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .datasets import Layout
 
+SIDE = 28  # every model input is SIDE × SIDE pixels
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression bomb must not eat memory
 WORKING_SIDE = 512  # images are cleaned at this size: enough for strokes, cheap for filters
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much (of the full range)
@@ -200,15 +201,15 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
 def _place(ink: np.ndarray, layout: Layout) -> np.ndarray:
     """Scale the longer side to the layout's box, keep the aspect ratio, and centre in 28×28."""
     digit = np.clip(_resize_longest(ink, layout.box, Image.Resampling.LANCZOS), 0, None)
-    canvas = np.zeros((28, 28), dtype=np.float64)
+    canvas = np.zeros((SIDE, SIDE), dtype=np.float64)
     h, w = digit.shape
     if layout.centre_of_mass and digit.sum() > 0:
         ys, xs = np.indices(digit.shape)
         cy, cx = (ys * digit).sum() / digit.sum(), (xs * digit).sum() / digit.sum()
-        top, left = round(14 - cy), round(14 - cx)  # MNIST digits have their centre of mass at (14, 14)
+        top, left = round(SIDE / 2 - cy), round(SIDE / 2 - cx)  # MNIST digits have their centre of mass at (14, 14)
     else:
-        top, left = (28 - h) // 2, (28 - w) // 2
-    top, left = min(max(top, 0), 28 - h), min(max(left, 0), 28 - w)  # never push ink off the canvas
+        top, left = (SIDE - h) // 2, (SIDE - w) // 2
+    top, left = min(max(top, 0), SIDE - h), min(max(left, 0), SIDE - w)  # never push ink off the canvas
     canvas[top : top + h, left : left + w] = digit
     peak = canvas.max()
     return np.clip(canvas / peak, 0, 1) if peak > 0 else canvas
@@ -239,7 +240,6 @@ def plain_resize(image: Image.Image) -> torch.Tensor:
 # Input transforms: applied to 28×28 pixels by the model of a run, in training and prediction
 # ---------------------------------------------------------------------------------------------
 
-SIDE = 28
 CENTRE = SIDE / 2  # where deskewing puts the centre of mass, as the classic deskew does (shape / 2)
 MAX_SLANT = 1.0  # shear at most 45°: a flat dash has an ill-defined slant, and no digit leans further
 
