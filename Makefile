@@ -1,6 +1,7 @@
 # make run   : set up .venv, fetch MNIST, train the default preset, print the test accuracy
 # make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make bench : the side-by-side speed benchmark (writes bench/results.json and bench/RESULTS.md)
+# make bench-serve : the server under ApacheBench (writes bench/serve-results.json and bench/RESULTS.md)
 # make serve : the drawing demo on http://127.0.0.1:8000/ for a freshly trained default run
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test bench serve venv clean chromium demo-screenshot
+.PHONY: run test bench bench-serve serve venv clean chromium demo-screenshot
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -48,6 +49,12 @@ demo-screenshot: $(VENV)/.installed-dev chromium
 bench: $(VENV)/.installed-bench
 	$(CLI) fetch --dataset mnist
 	$(BIN)/python bench/benchmark.py
+
+# The server under ApacheBench (Debian's apache2-utils), beside the framework's floor.
+bench-serve: $(VENV)/.installed-web
+	$(CLI) fetch --dataset mnist
+	@command -v ab >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y apache2-utils; }
+	$(BIN)/python bench/serve.py
 
 serve: $(VENV)/.installed-web
 	$(CLI) train --dataset mnist --preset default --out runs/demo --no-report

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from sections import update_section  # noqa: E402  (bench/ is not a package)
 REPO = HERE.parent
 DATA_DIR = REPO / "data"
 SEED = 42
@@ -271,7 +273,7 @@ def markdown(report: dict) -> str:
         ),
     ]
     lines = [
-        "# Benchmark results",
+        "## Training: the lesson's pipeline, the presets, scikit-learn",
         "",
         f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}, torch {m['torch']} with {m['torch_threads']} threads. "
         f"Run {report['date']} with `make bench` ({report['repeats']} repeats of each preset, medians; "
@@ -326,7 +328,7 @@ def main() -> None:
     }
     (HERE / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
-    (HERE / "RESULTS.md").write_text(text)
+    update_section("training", text)
     print(text)
 
 

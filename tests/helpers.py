@@ -126,11 +126,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(run_dir, startup_timeout: float = 60.0):
+def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1):
     """Start the server on a free port; yield its base URL; stop it afterwards."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_logreg", "serve", str(run_dir), "--port", str(port)],
+        [sys.executable, "-m", "mnist_logreg", "serve", str(run_dir), "--port", str(port), "--workers", str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -172,13 +172,19 @@ def request(url: str, body: bytes | None = None, headers: dict | None = None, me
 
 def multipart(field: str, filename: str, content: bytes, content_type: str = "application/octet-stream"):
     """(body, headers) of a multipart/form-data upload with one file field."""
+    return multipart_files([(field, filename, content)], content_type)
+
+
+def multipart_files(files: list[tuple[str, str, bytes]], content_type: str = "application/octet-stream"):
+    """(body, headers) of a multipart/form-data upload with several (field, filename, content) parts."""
     boundary = "----mnist-logreg-test-boundary"
-    body = (
+    body = b"".join(
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
             f"Content-Type: {content_type}\r\n\r\n"
         ).encode()
         + content
-        + f"\r\n--{boundary}--\r\n".encode()
+        + b"\r\n"
+        for field, filename, content in files
     )
-    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
@@ -243,19 +243,17 @@ def test_otsu_threshold_matches_a_brute_force_search():
 
     rng = np.random.default_rng(0)
     values = np.clip(np.concatenate([rng.normal(0.2, 0.05, 3000), rng.normal(0.7, 0.08, 1000)]), 0, 1)
-    bins = 64
-    cuts = np.linspace(0, 1, bins + 1)[1:]
-    quantised = (np.floor(values * bins).clip(0, bins - 1) + 0.5) / bins  # the histogram's bin centres
+    levels = np.round(values * 255)  # the 8-bit levels the threshold is computed on
 
-    def between_class_variance(cut):
-        below, above = quantised[quantised < cut], quantised[quantised >= cut]
+    def between_class_variance(cut):  # classes: levels <= cut, levels > cut
+        below, above = levels[levels <= cut], levels[levels > cut]
         if not len(below) or not len(above):
             return -1.0
         return len(below) * len(above) * (below.mean() - above.mean()) ** 2
 
-    best = max(cuts, key=between_class_variance)
-    assert _otsu(values, bins) == pytest.approx(best)
-    assert 0.3 < _otsu(values, bins) < 0.6  # between the two levels
+    best = max(range(255), key=between_class_variance)
+    assert _otsu(values) == pytest.approx(best / 255, abs=1.5 / 255)
+    assert 0.3 < _otsu(values) < 0.6  # between the two levels
 
 
 def test_otsu_threshold_of_a_two_level_image_separates_the_levels():
@@ -263,7 +261,7 @@ def test_otsu_threshold_of_a_two_level_image_separates_the_levels():
 
     values = np.array([0.1] * 700 + [0.9] * 300)
     threshold = _otsu(values)
-    assert 0.1 < threshold <= 0.9 and ((values >= threshold) == (values == 0.9)).all()
+    assert 0.1 <= threshold < 0.9 and ((values > threshold) == (values == 0.9)).all()
 
 
 def test_box_blur_is_the_mean_over_each_window_with_edges_extended():
@@ -295,3 +293,51 @@ def test_an_image_over_the_pixel_limit_is_its_own_error():
 
     with pytest.raises(ImageTooLarge, match="48 megapixels"):
         open_image(_save(Image.new("1", (8000, 6000), 1), "PNG"))
+
+
+def test_the_opening_removes_a_lighting_gradient_but_keeps_a_stroke():
+    from mnist_logreg.preprocess import _opening
+
+    ys, xs = np.mgrid[0:64, 0:64]
+    gradient = (0.2 + 0.5 * xs / 63).astype(np.float32)  # light growing left to right
+    image = gradient.copy()
+    image[10:54, 30:34] += 0.3  # a vertical stroke 4 px wide
+    background = _opening(image, 13)
+    assert np.abs(background - gradient).max() < 0.5 / 63 * 12 + 1e-6  # the gradient, within one window's slope
+    stroke = image - background
+    assert stroke[10:54, 30:34].min() > 0.25 and np.delete(stroke, np.s_[30:34], axis=1).max() < 0.1
+
+
+def test_centre_of_mass_agrees_with_a_hand_count():
+    from mnist_logreg.preprocess import centre_of_mass
+
+    image = np.zeros((5, 7), dtype=np.float32)
+    image[1, 2] = 1.0  # weight 1 at (1, 2)
+    image[3, 6] = 3.0  # weight 3 at (3, 6)
+    assert centre_of_mass(image) == pytest.approx(((1 * 1 + 3 * 3) / 4, (1 * 2 + 3 * 6) / 4))
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_upright_and_reads_the_same():
+    photo = Image.new("L", (4000, 3000), 235)
+    ImageDraw.Draw(photo).line([(1200, 600), (2600, 600), (1700, 2500)], fill=20, width=160)  # a 7
+    content = _save(photo, "JPEG")
+    reduced = open_image(content, reduce_to=512)
+    assert reduced.size == (1000, 750)  # 1/4: the smallest scale whose longer side is still >= 512
+    assert open_image(content).size == (4000, 3000)
+    assert correlation(preprocess_image(reduced), preprocess_image(photo)) > 0.95
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to view
+    sideways = photo.transpose(Image.Transpose.ROTATE_90)
+    buffer = io.BytesIO()
+    sideways.save(buffer, format="JPEG", exif=exif)
+    upright = open_image(buffer.getvalue(), reduce_to=512)
+    assert upright.size == (1000, 750)
+    assert correlation(preprocess_image(upright), preprocess_image(photo)) > 0.95
+
+
+def test_the_pixel_limit_holds_with_reduced_decoding():
+    from mnist_logreg.preprocess import ImageTooLarge
+
+    with pytest.raises(ImageTooLarge, match="over the limit of 40"):
+        open_image(_save(Image.new("L", (8000, 6000), 200), "JPEG"), reduce_to=512)

@@ -16,7 +16,7 @@ from PIL import Image
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model, write_json
 
-from helpers import multipart, request, serving, seven
+from helpers import multipart, multipart_files, request, serving, seven
 
 INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "test"}
 
@@ -72,7 +72,12 @@ def test_the_schema_is_generated_from_the_routes_declarations(server):
     predict = spec["paths"]["/api/predict"]["post"]
     assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
     answers = predict["responses"]
-    assert answers["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Prediction"}
+    one_or_batch = answers["200"]["content"]["application/json"]["schema"]["anyOf"]
+    assert one_or_batch[0] == {"$ref": "#/components/schemas/Prediction"}
+    assert one_or_batch[1]["items"]["anyOf"] == [
+        {"$ref": "#/components/schemas/FilePrediction"},
+        {"$ref": "#/components/schemas/FileError"},
+    ]
     for status in ("400", "413", "415", "422", "500"):
         assert answers[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorAnswer"}
     prediction = spec["components"]["schemas"]["Prediction"]
@@ -258,3 +263,34 @@ def test_serve_refuses_a_bad_run_folder(tmp_path):
     result = cli("serve", tmp_path / "absent", "--port", "0")
     assert result.returncode == 1
     assert "no run folder at" in result.stderr
+
+
+def test_a_batch_mixing_good_and_bad_files_gets_one_answer_per_file_in_order(server):
+    good = png(seven())
+    files = [
+        ("file", "a.png", good),
+        ("file", "notes.txt", b"not an image"),
+        ("file", "blank.png", png(Image.new("L", (50, 50), 255))),
+        ("file", "b.png", good),
+    ]
+    status, answers = request(f"{server}/api/predict", *multipart_files(files))
+    assert status == 200 and isinstance(answers, list)
+    assert [a["filename"] for a in answers] == ["a.png", "notes.txt", "blank.png", "b.png"]
+    assert "not an image Pillow can read" in answers[1]["error"] and "no ink found" in answers[2]["error"]
+    check_prediction(answers[0])
+    single = request(f"{server}/api/predict", *multipart("file", "a.png", good))[1]
+    assert answers[0]["probabilities"] == answers[3]["probabilities"] == single["probabilities"]
+    assert "filename" not in single  # one file: the answer is the same object as ever
+
+
+def test_two_worker_processes_start_and_answer(tmp_path):
+    torch.manual_seed(0)
+    save_model(tmp_path / "run", MNISTModel(), INFO)
+    content = png(seven())
+    with serving(tmp_path / "run", workers=2) as url:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(
+                pool.map(lambda _: request(f"{url}/api/predict", *multipart("file", "7.png", content)), range(20))
+            )
+    assert [status for status, _ in answers] == [200] * 20
+    assert len({tuple(answer["probabilities"]) for _, answer in answers}) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -143,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port_number, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="server processes, each with the model loaded once (default: the number of cores)",
+    )
     return parser
 
 
@@ -330,14 +337,24 @@ def cmd_serve(args) -> int:
     try:
         import uvicorn
 
-        from .web import create_app
+        from .web.app import RUN_DIR_VARIABLE
     except ImportError as error:
         raise ValueError(
             f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)"
         ) from None
-    app = create_app(args.run_dir)
-    log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    from .runs import load_run
+
+    load_run(args.run_dir)  # a bad run folder is one clear error here, not one per worker
+    os.environ[RUN_DIR_VARIABLE] = str(args.run_dir.resolve())
+    log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ with {args.workers} worker(s) (Ctrl-C to stop)")
+    uvicorn.run(
+        "mnist_logreg.web.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+    )
     return 0
 
 

@@ -36,6 +36,10 @@ class MNISTModel(nn.Module):
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
+        return self.linear(self.seen(xb))  # (B, 10) logits
+
+    def seen(self, xb: torch.Tensor) -> torch.Tensor:
+        """The images as the linear layer sees them: checked, input-transformed, flattened (B, 784)."""
         if xb.dim() < 2 or xb.shape[1:].numel() != self.linear.in_features:
             raise ValueError(
                 f"MNISTModel takes a batch of {self.linear.in_features}-pixel images, shaped (B, 1, 28, 28) or "
@@ -43,8 +47,7 @@ class MNISTModel(nn.Module):
             )
         if self.input_transform != "none":
             xb = apply_input_transform(self.input_transform, xb.reshape(-1, SIDE, SIDE))
-        xb = xb.reshape(-1, self.linear.in_features)  # (B, 784)
-        return self.linear(xb)  # (B, 10) logits
+        return xb.reshape(-1, self.linear.in_features)  # (B, 784)
 
     def extra_repr(self) -> str:
         return f"input_transform={self.input_transform!r}"

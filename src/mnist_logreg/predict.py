@@ -12,15 +12,17 @@ import torch
 from PIL import Image
 
 from .datasets import DATASETS
-from .preprocess import apply_input_transform, open_image, preprocess_image
+from .preprocess import SIDE, WORKING_SIDE, open_image, preprocess_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def predict_tensor(pixels: torch.Tensor, model, classes: list[str], top_k: int = 3) -> dict:
-    """Prediction for one preprocessed image: label, class, probability, top_k, probabilities."""
+    """Prediction for one preprocessed image (1, 28, 28): label, class, probability, top_k,
+    probabilities, and ``pixels``, the image as the model saw it (after its input transform)."""
     with torch.no_grad():
-        probabilities = model.predict_proba(pixels.unsqueeze(0).to(next(model.parameters()).device))[0].cpu()
+        seen = model.seen(pixels.unsqueeze(0).to(next(model.parameters()).device))  # (1, 784)
+        probabilities = torch.softmax(model.linear(seen), dim=1)[0].cpu()
     order = torch.argsort(probabilities, descending=True)[: max(1, min(top_k, len(classes)))].tolist()
     label = order[0]
     return {
@@ -29,6 +31,7 @@ def predict_tensor(pixels: torch.Tensor, model, classes: list[str], top_k: int =
         "probability": float(probabilities[label]),
         "top_k": [{"label": k, "class": classes[k], "probability": float(probabilities[k])} for k in order],
         "probabilities": [float(p) for p in probabilities],
+        "pixels": seen.reshape(1, SIDE, SIDE).cpu(),
     }
 
 
@@ -39,11 +42,7 @@ def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 
     """
     spec = DATASETS["mnist"]
     layout, classes = (spec.layout, list(spec.classes)) if info is None else (info.layout, info.classes)
-    pixels = preprocess_image(open_image(path), layout)
-    result = predict_tensor(pixels, model, classes, top_k)
-    # What the model saw: the preprocessed image after the run's input transform.
-    result["pixels"] = apply_input_transform(model.input_transform, pixels)
-    return result
+    return predict_tensor(preprocess_image(open_image(path, reduce_to=WORKING_SIDE), layout), model, classes, top_k)
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:

@@ -13,14 +13,15 @@ import binascii
 import io
 import json
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -29,6 +30,8 @@ from ..preprocess import ImageError, ImageTooLarge
 from ..runs import RunError, load_run, package_version, read_metrics
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
+MAX_FILES = 64  # files in one batch request
+RUN_DIR_VARIABLE = "MNIST_LOGREG_RUN_DIR"  # how `serve --workers N` tells each worker process its run
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # past this, stop reading an oversized body and just answer
 
 log = logging.getLogger("mnist_logreg.web")
@@ -40,9 +43,12 @@ log = logging.getLogger("mnist_logreg.web")
 
 
 class ImageUpload(BaseModel):
-    """multipart/form-data: one image file."""
+    """multipart/form-data: one image file, or several ``file`` fields for a batch."""
 
-    file: bytes = Field(json_schema_extra={"format": "binary"}, description="a PNG, JPEG, GIF, BMP, TIFF or WebP")
+    file: list[bytes] = Field(
+        json_schema_extra={"items": {"type": "string", "format": "binary"}},
+        description=f"PNG, JPEG, GIF, BMP, TIFF or WebP files, 1 to {MAX_FILES}; with more than one, the answer is a list",
+    )
 
 
 class ImageJSON(BaseModel):
@@ -71,6 +77,19 @@ class Prediction(BaseModel):
 
 
 class ErrorAnswer(BaseModel):
+    error: str
+
+
+class FilePrediction(Prediction):
+    """One file's answer in a batch (several ``file`` fields in one request)."""
+
+    filename: str
+
+
+class FileError(BaseModel):
+    """One bad file in a batch: the others are still predicted."""
+
+    filename: str
     error: str
 
 
@@ -121,6 +140,12 @@ def create_app(run_dir: Path | str) -> FastAPI:
     except RunError:
         metrics = None
     page = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    # Predictions are CPU work under the GIL: one at a time per worker process, in arrival order,
+    # in a thread off the event loop. More at once would only share the same core, slower.
+    predicting = anyio.CapacityLimiter(1)
+
+    async def off_the_loop(function, *args):
+        return await anyio.to_thread.run_sync(function, *args, limiter=predicting)
 
     app = FastAPI(
         title="mnist-logreg demo",
@@ -167,9 +192,19 @@ def create_app(run_dir: Path | str) -> FastAPI:
         result["preprocessed"] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
         return result
 
+    def predict_batch(files: list[tuple[str, bytes]]) -> list[dict]:
+        """One answer per file, in order; a bad file gets its error and the others carry on."""
+        answers = []
+        for filename, content in files:
+            try:
+                answers.append({"filename": filename, **predict_bytes(content)})
+            except ClientError as error:
+                answers.append({"filename": filename, "error": str(error)})
+        return answers
+
     @app.post(
         "/api/predict",
-        response_model=Prediction,
+        response_model=Prediction | list[FilePrediction | FileError],
         responses={status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
         openapi_extra={"requestBody": _request_body()},
     )
@@ -177,23 +212,41 @@ def create_app(run_dir: Path | str) -> FastAPI:
         """Classify an image: a multipart upload (field ``file``) or JSON ``{"image": base64}``.
 
         Answers ``label``, ``class``, ``probability``, ``top_k``, ``probabilities`` and
-        ``preprocessed`` (the 28×28 image the model saw, as a PNG data URL).
+        ``preprocessed`` (the 28×28 image the model saw, as a PNG data URL). Several ``file``
+        fields answer a list, one entry per file in order, with ``filename`` and either the
+        prediction or an ``error``.
         """
         body = await read_limited_body(request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "multipart/form-data":
-            content = await image_from_multipart(request, body)
+            files = await images_from_multipart(request, body)
         elif content_type == "application/json":
-            content = image_from_json(body)
+            files = [("image", image_from_json(body))]
         else:
             raise ClientError(
                 415,
                 "send multipart/form-data with a 'file' field, or application/json "
                 "with an 'image' field holding base64",
             )
-        return await run_in_threadpool(predict_bytes, content)
+        if len(files) > 1:
+            return await off_the_loop(predict_batch, files)
+        return await off_the_loop(predict_bytes, files[0][1])
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory each ``serve --workers N`` process calls: the run named in the environment.
+
+    A worker answers one request at a time per thread, and the model is 7,850 numbers: one torch
+    and one OpenCV thread each keep N workers from fighting over the cores.
+    """
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    return create_app(os.environ[RUN_DIR_VARIABLE])
 
 
 async def read_limited_body(request: Request) -> bytes:
@@ -214,21 +267,21 @@ async def read_limited_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def image_from_multipart(request: Request, body: bytes) -> bytes:
-    """The 'file' field of a multipart body already read (and size-checked) by read_limited_body."""
+async def images_from_multipart(request: Request, body: bytes) -> list[tuple[str, bytes]]:
+    """(filename, content) of each 'file' field of a multipart body already read (and size-checked)."""
 
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        async with Request(request.scope, replay).form(max_files=1, max_fields=10) as form:
-            upload = form.get("file")
-            if upload is None:
+        async with Request(request.scope, replay).form(max_files=MAX_FILES, max_fields=MAX_FILES + 10) as form:
+            uploads = form.getlist("file")
+            if not uploads:
                 raise ClientError(400, "multipart body has no 'file' field")
-            if not isinstance(upload, UploadFile):
+            if not all(isinstance(upload, UploadFile) for upload in uploads):
                 raise ClientError(400, "the 'file' field must be a file upload, not text")
-            return await upload.read()
-    except HTTPException as error:  # Starlette's answer to a malformed multipart body
+            return [(upload.filename or f"file {n}", await upload.read()) for n, upload in enumerate(uploads, 1)]
+    except HTTPException as error:  # Starlette's answer to a malformed multipart body, or too many files
         raise ClientError(400, f"malformed multipart body: {error.detail}") from None
 
 
