@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from sections import update_section  # noqa: E402  (bench/ is not a package)
+
 REPO = HERE.parent
 DATA_DIR = REPO / "data"
 SEED = 42

@@ -70,6 +70,7 @@ def make_images(folder: Path) -> dict[str, Path]:
     from PIL import Image
 
     from mnist_logreg.data import load_splits
+
     from realistic import on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
@@ -87,9 +88,13 @@ def make_images(folder: Path) -> dict[str, Path]:
         image.save(buffer, format=fmt, **options)
         content = buffer.getvalue()
         body = (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
+            (
+                f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{BOUNDARY}--\r\n".encode()
+        )
         bodies[name] = folder / f"{name}.body"
         bodies[name].write_bytes(body)
         (folder / f"{name}.{fmt.lower()}").write_bytes(content)
@@ -100,6 +105,7 @@ def photos_640(count: int = 40) -> list[bytes]:
     import numpy as np
 
     from mnist_logreg.data import load_splits
+
     from realistic import on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")

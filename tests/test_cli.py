@@ -81,3 +81,34 @@ def test_fetch_from_a_folder_without_the_files(tmp_path):
     assert "could not fetch mnist" in result.stderr
     assert "none of the files are in" in result.stderr
     assert "t10k-labels-idx1-ubyte  (sha256 ff7bcfd416de" in result.stderr
+
+
+NO_TORCH = """
+import sys
+from mnist_logreg.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit_:  # --help and argument errors end in argparse's exit
+    code = exit_.code
+print("torch imported:", "torch" in sys.modules)
+sys.exit(code)
+"""
+
+
+def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path):
+    """torch takes about a second to import: the commands that need none must not pay for it."""
+    import subprocess
+    import sys
+
+    from helpers import seven
+
+    save_model(tmp_path / "run", MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    seven().save(tmp_path / "seven.png")
+    for args, status in [
+        (["--help"], 0),
+        (["train", "--epochs", "0"], 2),
+        (["predict", str(tmp_path / "run"), str(tmp_path / "seven.png")], 0),
+    ]:
+        done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == status, done.stderr
+        assert "torch imported: False" in done.stdout, (args, done.stdout[-300:])

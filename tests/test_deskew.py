@@ -18,7 +18,7 @@ from mnist_logreg.preprocess import (
     open_image,
     preprocess_image,
 )
-from mnist_logreg.runs import RunError, RunInfo, load_run, save_model
+from mnist_logreg.runs import RunError, RunInfo, load_run, load_weights, save_model
 from mnist_logreg.training import PRESETS, get_preset
 
 from helpers import multipart, request, run_process, serving, train_preset
@@ -153,8 +153,16 @@ def test_cli_library_and_api_give_identical_probabilities(deskew_run, tmp_path):
     model, info = load_run(run_dir)
     assert model.input_transform == "deskew"
     library = predict_image_file(png, model, info)
+    # The torch model and the torch-free weights (weights.npz) give the same probabilities.
+    weights, _ = load_weights(run_dir)
+    assert weights.input_transform == "deskew"
+    without_torch = predict_image_file(png, weights, info)
+    with torch.no_grad():
+        through_torch = model.predict_proba(preprocess_image(open_image(png)).unsqueeze(0))[0].double().numpy()
+    assert np.abs(np.array(without_torch["probabilities"]) - through_torch).max() < 1e-6
+    assert without_torch["probabilities"] == library["probabilities"]
     # What the model saw is the deskewed input: its slant is gone.
-    seen = library["pixels"]
+    seen = torch.from_numpy(library["pixels"])
     assert torch.allclose(seen, apply_input_transform("deskew", preprocess_image(open_image(png))))
     _, _, var_row, cov = moments(seen)
     assert abs(cov / var_row) < 0.05
@@ -188,7 +196,7 @@ def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
         expected = torch.softmax(model.linear(pixels.reshape(1, 784)), 1)[0]
     got = predict_image_file(tmp_path / "one.png", loaded, loaded_info)
     assert np.allclose(got["probabilities"], expected.numpy(), atol=1e-7)
-    assert torch.equal(got["pixels"], pixels)  # nothing applied on top of the preprocessing
+    assert np.array_equal(got["pixels"], pixels.numpy())  # nothing applied on top of the preprocessing
 
 
 def test_a_run_naming_an_unknown_transform_is_refused_clearly(tmp_path):

@@ -51,6 +51,7 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
         "metrics.json",
         "model.json",
         "model.pth",
+        "weights.npz",
     ]
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, get_preset("default").epochs + 1))

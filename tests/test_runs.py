@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from mnist_logreg import MNISTModel, RunError, load_run
 from mnist_logreg.datasets import DATASETS
-from mnist_logreg.runs import RunInfo, read_info, read_metrics, save_model
+from mnist_logreg.runs import RunInfo, load_weights, read_info, read_metrics, save_model
 
 
 def info(**changes):
@@ -106,3 +107,37 @@ def test_metrics_from_before_the_confusion_matrix_still_load(tmp_path):
     metrics = read_metrics(tmp_path)
     assert metrics.confusion is None and not metrics.interrupted
     assert metrics.to_json() == {**old, "confusion": None, "per_class": None}
+
+
+def test_predicting_reads_numpy_weights_equal_to_the_checkpoint(tmp_path):
+    torch.manual_seed(2)
+    model = MNISTModel()
+    save_model(tmp_path / "run", model, info(input_transform="deskew"))
+    weights, loaded_info = load_weights(tmp_path / "run")
+    assert np.array_equal(weights.weight, model.linear.weight.detach().numpy())
+    assert np.array_equal(weights.bias, model.linear.bias.detach().numpy())
+    assert weights.input_transform == "deskew" == loaded_info.input_transform
+
+
+def test_a_run_from_before_weights_npz_is_read_through_its_checkpoint(tmp_path):
+    torch.manual_seed(3)
+    model = MNISTModel()
+    save_model(tmp_path / "run", model, info())
+    (tmp_path / "run" / "weights.npz").unlink()
+    weights, _ = load_weights(tmp_path / "run")
+    assert np.array_equal(weights.weight, model.linear.weight.detach().numpy())
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda path: path.write_bytes(b"not an npz"), "is not readable weights"),
+        (lambda path: np.savez(path, weight=np.zeros((10, 700), np.float32), bias=np.zeros(10, np.float32)), "shape"),
+        (lambda path: np.savez(path, weight=np.full((10, 784), np.nan, np.float32), bias=np.zeros(10)), "non-finite"),
+    ],
+)
+def test_damaged_numpy_weights_are_refused_clearly(tmp_path, damage, message):
+    save_model(tmp_path / "run", MNISTModel(), info())
+    damage(tmp_path / "run" / "weights.npz")
+    with pytest.raises(RunError, match=message):
+        load_weights(tmp_path / "run")

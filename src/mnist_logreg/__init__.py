@@ -1,29 +1,41 @@
 """mnist-logreg: logistic regression on MNIST and Fashion-MNIST, with the lesson's names.
 
 from mnist_logreg import MNISTModel, fit, evaluate, accuracy, predict_image
+
+The names are imported on first use (PEP 562), so ``import mnist_logreg.cli`` does not pay
+for torch until a command needs it.
 """
 
-from .data import load_splits
-from .datasets import DATASETS
-from .fetch import fetch
-from .idx import DataError
-from .model import MNISTModel, accuracy, predict_image
-from .runs import RunError, RunInfo, load_run
-from .training import PRESETS, TrainConfig, evaluate, fit
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "DataError",
-    "MNISTModel",
-    "PRESETS",
-    "RunError",
-    "RunInfo",
-    "TrainConfig",
-    "accuracy",
-    "evaluate",
-    "fetch",
-    "fit",
-    "load_run",
-    "load_splits",
-    "predict_image",
-]
+import importlib
+
+_WHERE = {
+    "DATASETS": "datasets",
+    "DataError": "idx",
+    "MNISTModel": "model",
+    "PRESETS": "config",
+    "RunError": "runs",
+    "RunInfo": "runs",
+    "TrainConfig": "config",
+    "accuracy": "model",
+    "evaluate": "training",
+    "fetch": "fetch",
+    "fit": "training",
+    "load_run": "runs",
+    "load_splits": "data",
+    "predict_image": "model",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mnist_logreg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

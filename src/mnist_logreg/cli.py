@@ -1,4 +1,8 @@
-"""The ``mnist-logreg`` command: parse arguments, call the library, print. Nothing else lives here."""
+"""The ``mnist-logreg`` command: parse arguments, call the library, print. Nothing else lives here.
+
+Each command imports what it needs when it runs: torch alone takes about a second to import,
+and ``--help``, argument errors and ``predict`` need none of it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .config import DEVICES, LOADERS, OPTIMIZERS, PRESETS, SCHEDULES
 from .datasets import DATASETS, DEFAULT_DATA_DIR
 from .idx import DataError
-from .pipeline import DEVICES, LOADERS, TrainingInterrupted
 from .runs import RunError
-from .training import OPTIMIZERS, PRESETS, SCHEDULES
 
 USER_ERRORS = (ValueError, DataError, RunError, OSError)
 
@@ -179,7 +182,7 @@ def cmd_fetch(args) -> int:
 
 def train_config(args):
     """The TrainConfig that ``train``'s arguments ask for: the preset for the dataset, then the flags."""
-    from .training import get_preset
+    from .config import get_preset
 
     deskew = {None: None, True: "deskew", False: "none"}[args.deskew]
     return get_preset(args.preset, args.dataset).updated(
@@ -198,21 +201,25 @@ def train_config(args):
 def cmd_train(args) -> int:
     import torch
 
-    from .pipeline import train_run
+    from .pipeline import TrainingInterrupted, train_run
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = train_run(
-        args.dataset,
-        args.config,
-        preset=args.preset,
-        data_dir=args.data_dir,
-        run_dir=args.out,
-        device=args.device,
-        loader=args.loader,
-        progress=not args.no_progress,
-        log=log,
-    )
+    try:
+        result = train_run(
+            args.dataset,
+            args.config,
+            preset=args.preset,
+            data_dir=args.data_dir,
+            run_dir=args.out,
+            device=args.device,
+            loader=args.loader,
+            progress=not args.no_progress,
+            log=log,
+        )
+    except TrainingInterrupted as interruption:
+        print(f"mnist-logreg: {interruption}", file=sys.stderr)
+        return 130
     metrics = result.metrics
     print(f"test_loss: {metrics.test_loss:.4f}")
     print(f"test_acc: {metrics.test_acc:.4f}")
@@ -264,29 +271,29 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .runs import load_run
+    from .runs import load_weights
 
     if args.index is None and not args.paths:
         raise ValueError("give image files or folders to predict, or --index N for a dataset image")
-    model, info = load_run(args.run_dir)
+    weights, info = load_weights(args.run_dir)  # numpy: predicting files needs no torch
     status = 0
     if args.index is not None:
-        predict_dataset_image(model, info, args)
+        predict_dataset_image(weights, info, args)
     if args.paths:
-        status = predict_files(model, info, args)
+        status = predict_files(weights, info, args)
     return status
 
 
 def predict_dataset_image(model, info: dict, args) -> None:
     from .data import to_float_pixels
     from .pipeline import load_run_splits
-    from .predict import predict_tensor
+    from .predict import predict_pixels
 
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
         raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
-    result = predict_tensor(to_float_pixels(images[args.index]), model, info.classes, top_k=1)
+    result = predict_pixels(to_float_pixels(images[args.index]), model, info.classes, top_k=1)
     print(
         f"{args.split}[{args.index}]: predicted {result['class']} "
         f"(p={result['probability']:.3f}), true label {info.classes[int(labels[args.index])]}"
@@ -342,9 +349,9 @@ def cmd_serve(args) -> int:
         raise ValueError(
             f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)"
         ) from None
-    from .runs import load_run
+    from .runs import load_weights
 
-    load_run(args.run_dir)  # a bad run folder is one clear error here, not one per worker
+    load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker
     os.environ[RUN_DIR_VARIABLE] = str(args.run_dir.resolve())
     log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ with {args.workers} worker(s) (Ctrl-C to stop)")
     uvicorn.run(
@@ -382,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"mnist-logreg: error: {error}", file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, TrainingInterrupted) as interruption:
+    except KeyboardInterrupt as interruption:
         print(f"mnist-logreg: {str(interruption) or 'interrupted'}", file=sys.stderr)
         return 130
 

@@ -15,13 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import random_split
 
+from .config import DEFAULT_SEED, LESSON_VAL_SIZE
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .fetch import fetch, missing_files
 from .idx import DataError, IdxFile, read_idx
 from .preprocess import apply_input_transform
-
-LESSON_VAL_SIZE = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
-DEFAULT_SEED = 42  # split, initial weights and shuffling
 
 
 @dataclass

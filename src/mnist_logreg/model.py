@@ -6,9 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .preprocess import SIDE, apply_input_transform, check_input_transform
+from .preprocess import INPUT_SIZE, SIDE, apply_input_transform, check_input_transform
 
-INPUT_SIZE = SIDE * SIDE  # 784 pixels
 NUM_CLASSES = 10
 
 

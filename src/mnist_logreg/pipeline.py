@@ -11,15 +11,13 @@ from typing import Callable
 import torch
 
 from . import data as data_module
+from .config import DEVICES, LOADERS
 from .data import Splits
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .metrics import confusion_matrix, per_class_metrics, predicted_labels
 from .model import INPUT_SIZE, MNISTModel
 from .runs import Epoch, Metrics, RunInfo, load_run, package_version, write_run
 from .training import TrainConfig, evaluate, fit_config
-
-LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
-DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 
 
 def resolve_device(device: str) -> torch.device:

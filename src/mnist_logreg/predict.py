@@ -1,48 +1,71 @@
-"""Classifying images: preprocessed pixels, image files and folders of them.
+"""Classifying images: preprocessed pixels, image files and folders of them, with numpy alone.
 
-Every image goes through ``preprocess.preprocess_image`` first; the model of a run applies its
-own input transform (see ``preprocess.apply_input_transform``).
+Every image goes through ``preprocess.preprocess_array`` first, then the run's input transform,
+then the linear layer: ``softmax(W x + b)``. A run's weights are 7,850 numbers, read from
+weights.npz without torch (``runs.load_weights``), so predicting starts fast and a server
+worker stays small; a torch ``MNISTModel`` is accepted too and gives the same probabilities.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+import numpy as np
 from PIL import Image
 
 from .datasets import DATASETS
-from .preprocess import SIDE, WORKING_SIDE, open_image, preprocess_image
+from .preprocess import SIDE, WORKING_SIDE, apply_input_transform, open_image, preprocess_array
+from .runs import LinearWeights
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def predict_tensor(pixels: torch.Tensor, model, classes: list[str], top_k: int = 3) -> dict:
-    """Prediction for one preprocessed image (1, 28, 28): label, class, probability, top_k,
-    probabilities, and ``pixels``, the image as the model saw it (after its input transform)."""
-    with torch.no_grad():
-        seen = model.seen(pixels.unsqueeze(0).to(next(model.parameters()).device))  # (1, 784)
-        probabilities = torch.softmax(model.linear(seen), dim=1)[0].cpu()
-    order = torch.argsort(probabilities, descending=True)[: max(1, min(top_k, len(classes)))].tolist()
+def as_weights(model) -> LinearWeights:
+    """The numpy weights of a LinearWeights or of a torch MNISTModel."""
+    if isinstance(model, LinearWeights):
+        return model
+    weight, bias = (p.detach().cpu().numpy() for p in (model.linear.weight, model.linear.bias))
+    return LinearWeights(weight, bias, model.input_transform)
+
+
+def probabilities(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:
+    """softmax(W x + b) of inputs already transformed, (N, 784) -> (N, classes), in float64."""
+    logits = seen.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def predict_pixels(pixels, model, classes: list[str], top_k: int = 3) -> dict:
+    """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: label, class,
+    probability, top_k, probabilities, and ``pixels``, the image as the model saw it (after its
+    input transform), (1, 28, 28) float32."""
+    weights = as_weights(model)
+    image = np.asarray(pixels, dtype=np.float32).reshape(1, SIDE, SIDE)
+    seen = apply_input_transform(weights.input_transform, image)  # (1, 28, 28)
+    p = probabilities(weights, seen.reshape(1, -1))[0]
+    order = np.argsort(-p, kind="stable")[: max(1, min(top_k, len(classes)))].tolist()
     label = order[0]
     return {
         "label": label,
         "class": classes[label],
-        "probability": float(probabilities[label]),
-        "top_k": [{"label": k, "class": classes[k], "probability": float(probabilities[k])} for k in order],
-        "probabilities": [float(p) for p in probabilities],
-        "pixels": seen.reshape(1, SIDE, SIDE).cpu(),
+        "probability": float(p[label]),
+        "top_k": [{"label": k, "class": classes[k], "probability": float(p[k])} for k in order],
+        "probabilities": [float(v) for v in p],
+        "pixels": seen,
     }
 
 
 def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) -> dict:
     """Open, preprocess and classify one image file (or bytes). Raises ImageError for a bad file.
 
-    ``info`` is the run's RunInfo (its layout and class names); without one, MNIST's.
+    ``model`` is a run's LinearWeights or a torch MNISTModel; ``info`` its RunInfo (layout and
+    class names), MNIST's without one.
     """
     spec = DATASETS["mnist"]
     layout, classes = (spec.layout, list(spec.classes)) if info is None else (info.layout, info.classes)
-    return predict_tensor(preprocess_image(open_image(path, reduce_to=WORKING_SIDE), layout), model, classes, top_k)
+    pixels = preprocess_array(open_image(path, reduce_to=WORKING_SIDE), layout)
+    return predict_pixels(pixels, model, classes, top_k)
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:
@@ -56,7 +79,7 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return expanded
 
 
-def save_pixels(pixels: torch.Tensor, path) -> None:
-    """Write what the model saw, (1, 28, 28) in [0, 1], as an 8-bit 28×28 PNG."""
-    values = pixels[0].clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-    Image.fromarray(values, mode="L").save(path, format="PNG")
+def save_pixels(pixels, path) -> None:
+    """Write what the model saw, (1, 28, 28) or (28, 28) in [0, 1], as an 8-bit 28×28 PNG."""
+    values = np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE)
+    Image.fromarray(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8), mode="L").save(path, format="PNG")

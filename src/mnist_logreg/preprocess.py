@@ -5,7 +5,8 @@ centred by centre of mass in 28×28. A photo of a digit is dark ink on light pap
 lit, large and off-centre; fed in with a plain resize, a model that scores 92 % on the test set
 gets about one in ten right. ``preprocess_image`` is the one path every caller goes through.
 
-An input transform is what a run's model does to every 28×28 input before its linear layer
+torch is imported only where a tensor is asked for: predicting with a run's torch-free weights
+needs none of it. An input transform is what a run's model does to every 28×28 input before its linear layer
 (model.json's ``input_transform``): ``"none"``, or ``"deskew"``, which shears each digit
 upright. ``apply_input_transform`` is the one place it is applied.
 """
@@ -17,15 +18,14 @@ import math
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 import cv2
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .datasets import Layout
 
 SIDE = 28  # every model input is SIDE × SIDE pixels
+INPUT_SIZE = SIDE * SIDE  # 784 pixels
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression bomb must not eat memory
 WORKING_SIDE = 384  # images are cleaned at this size: enough for strokes, cheap for filters
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much (of the full range)
@@ -231,8 +231,8 @@ def _place(ink: np.ndarray, layout: Layout) -> np.ndarray:
     return np.minimum(canvas / peak, 1) if peak > 0 else canvas
 
 
-def preprocess_image(image: Image.Image, layout: Layout = Layout()) -> torch.Tensor:
-    """A photo or drawing as the model's input: (1, 28, 28) float32, light ink on black.
+def preprocess_array(image: Image.Image, layout: Layout = Layout()) -> np.ndarray:
+    """A photo or drawing as the model's input: (28, 28) float32 in [0, 1], light ink on black.
 
     Composites transparency, decides the polarity from the image, removes uneven lighting and
     noise, crops to the ink, scales it into the layout's box and centres it (MNIST: 20 px, by
@@ -242,13 +242,21 @@ def preprocess_image(image: Image.Image, layout: Layout = Layout()) -> torch.Ten
     if alpha is not None:
         grey = _composite(grey, alpha)
     ink = _ink(_to_working_size(np.ascontiguousarray(grey, dtype=np.float32)))
-    canvas = _place(_crop_to_ink(ink), layout)
-    return torch.from_numpy(canvas).unsqueeze(0)  # (1, 28, 28) in [0, 1]
+    return _place(_crop_to_ink(ink), layout)
 
 
-def plain_resize(image: Image.Image) -> torch.Tensor:
-    """The naive way, for comparison: grey, resized to 28×28, nothing else."""
-    grey = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+def preprocess_image(image: Image.Image, layout: Layout = Layout()):
+    """``preprocess_array`` as a torch tensor (1, 28, 28), the lesson's image shape."""
+    import torch
+
+    return torch.from_numpy(preprocess_array(image, layout)).unsqueeze(0)
+
+
+def plain_resize(image: Image.Image):
+    """The naive way, for comparison: grey, resized to 28×28, nothing else (a tensor (1, 28, 28))."""
+    import torch
+
+    grey = np.asarray(image.convert("L").resize((SIDE, SIDE), Image.Resampling.BILINEAR), dtype=np.float32) / 255
     return torch.from_numpy(grey).unsqueeze(0)
 
 
@@ -260,45 +268,40 @@ CENTRE = SIDE / 2  # where deskewing puts the centre of mass, as the classic des
 MAX_SLANT = 1.0  # shear at most 45°: a flat dash has an ill-defined slant, and no digit leans further
 
 
-def deskew(images: torch.Tensor) -> torch.Tensor:
+def deskew(images):
     """Shear each image so that its ink stands upright, and move its centre of mass to the middle.
 
-    Takes (N, 28, 28), (N, 1, 28, 28) or one image (28, 28) / (1, 28, 28) of light ink on black
-    and returns float32 of the same shape. The slant is the ink's cov(row, col) / var(row) from
-    its second moments; row r of the output samples the input shifted by slant × (r - centre),
-    so a stroke leaning by that slant comes out vertical. Each image is computed on its own:
-    the same image alone or in any batch gives the same result. An image without ink is
-    returned unchanged.
+    Takes light ink on black as (N, 28, 28), (N, 1, 28, 28) or one image (28, 28) / (1, 28, 28),
+    a numpy array or a torch tensor, and returns float32 of the same shape and kind. The slant
+    is the ink's cov(row, col) / var(row) from its second moments; row r of the output samples
+    the input shifted by slant × (r - centre), so a stroke leaning by that slant comes out
+    vertical. Each image is resampled on its own (bilinear, OpenCV's warpAffine), so the same
+    image alone or in any batch gives the same result. An image without ink is returned unchanged.
     """
+    if not isinstance(images, np.ndarray):  # a torch tensor: the same numbers, back as a tensor
+        import torch
+
+        return torch.from_numpy(deskew(images.detach().cpu().numpy())).to(images.device)
     shape = images.shape
-    x = images.reshape(-1, SIDE, SIDE).to(torch.float32)  # (N, 28, 28)
-    mass = x.sum((1, 2))  # (N,)
+    x = np.ascontiguousarray(images, dtype=np.float32).reshape(-1, SIDE, SIDE)  # (N, 28, 28)
+    mass = x.sum(axis=(1, 2), dtype=np.float64)  # (N,)
     has_ink = mass > 0
-    safe_mass = torch.where(has_ink, mass, torch.ones_like(mass))
-    coords = torch.arange(SIDE, dtype=torch.float32)
-    row_mass, col_mass = x.sum(2), x.sum(1)  # (N, 28) each
-    cy = (row_mass * coords).sum(1) / safe_mass
-    cx = (col_mass * coords).sum(1) / safe_mass
-    dy = coords - cy.unsqueeze(1)  # (N, 28): row offsets from the centre of mass
-    dx = coords - cx.unsqueeze(1)
-    var_row = (row_mass * dy**2).sum(1) / safe_mass
-    cov = ((x * dx.unsqueeze(1)).sum(2) * dy).sum(1) / safe_mass
-    slant = torch.where(var_row > 1e-6, cov / var_row.clamp_min(1e-6), torch.zeros_like(cov))
-    slant = slant.clamp(-MAX_SLANT, MAX_SLANT)
-    slant = torch.where(has_ink, slant, torch.zeros_like(slant))
-    cy = torch.where(has_ink, cy, torch.full_like(cy, CENTRE))
-    cx = torch.where(has_ink, cx, torch.full_like(cx, CENTRE))
-    # Output pixel (r, c) samples input (r - CENTRE + cy, c - CENTRE + cx + slant·(r - CENTRE)),
-    # written in grid_sample's coordinates, where pixel index i is u = i / 13.5 - 1.
-    half = (SIDE - 1) / 2
-    theta = torch.zeros(len(x), 2, 3)
-    theta[:, 0, 0] = 1
-    theta[:, 0, 1] = slant
-    theta[:, 0, 2] = (cx - CENTRE + slant * (half - CENTRE)) / half
-    theta[:, 1, 1] = 1
-    theta[:, 1, 2] = (cy - CENTRE) / half
-    grid = F.affine_grid(theta, [len(x), 1, SIDE, SIDE], align_corners=True)
-    out = F.grid_sample(x.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    safe_mass = np.where(has_ink, mass, 1.0)
+    coords = np.arange(SIDE, dtype=np.float64)
+    row_mass, col_mass = x.sum(axis=2, dtype=np.float64), x.sum(axis=1, dtype=np.float64)  # (N, 28) each
+    cy = np.where(has_ink, row_mass @ coords / safe_mass, CENTRE)
+    cx = np.where(has_ink, col_mass @ coords / safe_mass, CENTRE)
+    dy = coords - cy[:, None]  # (N, 28): row offsets from the centre of mass
+    dx = coords - cx[:, None]
+    var_row = (row_mass * dy**2).sum(axis=1) / safe_mass
+    cov = (np.einsum("nrc,nc->nr", x, dx) * dy).sum(axis=1) / safe_mass
+    slant = np.where(has_ink & (var_row > 1e-6), cov / np.maximum(var_row, 1e-6), 0.0).clip(-MAX_SLANT, MAX_SLANT)
+    out = np.empty_like(x)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    for i in range(len(x)):
+        # Output pixel (column u, row v) samples input (u + slant·(v - CENTRE) + cx - CENTRE, v + cy - CENTRE).
+        warp = np.array([[1, slant[i], cx[i] - CENTRE - slant[i] * CENTRE], [0, 1, cy[i] - CENTRE]])
+        out[i] = cv2.warpAffine(x[i], warp, (SIDE, SIDE), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out.reshape(shape)
 
 
@@ -314,7 +317,7 @@ def check_input_transform(name: str) -> str:
     return name
 
 
-def apply_input_transform(name: str, pixels: torch.Tensor) -> torch.Tensor:
-    """``pixels`` (…, 28, 28) in [0, 1] as the model of a run with this input transform sees them."""
+def apply_input_transform(name: str, pixels):
+    """``pixels`` (…, 28, 28) in [0, 1], numpy or torch, as the model of a run with this input transform sees them."""
     transform = INPUT_TRANSFORMS[check_input_transform(name)]
     return pixels if transform is None else transform(pixels)

@@ -3,6 +3,7 @@
 A run folder holds:
 
 - ``model.pth``: the plain state_dict, so the lesson's ``model.load_state_dict(torch.load(path))`` works;
+- ``weights.npz``: the same weight and bias as numpy arrays, so predicting needs no torch;
 - ``model.json``: ``RunInfo``, what the weights are and how they were made;
 - ``history.json``: one ``Epoch`` per line of training;
 - ``metrics.json``: ``Metrics``, the scores at the end, confusion matrix and per-class table included;
@@ -23,13 +24,13 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from .datasets import DATASETS, Layout
-from .model import INPUT_SIZE, MNISTModel
-from .preprocess import check_input_transform
+from .preprocess import INPUT_SIZE, check_input_transform
 
 MODEL_FILE = "model.pth"
+WEIGHTS_FILE = "weights.npz"
 INFO_FILE = "model.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
@@ -177,36 +178,84 @@ def read_metrics(run_dir: Path | str) -> Metrics:
     return Metrics.from_json(read_json(path), path)
 
 
-def save_model(run_dir: Path | str, model: MNISTModel, info: RunInfo | dict) -> None:
-    """Write the weights and model.json (each atomically)."""
+def save_model(run_dir: Path | str, model, info: RunInfo | dict) -> None:
+    """Write the weights (model.pth and weights.npz) and model.json, each atomically."""
+    import torch
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     partial = run_dir / f".{MODEL_FILE}.partial"
     torch.save(state, partial)
     partial.replace(run_dir / MODEL_FILE)
+    partial = run_dir / f".{WEIGHTS_FILE}.partial"
+    with partial.open("wb") as handle:  # a file object: np.savez would add ".npz" to a path
+        np.savez(handle, weight=state["linear.weight"].numpy(), bias=state["linear.bias"].numpy())
+    partial.replace(run_dir / WEIGHTS_FILE)
     write_json(run_dir / INFO_FILE, info.to_json() if isinstance(info, RunInfo) else info)
 
 
-def write_run(run_dir: Path | str, model: MNISTModel, info: RunInfo, history: list[Epoch], metrics: Metrics) -> None:
+def write_run(run_dir: Path | str, model, info: RunInfo, history: list[Epoch], metrics: Metrics) -> None:
     """Write a whole run folder: weights, model.json, history.json and metrics.json."""
     save_model(run_dir, model, info)
     write_json(Path(run_dir) / HISTORY_FILE, clean_floats([asdict(epoch) for epoch in history]))
     write_json(Path(run_dir) / METRICS_FILE, metrics.to_json())
 
 
-def load_run(run_dir: Path | str, device: torch.device | str = "cpu") -> tuple[MNISTModel, RunInfo]:
+def _checked_run_dir(run_dir: Path | str) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"no run folder at {run_dir}; run 'mnist-logreg train' first")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise RunError(f"no checkpoint at {run_dir / MODEL_FILE}; run 'mnist-logreg train' first")
+    return run_dir
+
+
+@dataclass
+class LinearWeights:
+    """A run's model as numpy arrays: what predicting needs, without torch."""
+
+    weight: np.ndarray  # (classes, 784) float32
+    bias: np.ndarray  # (classes,) float32
+    input_transform: str = "none"
+
+
+def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
+    """The run's weights and ``RunInfo`` without importing torch (from weights.npz).
+
+    Runs from before weights.npz existed are read through torch, once, the slow way.
+    """
+    run_dir = _checked_run_dir(run_dir)
+    info = read_info(run_dir)
+    path = run_dir / WEIGHTS_FILE
+    if not path.is_file():
+        model, info = load_run(run_dir)
+        weight, bias = (t.detach().numpy() for t in (model.linear.weight, model.linear.bias))
+        return LinearWeights(weight, bias, info.input_transform), info
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            weight, bias = arrays["weight"].astype(np.float32), arrays["bias"].astype(np.float32)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise RunError(f"{path} is not readable weights ({error}); retrain, or delete it to read model.pth") from None
+    if weight.shape != (len(info.classes), info.input_size) or bias.shape != (len(info.classes),):
+        raise RunError(f"{path} holds weights of shape {weight.shape}, not the model in {INFO_FILE}")
+    if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+        raise RunError(f"{path} holds non-finite weights (NaN or inf); retrain with a smaller --lr")
+    return LinearWeights(weight, bias, info.input_transform), info
+
+
+def load_run(run_dir: Path | str, device="cpu"):
     """The model of a run folder, in eval mode, and its ``RunInfo``. Raises RunError with the fix.
 
     The model applies the run's input transform itself: give it 28×28 pixels in [0, 1], as the
     dataset or ``preprocess_image`` provide them.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"no run folder at {run_dir}; run 'mnist-logreg train' first")
+    import torch
+
+    from .model import MNISTModel
+
+    run_dir = _checked_run_dir(run_dir)
     checkpoint = run_dir / MODEL_FILE
-    if not checkpoint.is_file():
-        raise RunError(f"no checkpoint at {checkpoint}; run 'mnist-logreg train' first")
     info = read_info(run_dir)
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -9,109 +9,20 @@ the optimizer's bookkeeping, which on 128-image batches costs more than the arit
 from __future__ import annotations
 
 import functools
-import math
 import time
-from dataclasses import asdict, dataclass, replace
 from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
 
-from .data import DEFAULT_SEED, LESSON_VAL_SIZE
+from .config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig, get_preset  # noqa: F401  (re-exported)
 from .model import MNISTModel
-from .preprocess import check_input_transform
 
-# ---------------------------------------------------------------------------------------------
-# Presets: the one source of truth for every training default (the CLI reads them too).
-# ---------------------------------------------------------------------------------------------
-
-
-def _show(value) -> str:
-    """A value as a person typed it: 1.5, -1, nan (not -1.0 or float('nan'))."""
-    return f"{value:g}" if isinstance(value, float) else repr(value)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int
-    lr: float
-    batch_size: int = 128
-    optimizer: str = "sgd"  # a key of OPTIMIZERS
-    momentum: float = 0.0  # SGD only
-    weight_decay: float = 0.0  # L2 penalty, as the optimizer applies it
-    schedule: str = "constant"  # a key of SCHEDULES: learning-rate multiplier over the run
-    seed: int = DEFAULT_SEED  # split, initialisation and shuffling
-    val_size: int = LESSON_VAL_SIZE  # the lesson's 50,000 / 10,000 split of the 60,000 training images
-    input_transform: str = "none"  # a key of preprocess.INPUT_TRANSFORMS, applied to every image
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.epochs, int) and self.epochs > 0):
-            raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={_show(self.lr)} must be a positive number")
-        if not (isinstance(self.batch_size, int) and self.batch_size > 0):
-            raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r} is not one of {sorted(SCHEDULES)}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay={_show(self.weight_decay)} must be 0 or more")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum={_show(self.momentum)} must be in [0, 1)")
-        if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ValueError(f"seed={self.seed!r} must be 0 or more")
-        if not (isinstance(self.val_size, int) and self.val_size > 0):
-            raise ValueError(f"val_size={self.val_size!r} must be a positive integer")
-        check_input_transform(self.input_transform)
-
-    def updated(self, **overrides) -> "TrainConfig":
-        """A copy with the given fields replaced; ``None`` values leave a field as it is."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
 }
-
-SCHEDULES: dict[str, Callable[[float], float] | None] = {
-    "constant": None,
-    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),  # progress in [0, 1)
-    "linear": lambda progress: 1 - progress,
-}
-
-_BEST_RAW = TrainConfig(epochs=6, lr=0.02, batch_size=512, optimizer="adam", schedule="cosine")
-
-PRESETS: dict[str, TrainConfig] = {
-    # The lesson exactly: four fit(5, 0.001, ...) calls of plain SGD on batches of 128.
-    "notebook": TrainConfig(epochs=20, lr=0.001),
-    # The best recipe found for the linear model on raw pixels (see README, "Presets").
-    "raw": _BEST_RAW,
-    # The most accurate recipe for the dataset: on MNIST, the same recipe on deskewed digits
-    # (validation accuracy 0.9217 -> 0.9517; other learning rates, epochs, batch sizes and
-    # weight decay moved it by under 0.001).
-    "default": replace(_BEST_RAW, input_transform="deskew"),
-}
-
-# Where the best recipe differs by dataset. Garments are not slanted pen strokes: deskewed,
-# Fashion-MNIST's validation accuracy drops from 0.8572 to 0.8397.
-DATASET_OVERRIDES: dict[tuple[str, str], dict] = {
-    ("default", "fashion-mnist"): {"input_transform": "none"},
-}
-
-
-def get_preset(name: str, dataset: str = "mnist") -> TrainConfig:
-    """The preset ``name`` as it applies to ``dataset``."""
-    try:
-        preset = PRESETS[name]
-    except KeyError:
-        raise ValueError(f"preset={name!r} is not one of {sorted(PRESETS)}") from None
-    return replace(preset, **DATASET_OVERRIDES.get((name, dataset), {}))
 
 
 @functools.cache
@@ -126,7 +37,7 @@ def supports_fused(optimizer: type[torch.optim.Optimizer], device_type: str) -> 
 
 def make_opt_func(config: TrainConfig, device: torch.device | str = "cpu") -> Callable[..., torch.optim.Optimizer]:
     """``opt_func`` for ``fit``: the optimizer class with the config's extra settings bound."""
-    optimizer = OPTIMIZERS[config.optimizer]
+    optimizer = OPTIMIZER_CLASSES[config.optimizer]
     extra = {"weight_decay": config.weight_decay}
     if config.optimizer == "sgd":
         extra["momentum"] = config.momentum

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from ..predict import predict_image_file, save_pixels
 from ..preprocess import ImageError, ImageTooLarge
-from ..runs import RunError, load_run, package_version, read_metrics
+from ..runs import RunError, load_weights, package_version, read_metrics
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
 MAX_FILES = 64  # files in one batch request
@@ -134,7 +134,7 @@ class ClientError(Exception):
 def create_app(run_dir: Path | str) -> FastAPI:
     """An app serving the model of ``run_dir`` (raises RunError if it holds no usable model)."""
     run_dir = Path(run_dir)
-    model, info = load_run(run_dir)
+    model, info = load_weights(run_dir)  # numpy weights: a worker needs no torch
     try:
         metrics = read_metrics(run_dir)
     except RunError:
@@ -238,13 +238,11 @@ def create_app(run_dir: Path | str) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app factory each ``serve --workers N`` process calls: the run named in the environment.
 
-    A worker answers one request at a time per thread, and the model is 7,850 numbers: one torch
-    and one OpenCV thread each keep N workers from fighting over the cores.
+    A worker predicts one image at a time, and the model is 7,850 numbers: one OpenCV thread
+    each keeps N workers from fighting over the cores.
     """
     import cv2
-    import torch
 
-    torch.set_num_threads(1)
     cv2.setNumThreads(1)
     return create_app(os.environ[RUN_DIR_VARIABLE])
 
