@@ -102,7 +102,9 @@ def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path)
 
     from helpers import seven
 
-    save_model(tmp_path / "run", MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    save_model(
+        tmp_path / "run", MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+    )
     seven().save(tmp_path / "seven.png")
     for args, status in [
         (["--help"], 0),
