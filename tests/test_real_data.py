@@ -173,3 +173,32 @@ def test_deskewing_reads_realistic_photos_better_than_raw_pixels(default_run, ra
     deskewed, raw = np.mean(correct["deskewed"]), np.mean(correct["raw"])
     assert deskewed >= raw + 0.01, correct
     assert min(correct["deskewed"]) >= 0.88, correct
+
+
+def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(default_run):
+    """100 four-digit numbers from MNIST test digits, with gaps, on lit paper as JPEGs: reading the
+    whole number right costs almost nothing beyond reading each digit right (p^4)."""
+    import io
+
+    from mnist_logreg.predict import predict_pixels, read_image_file
+
+    from written_numbers import compose, on_lit_paper
+
+    images, labels = default_run.splits.tensors("test")
+    images, labels = images[:, 0].numpy(), labels.numpy()
+    rng = np.random.default_rng(1)
+    exact = single = 0
+    for _ in range(100):
+        chosen = rng.choice(len(labels), 4, replace=False)
+        photo = on_lit_paper(compose([images[i] for i in chosen], rng, gaps=(8, 24)), rng)
+        buffer = io.BytesIO()
+        photo.save(buffer, format="PNG")
+        reading = read_image_file(buffer.getvalue(), default_run.model, default_run.info)
+        exact += reading["text"] == "".join(str(labels[i]) for i in chosen)
+        single += sum(
+            predict_pixels(images[i] / 255, default_run.model, default_run.info.classes)["label"] == labels[i]
+            for i in chosen
+        )
+    p = single / 400
+    assert exact / 100 >= 0.80, (exact, p)
+    assert exact / 100 >= p**4 - 0.05, (exact, p)

@@ -143,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
     predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
     predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
+    read = commands.add_parser(
+        "read",
+        help="read the whole number written in each image",
+        formatter_class=fmt,
+        description="Read the number written in each image file (photos, drawings; folders of them): the ink "
+        "is split into digits, left to right, and each digit is read the MNIST way.",
+    )
+    read.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    read.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders of them")
+    read.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list per digit")
+    read.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    read.add_argument("--save-boxes", type=Path, metavar="DIR", help="write each image with its digits' boxes into DIR")
     serve = commands.add_parser("serve", help="serve a drawing page and a JSON API for a run", formatter_class=fmt)
     serve.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     serve.add_argument("--host", default="127.0.0.1")
@@ -340,6 +352,43 @@ def print_prediction_table(results: list[dict]) -> None:
         print(f"{r['path']:<{width}}  {r['class']:<12} {r['probability']:>6.3f}  {top}")
 
 
+def cmd_read(args) -> int:
+    """Read each file's number; a bad file gets its own error and the rest carry on. 1 if any failed."""
+    from .predict import check_reads_digits, draw_boxes, expand_paths, read_image_file
+    from .preprocess import ImageError, open_image
+    from .runs import load_weights
+
+    weights, info = load_weights(args.run_dir)
+    check_reads_digits(info)
+    if args.save_boxes:
+        args.save_boxes.mkdir(parents=True, exist_ok=True)
+    results = []
+    for number, path in enumerate(expand_paths(args.paths)):
+        try:
+            reading = read_image_file(path, weights, info, args.top_k)
+            if args.save_boxes:
+                draw_boxes(open_image(path), reading).save(args.save_boxes / f"{number:04d}-{path.stem}.png")
+        except ImageError as error:
+            results.append({"path": str(path), "error": str(error)})
+            continue
+        for digit in reading["digits"]:
+            del digit["pixels"]
+        results.append({"path": str(path), **reading})
+    failed = [r for r in results if "error" in r]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        good = [r for r in results if "error" not in r]
+        width = max([len(r["path"]) for r in good] + [4])
+        if good:
+            print(f"{'path':<{width}}  {'number':<10} {'prob':>6}")
+        for r in good:
+            print(f"{r['path']:<{width}}  {r['text']:<10} {r['probability']:>6.3f}")
+        for r in failed:
+            print(f"mnist-logreg: error: {r['path']}: {r['error']}", file=sys.stderr)
+    return 1 if failed or not results else 0
+
+
 def cmd_serve(args) -> int:
     try:
         import uvicorn
@@ -370,6 +419,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "read": cmd_read,
     "report": cmd_report,
     "compare": cmd_compare,
     "serve": cmd_serve,

@@ -14,10 +14,25 @@ import numpy as np
 from PIL import Image
 
 from .datasets import DATASETS
-from .preprocess import SIDE, WORKING_SIDE, apply_input_transform, open_image, preprocess_array
+from .preprocess import (
+    SIDE,
+    WORKING_SIDE,
+    ImageError,
+    apply_input_transform,
+    ink_of,
+    open_image,
+    place_ink,
+    preprocess_array,
+)
 from .runs import LinearWeights
+from .segment import split_digits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+DIGITS = [str(d) for d in range(10)]
+
+
+class NotADigitModel(ValueError):
+    """Reading numbers needs a model of the digits 0-9."""
 
 
 def as_weights(model) -> LinearWeights:
@@ -66,6 +81,66 @@ def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 
     layout, classes = (spec.layout, list(spec.classes)) if info is None else (info.layout, info.classes)
     pixels = preprocess_array(open_image(path, reduce_to=WORKING_SIDE), layout)
     return predict_pixels(pixels, model, classes, top_k)
+
+
+def check_reads_digits(info) -> None:
+    """Refuse, with the reason, a run whose classes are not the digits 0-9 (a Fashion-MNIST run)."""
+    if info is not None and info.classes != DIGITS:
+        raise NotADigitModel(
+            f"reading numbers needs a model of the digits 0-9, and this is a {info.dataset} run "
+            f"(classes {', '.join(info.classes[:3])}, ...)"
+        )
+
+
+def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
+    """A copy of the image with each digit's box and reading drawn on it, and the number above."""
+    from PIL import ImageDraw, ImageFont
+
+    canvas = image.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    side = max(canvas.size)
+    font = ImageFont.load_default(size=max(12, side // 30))
+    line = max(2, side // 300)
+    for digit in reading["digits"]:
+        x, y, w, h = digit["box"]
+        draw.rectangle([x, y, x + w, y + h], outline=(220, 40, 40), width=line)
+        draw.text(
+            (x, max(0, y - side // 28)), f"{digit['label']} {digit['probability']:.2f}", fill=(220, 40, 40), font=font
+        )
+    draw.text((line * 2, line * 2), reading["text"], fill=(40, 90, 220), font=font)
+    return canvas
+
+
+def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) -> dict:
+    """Read the number written in an image: ``{"text", "probability", "digits"}``.
+
+    The ink is found with ``predict``'s cleaning, split into digits (``segment.split_digits``),
+    and each digit is placed the MNIST way and classified. ``probability`` is the product of the
+    digits' probabilities; each digit's ``box`` is [x, y, w, h] in the original image's pixels,
+    and ``pixels`` what the model saw. Raises ImageError for a bad file or one without ink.
+    """
+    classes = DIGITS if info is None else info.classes
+    check_reads_digits(info)
+    image = open_image(path, reduce_to=WORKING_SIDE)
+    ink = ink_of(image)
+    scale = image.info.get("stored_side", max(image.size)) / max(ink.shape)  # ink pixels -> original pixels
+    layout = DATASETS["mnist"].layout if info is None else info.layout
+
+    def read(mask: np.ndarray) -> dict:
+        return predict_pixels(place_ink(np.where(mask, ink, 0), layout), model, classes, top_k)
+
+    digits = []
+    for digit in split_digits(ink, confidence=lambda mask: read(mask)["probability"]):
+        reading = read(digit.mask)
+        box = [round(v * scale) for v in digit.box]
+        digits.append({k: reading[k] for k in ("label", "probability", "top_k", "pixels")} | {"box": box})
+    if not digits:
+        raise ImageError("no digits found")
+    return {
+        "text": "".join(classes[d["label"]] for d in digits),
+        "probability": float(np.prod([d["probability"] for d in digits])),
+        "digits": digits,
+    }
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:

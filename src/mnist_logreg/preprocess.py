@@ -85,11 +85,14 @@ def _open_checked(source: str | Path | bytes, reduce_to: int | None) -> Image.Im
                 f"{MAX_PIXELS / 1e6:.0f}"
             )
         image.seek(0)  # GIF, TIFF, WebP: the first frame
+        stored_side = max(image.size)  # before any reduced decoding; EXIF rotation keeps it
         if reduce_to and image.format == "JPEG" and max(image.size) > 2 * reduce_to:
             scale = reduce_to / max(image.size)  # draft keeps both sides at least what is asked
             image.draft(image.mode, (math.ceil(image.width * scale), math.ceil(image.height * scale)))
         image.load()
-        return ImageOps.exif_transpose(image)
+        upright = ImageOps.exif_transpose(image)
+        upright.info["stored_side"] = stored_side
+        return upright
 
 
 def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -238,10 +241,20 @@ def preprocess_array(image: Image.Image, layout: Layout = Layout()) -> np.ndarra
     noise, crops to the ink, scales it into the layout's box and centres it (MNIST: 20 px, by
     centre of mass). Pixels are in [0, 1], as the models are trained on them (ToTensor's scale).
     """
+    return place_ink(ink_of(image), layout)
+
+
+def ink_of(image: Image.Image) -> np.ndarray:
+    """The image's ink, cleaned, light on black, in [0, 1], at the working size (longer side at most
+    WORKING_SIDE): steps 1 to 4 of ``preprocess_array``."""
     grey, alpha = _grey_and_alpha(ImageOps.exif_transpose(image))
     if alpha is not None:
         grey = _composite(grey, alpha)
-    ink = _ink(_to_working_size(np.ascontiguousarray(grey, dtype=np.float32)))
+    return _ink(_to_working_size(np.ascontiguousarray(grey, dtype=np.float32)))
+
+
+def place_ink(ink: np.ndarray, layout: Layout = Layout()) -> np.ndarray:
+    """Ink (light on black) cropped to itself, scaled into the layout's box and placed in 28×28."""
     return _place(_crop_to_ink(ink), layout)
 
 

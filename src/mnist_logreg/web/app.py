@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ..predict import predict_image_file, save_pixels
+from ..predict import NotADigitModel, check_reads_digits, predict_image_file, read_image_file, save_pixels
 from ..preprocess import ImageError, ImageTooLarge
 from ..runs import RunError, load_weights, package_version, read_metrics
 
@@ -91,6 +91,23 @@ class FileError(BaseModel):
 
     filename: str
     error: str
+
+
+class DigitReading(BaseModel):
+    label: int
+    probability: float
+    top_k: list[ClassScore]
+    box: list[int] = Field(description="[x, y, w, h] in the uploaded image's pixels")
+
+
+class NumberReading(BaseModel):
+    text: str = Field(description="the number, digits left to right")
+    probability: float = Field(description="the product of the digits' probabilities")
+    digits: list[DigitReading]
+
+
+class FileNumberReading(NumberReading):
+    filename: str
 
 
 class Health(BaseModel):
@@ -192,15 +209,44 @@ def create_app(run_dir: Path | str) -> FastAPI:
         result["preprocessed"] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
         return result
 
-    def predict_batch(files: list[tuple[str, bytes]]) -> list[dict]:
+    def read_bytes(content: bytes) -> dict:
+        try:
+            reading = read_image_file(content, model, info, top_k=3)
+        except ImageTooLarge as error:
+            raise ClientError(413, f"image: {error}") from None
+        except ImageError as error:
+            raise ClientError(422, f"image: {error}") from None
+        for digit in reading["digits"]:
+            del digit["pixels"]
+        return reading
+
+    def each_file(answer, files: list[tuple[str, bytes]]) -> list[dict]:
         """One answer per file, in order; a bad file gets its error and the others carry on."""
         answers = []
         for filename, content in files:
             try:
-                answers.append({"filename": filename, **predict_bytes(content)})
+                answers.append({"filename": filename, **answer(content)})
             except ClientError as error:
                 answers.append({"filename": filename, "error": str(error)})
         return answers
+
+    async def answer_upload(request: Request, answer):
+        """Read and check the body (multipart or JSON), then answer each image off the event loop."""
+        body = await read_limited_body(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "multipart/form-data":
+            files = await images_from_multipart(request, body)
+        elif content_type == "application/json":
+            files = [("image", image_from_json(body))]
+        else:
+            raise ClientError(
+                415,
+                "send multipart/form-data with a 'file' field, or application/json "
+                "with an 'image' field holding base64",
+            )
+        if len(files) > 1:
+            return await off_the_loop(each_file, answer, files)
+        return await off_the_loop(answer, files[0][1])
 
     @app.post(
         "/api/predict",
@@ -216,21 +262,28 @@ def create_app(run_dir: Path | str) -> FastAPI:
         fields answer a list, one entry per file in order, with ``filename`` and either the
         prediction or an ``error``.
         """
-        body = await read_limited_body(request)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "multipart/form-data":
-            files = await images_from_multipart(request, body)
-        elif content_type == "application/json":
-            files = [("image", image_from_json(body))]
-        else:
-            raise ClientError(
-                415,
-                "send multipart/form-data with a 'file' field, or application/json "
-                "with an 'image' field holding base64",
-            )
-        if len(files) > 1:
-            return await off_the_loop(predict_batch, files)
-        return await off_the_loop(predict_bytes, files[0][1])
+        return await answer_upload(request, predict_bytes)
+
+    @app.post(
+        "/api/read",
+        response_model=NumberReading | list[FileNumberReading | FileError],
+        responses={
+            **{status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
+            409: {"model": ErrorAnswer, "description": "the run's model does not read digits (Fashion-MNIST)"},
+        },
+        openapi_extra={"requestBody": _request_body()},
+    )
+    async def read(request: Request) -> dict | list:
+        """Read the whole number written in an image: the same bodies as ``/api/predict``.
+
+        Answers ``text`` (the digits left to right), ``probability`` (their product) and
+        ``digits``, each with ``label``, ``probability``, ``top_k`` and ``box`` [x, y, w, h].
+        """
+        try:
+            check_reads_digits(info)
+        except NotADigitModel as error:
+            raise ClientError(409, str(error)) from None
+        return await answer_upload(request, read_bytes)
 
     return app
 

@@ -1,0 +1,112 @@
+"""Reading whole numbers: the command line and the API, on constructed drawings."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mnist_logreg import MNISTModel
+from mnist_logreg.runs import save_model
+
+from helpers import cli, multipart, multipart_files, request, serving
+
+DIGITS_INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+FASHION_INFO = {
+    "dataset": "fashion-mnist",
+    "classes": ["T-shirt/top", "Trouser", *map(str, range(8))],
+    "input_size": 784,
+}
+
+
+def drawing(tmp_path, name="ten.png") -> tuple:
+    """Dark strokes on white, 800×300: a 1 at x = 150 and a 0 centred at x = 400."""
+    page = np.full((300, 800), 255, np.uint8)
+    cv2.line(page, (150, 60), (150, 240), 0, 14)
+    cv2.ellipse(page, (400, 150), (70, 90), 0, 0, 360, 0, 14)
+    Image.fromarray(page).save(tmp_path / name)
+    return tmp_path / name, [(143, 53, 15, 195), (323, 53, 155, 195)]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    torch.manual_seed(0)
+    save_model(tmp_path / "run", MNISTModel(), DIGITS_INFO)
+    return tmp_path / "run"
+
+
+def test_read_prints_json_with_one_entry_per_digit_and_boxes_in_the_images_pixels(run_dir, tmp_path):
+    path, expected_boxes = drawing(tmp_path)
+    result = cli("read", run_dir, path, "--json", "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    [reading] = json.loads(result.stdout)
+    assert reading["path"] == str(path) and len(reading["text"]) == 2
+    assert set(reading) == {"path", "text", "probability", "digits"}
+    assert reading["probability"] == pytest.approx(np.prod([d["probability"] for d in reading["digits"]]))
+    for digit, (x, y, w, h) in zip(reading["digits"], expected_boxes):
+        assert set(digit) == {"label", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
+        assert np.allclose(digit["box"], [x, y, w, h], atol=10)  # within a few working pixels, scaled back
+    assert reading["text"] == "".join(str(d["label"]) for d in reading["digits"])
+
+
+def test_a_bad_file_gets_its_own_error_and_the_exit_status_is_1(run_dir, tmp_path):
+    path, _ = drawing(tmp_path)
+    (tmp_path / "notes.png").write_text("not an image")
+    result = cli("read", run_dir, path, tmp_path / "notes.png", "--json")
+    assert result.returncode == 1
+    good, bad = json.loads(result.stdout)
+    assert len(good["text"]) == 2 and bad == {
+        "path": str(tmp_path / "notes.png"),
+        "error": "not an image Pillow can read",
+    }
+    table = cli("read", run_dir, path, tmp_path / "notes.png")
+    assert table.returncode == 1 and "notes.png: not an image Pillow can read" in table.stderr
+
+
+def test_a_fashion_run_refuses_to_read_numbers(tmp_path):
+    save_model(tmp_path / "fashion", MNISTModel(), FASHION_INFO)
+    path, _ = drawing(tmp_path)
+    result = cli("read", tmp_path / "fashion", path)
+    assert result.returncode == 1
+    assert "reading numbers needs a model of the digits 0-9, and this is a fashion-mnist run" in result.stderr
+
+
+def test_save_boxes_draws_each_digits_box_on_the_image(run_dir, tmp_path):
+    path, boxes = drawing(tmp_path)
+    assert cli("read", run_dir, path, "--save-boxes", tmp_path / "boxes").returncode == 0
+    [saved] = (tmp_path / "boxes").iterdir()
+    picture = np.asarray(Image.open(saved).convert("RGB")).astype(int)
+    assert picture.shape == (300, 800, 3)
+    red = (picture[..., 0] > 180) & (picture[..., 1] < 90)
+    x, y, w, h = boxes[1]
+    assert red[y - 5 : y + h + 5, x - 5 : x + 5].sum() > 50  # the 0's box has a red left edge
+
+
+def test_the_api_reads_one_image_and_a_batch(run_dir, tmp_path):
+    path, _ = drawing(tmp_path)
+    content = path.read_bytes()
+    with serving(run_dir) as url:
+        status, one = request(f"{url}/api/read", *multipart("file", "ten.png", content))
+        assert status == 200 and len(one["text"]) == 2 and len(one["digits"]) == 2
+        assert set(one["digits"][0]) == {"label", "probability", "top_k", "box"}
+        status, batch = request(
+            f"{url}/api/read", *multipart_files([("file", "a.png", content), ("file", "b.txt", b"text")])
+        )
+        assert status == 200 and [a["filename"] for a in batch] == ["a.png", "b.txt"]
+        assert batch[0]["text"] == one["text"] and "not an image" in batch[1]["error"]
+        status, answer = request(f"{url}/api/read", b"{}", {"Content-Type": "application/json"})
+        assert status == 400 and "image" in answer["error"]
+    cli_reading = json.loads(cli("read", run_dir, path, "--json").stdout)[0]
+    assert [d["box"] for d in cli_reading["digits"]] == [d["box"] for d in one["digits"]]
+
+
+def test_the_api_of_a_fashion_run_refuses_to_read(tmp_path):
+    save_model(tmp_path / "fashion", MNISTModel(), FASHION_INFO)
+    path, _ = drawing(tmp_path)
+    with serving(tmp_path / "fashion") as url:
+        status, answer = request(f"{url}/api/read", *multipart("file", "ten.png", path.read_bytes()))
+    assert status == 409 and "fashion-mnist run" in answer["error"]
