@@ -230,6 +230,38 @@ def test_a_fashion_run_is_not_called_digits_and_class_names_stay_text(browser, t
         page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 10")
         assert page.title() == "mnist-logreg — draw a piece of clothing"
         assert page.locator("h1").text_content() == "Draw a piece of clothing"
+        assert not page.get_by_test_id("mode-number").is_visible()  # a garment model reads no numbers
         assert page.locator(".bars .name").first.text_content() == classes[0]  # shown as text
         assert page.locator(".bars img").count() == 0 and not page.evaluate("window.hacked")
         page.close()
+
+
+# "42" in a 3:1 canvas: a 4 in two strokes that do not touch, then a 2; canvas fractions.
+FORTY_TWO = [
+    [(0.14, 0.18), (0.09, 0.62), (0.24, 0.62)],
+    [(0.2, 0.3), (0.2, 0.88)],
+    [(0.36, 0.3), (0.41, 0.17), (0.48, 0.2), (0.49, 0.38), (0.36, 0.85), (0.52, 0.85)],
+]
+
+
+def test_number_mode_reads_42_written_with_the_mouse_and_boxes_each_digit(page):
+    page.get_by_test_id("mode-number").click()
+    assert page.get_by_test_id("mode-number").get_attribute("aria-checked") == "true"
+    assert page.locator("h1").text_content() == "Write a number"
+    box = page.get_by_test_id("canvas").bounding_box()
+    assert box["width"] == pytest.approx(3 * box["height"], rel=0.05)  # the wide canvas
+    draw(page, FORTY_TWO)
+    page.wait_for_function("document.querySelector('[data-testid=prediction]').textContent === '42'", timeout=10_000)
+    # Each digit's box is drawn over the canvas: red pixels on the overlay, at two places.
+    red_columns = page.evaluate("""() => {
+        const o = document.querySelector('[data-testid=overlay]');
+        const d = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+        const columns = new Set();
+        for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] > 150) columns.add((i / 4) % o.width);
+        return [...columns].sort((a, b) => a - b);
+    }""")
+    assert red_columns and red_columns[0] < 840 * 0.3 < 840 * 0.33 < red_columns[-1]
+    if SCREENSHOT_COPY:
+        page.screenshot(path=str(Path(SCREENSHOT_COPY).with_name("demo-number.png")), full_page=True)
+    page.get_by_test_id("clear").click()
+    assert page.get_by_test_id("prediction").text_content() == "Write a number"
