@@ -183,7 +183,7 @@ def test_an_answer_that_arrives_after_clear_is_dropped(browser, server):
     page.add_init_script(SLOW_PREDICT)
     page.goto(server + "/")
     page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 10")
-    with page.expect_request("**/api/predict"):
+    with page.expect_request("**/api/predict*"):
         draw(page, STROKES["7"])
     page.get_by_test_id("clear").click()  # while the answer is still on its way
     page.wait_for_timeout(1500)  # it has arrived by now
@@ -194,7 +194,8 @@ def test_an_answer_that_arrives_after_clear_is_dropped(browser, server):
 
 def test_an_error_answer_that_is_not_json_shows_its_status(page):
     page.route(
-        "**/api/predict", lambda route: route.fulfill(status=502, body="<h1>bad gateway</h1>", content_type="text/html")
+        "**/api/predict*",
+        lambda route: route.fulfill(status=502, body="<h1>bad gateway</h1>", content_type="text/html"),
     )
     draw(page, STROKES["1"])
     page.wait_for_function("document.querySelector('[data-testid=status]').classList.contains('error')")
@@ -265,3 +266,17 @@ def test_number_mode_reads_42_written_with_the_mouse_and_boxes_each_digit(page):
         page.screenshot(path=str(Path(SCREENSHOT_COPY).with_name("demo-number.png")), full_page=True)
     page.get_by_test_id("clear").click()
     assert page.get_by_test_id("prediction").text_content() == "Write a number"
+
+
+def test_the_evidence_maps_appear_under_the_bars_as_one_draws(page):
+    draw(page, STROKES["7"])
+    wait_for_prediction(page, "7")
+    page.wait_for_function("!document.querySelector('[data-testid=evidence]').hidden")
+    for name in ("for_predicted", "for_runner_up", "difference"):
+        image = page.get_by_test_id(f"evidence-{name}")
+        assert image.get_attribute("src").startswith("data:image/png;base64,")
+        assert image.is_visible() and image.bounding_box()["width"] > 50
+    assert page.locator("#caption-for_predicted").text_content() == "for 7"
+    assert page.locator("#caption-difference").text_content().startswith("7 rather than ")
+    page.get_by_test_id("clear").click()
+    assert page.get_by_test_id("evidence").is_hidden()

@@ -115,7 +115,10 @@ def test_presets_deskew_mnist_only_where_it_helps():
     assert get_preset("default", "fashion-mnist").input_transform == "none"  # measured: it hurts garments
     assert get_preset("raw", "mnist").input_transform == "none"
     assert get_preset("notebook", "mnist") == PRESETS["notebook"]
-    assert get_preset("raw", "mnist") == get_preset("default", "mnist").updated(input_transform="none")
+    assert get_preset("raw", "mnist") == get_preset("default", "mnist").updated(
+        input_transform="none", weight_decay=0.0
+    )
+    assert get_preset("default", "fashion-mnist") == get_preset("raw", "fashion-mnist")
 
 
 def test_a_model_with_a_transform_applies_it_to_every_input():

@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--save-preprocessed", type=Path, metavar="DIR", help="write the 28×28 images the model saw into DIR"
     )
+    predict.add_argument(
+        "--explain",
+        type=Path,
+        metavar="DIR",
+        help="write each image's evidence maps into DIR: what each pixel added to the two likeliest classes",
+    )
     predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
     predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
     predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
@@ -319,6 +325,10 @@ def predict_files(model, info: dict, args) -> int:
 
     if args.save_preprocessed:
         args.save_preprocessed.mkdir(parents=True, exist_ok=True)
+    if args.explain:
+        from .explain import evidence, save_evidence_figure
+
+        args.explain.mkdir(parents=True, exist_ok=True)
     results = []
     for number, path in enumerate(expand_paths(args.paths)):
         try:
@@ -329,6 +339,8 @@ def predict_files(model, info: dict, args) -> int:
         pixels = result.pop("pixels")
         if args.save_preprocessed:
             save_pixels(pixels, args.save_preprocessed / f"{number:04d}-{path.stem}.png")
+        if args.explain:
+            save_evidence_figure(evidence(model, pixels), info.classes, args.explain / f"{number:04d}-{path.stem}.png")
         results.append({"path": str(path), **result})
     failed = [r for r in results if "error" in r]
     if args.json:

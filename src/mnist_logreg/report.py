@@ -26,6 +26,7 @@ FIGURES = {
     "weights.png": "What each class looks for: the weight rows as images",
     "misclassified.png": "The test images the model got most confidently wrong",
     "samples.png": "Training images with their labels",
+    "evidence.png": "Why: four confident test mistakes, with each pixel's contribution to the two likeliest classes",
 }
 # Figures only some runs have, with the input transform they belong to.
 TRANSFORM_FIGURES = {"deskew": {"deskew.png": "Deskewing: training images before (top) and after (bottom)"}}
@@ -182,6 +183,31 @@ def plot_misclassified(predictions: TestPredictions, classes: list[str], path: P
     _image_grid(images, titles, path, title, colors=["firebrick"] * len(images))
 
 
+def plot_mistakes_evidence(model, predictions: TestPredictions, classes: list[str], path: Path, count: int = 4) -> None:
+    """The most confidently wrong test images, each with what the model saw and its evidence maps."""
+    from .explain import draw_evidence, evidence
+    from .predict import as_weights
+
+    weights = as_weights(model)
+    wrong = np.flatnonzero(predictions.predicted != predictions.labels)
+    chosen = wrong[np.argsort(-predictions.probabilities[wrong, predictions.predicted[wrong]])][:count]
+    fig = _figure(9, 2.3 * max(1, len(chosen)) + 0.4)
+    if not len(chosen):
+        fig.text(0.5, 0.5, "No test errors to explain.", ha="center", va="center", fontsize=14)
+        _save(fig, path)
+        return
+    axes = np.atleast_2d(fig.subplots(len(chosen), 4))
+    with torch.no_grad():
+        seen = model.seen(to_float_pixels(predictions.images[torch.as_tensor(chosen)])).numpy()  # (count, 784)
+    for row, i in zip(axes, range(len(chosen))):
+        shown = draw_evidence(
+            row, evidence(weights, seen[i]), classes, title=f"true {classes[predictions.labels[chosen[i]]]}: "
+        )
+    fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), shrink=0.6, label="contribution to the logit (red: for)")
+    fig.suptitle("Why the model was wrong: evidence for its answer, for the runner-up, and their difference")
+    _save(fig, path)
+
+
 def plot_samples(splits: Splits, classes: list[str], path: Path, count: int = 24) -> None:
     shown = splits.train_indices[:count]  # the first training images, without copying the whole split
     _image_grid(
@@ -244,6 +270,7 @@ def write_report(
     plot_weights(model.linear.weight.detach().cpu().numpy(), classes, run_dir / "weights.png")
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
     plot_samples(splits, classes, run_dir / "samples.png")
+    plot_mistakes_evidence(model, predictions, classes, run_dir / "evidence.png")
     if info.input_transform != "none":
         plot_transformed(splits, info.input_transform, run_dir / "deskew.png")
 

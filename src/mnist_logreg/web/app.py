@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
 import json
 import logging
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from ..explain import evidence, evidence_pngs
 from ..predict import NotADigitModel, check_reads_digits, predict_image_file, read_image_file, save_pixels
 from ..preprocess import ImageError, ImageTooLarge
 from ..runs import RunError, load_weights, package_version, read_metrics
@@ -74,6 +76,19 @@ class Prediction(BaseModel):
     top_k: list[ClassScore]
     probabilities: list[float]
     preprocessed: str = Field(description="the 28×28 image the model saw, as a PNG data URL")
+    evidence: Evidence | None = Field(default=None, description="with ?explain=1 only")
+
+
+class Evidence(BaseModel):
+    """Why: each pixel's exact contribution (w · x) to the two likeliest classes, as PNG data URLs."""
+
+    predicted: int
+    runner_up: int
+    limit: float = Field(description="the |contribution| at the colour scale's ends (red +, blue -)")
+    input: str = Field(description="what the model saw")
+    for_predicted: str
+    for_runner_up: str
+    difference: str = Field(description="for_predicted minus for_runner_up: why this class and not that")
 
 
 class ErrorAnswer(BaseModel):
@@ -197,16 +212,26 @@ def create_app(run_dir: Path | str) -> FastAPI:
         test = None if metrics is None else {k: getattr(metrics, k) for k in ("test_acc", "test_loss", "val_acc")}
         return {"run": run_dir.name, "model": info.to_json(), "metrics": test}
 
-    def predict_bytes(content: bytes) -> dict:
+    def predict_bytes(content: bytes, explain: bool = False) -> dict:
         try:
             result = predict_image_file(content, model, info, top_k=3)
         except ImageTooLarge as error:
             raise ClientError(413, f"image: {error}") from None
         except ImageError as error:
             raise ClientError(422, f"image: {error}") from None
+        pixels = result.pop("pixels")
         buffer = io.BytesIO()
-        save_pixels(result.pop("pixels"), buffer)
-        result["preprocessed"] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        save_pixels(pixels, buffer)
+        result["preprocessed"] = data_url(buffer.getvalue())
+        if explain:
+            found = evidence(model, pixels)
+            pngs = {name: data_url(png) for name, png in evidence_pngs(found).items()}
+            result["evidence"] = {
+                "predicted": found["predicted"],
+                "runner_up": found["runner_up"],
+                "limit": found["limit"],
+                **pngs,
+            }
         return result
 
     def read_bytes(content: bytes) -> dict:
@@ -251,18 +276,20 @@ def create_app(run_dir: Path | str) -> FastAPI:
     @app.post(
         "/api/predict",
         response_model=Prediction | list[FilePrediction | FileError],
+        response_model_exclude_none=True,  # no "evidence": null unless it was asked for
         responses={status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
         openapi_extra={"requestBody": _request_body()},
     )
-    async def predict(request: Request) -> dict:
+    async def predict(request: Request, explain: bool = False) -> dict:
         """Classify an image: a multipart upload (field ``file``) or JSON ``{"image": base64}``.
 
         Answers ``label``, ``class``, ``probability``, ``top_k``, ``probabilities`` and
         ``preprocessed`` (the 28×28 image the model saw, as a PNG data URL). Several ``file``
         fields answer a list, one entry per file in order, with ``filename`` and either the
-        prediction or an ``error``.
+        prediction or an ``error``. With ``explain=1``, each prediction also carries ``evidence``:
+        what each pixel added to the predicted and the runner-up class, as PNG maps.
         """
-        return await answer_upload(request, predict_bytes)
+        return await answer_upload(request, functools.partial(predict_bytes, explain=explain))
 
     @app.post(
         "/api/read",
@@ -286,6 +313,10 @@ def create_app(run_dir: Path | str) -> FastAPI:
         return await answer_upload(request, read_bytes)
 
     return app
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def app_from_environment() -> FastAPI:
