@@ -126,11 +126,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1):
-    """Start the server on a free port; yield its base URL; stop it afterwards."""
+def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1, options: tuple[str, ...] = ()):
+    """Start the server on a free port (with extra command-line ``options``); yield its base URL; stop it afterwards."""
     port = free_port()
+    command = ["serve", str(run_dir), "--port", str(port), "--workers", str(workers), *options]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_logreg", "serve", str(run_dir), "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "mnist_logreg", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,13 +162,20 @@ def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1):
 
 def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
     """(status, parsed JSON or text) of one HTTP request; 4xx and 5xx are returned, not raised."""
+    status, answer, _ = request_with_headers(url, body, headers, method)
+    return status, answer
+
+
+def request_with_headers(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
+    """(status, parsed JSON or text, response headers) of one HTTP request."""
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=30) as response:
-            status, content, kind = response.status, response.read(), response.headers.get("content-type", "")
+            status, content, answer_headers = response.status, response.read(), response.headers
     except urllib.error.HTTPError as error:
-        status, content, kind = error.code, error.read(), error.headers.get("content-type", "")
-    return status, (json.loads(content) if "json" in kind else content.decode("utf-8", "replace"))
+        status, content, answer_headers = error.code, error.read(), error.headers
+    kind = answer_headers.get("content-type", "")
+    return status, (json.loads(content) if "json" in kind else content.decode("utf-8", "replace")), answer_headers
 
 
 def multipart(field: str, filename: str, content: bytes, content_type: str = "application/octet-stream"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ integer = number_type(int, "an integer", lambda v: True, "")  # the rule is chec
 number = number_type(float, "a number", lambda v: True, "")
 positive_int = number_type(int, "an integer", lambda v: v > 0, "a positive integer")
 non_negative_int = number_type(int, "an integer", lambda v: v >= 0, "0 or more")
+positive_float = number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive number")
 port_number = number_type(int, "a port number", lambda v: 0 <= v <= 65535, "a port number (0-65535)")
 
 
@@ -163,13 +165,28 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--save-boxes", type=Path, metavar="DIR", help="write each image with its digits' boxes into DIR")
     serve = commands.add_parser("serve", help="serve a drawing page and a JSON API for a run", formatter_class=fmt)
     serve.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; the demo has no authentication, so loopback by default"
+    )
     serve.add_argument("--port", type=port_number, default=8000)
     serve.add_argument(
         "--workers",
         type=positive_int,
         default=os.cpu_count() or 1,
         help="server processes, each with the model loaded once (default: the number of cores)",
+    )
+    serve.add_argument(
+        "--queue", type=positive_int, default=32, help="predictions a worker queues; past that it answers 503"
+    )
+    serve.add_argument(
+        "--prediction-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a prediction running longer is answered 503",
+    )
+    serve.add_argument(
+        "--cors", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN (repeatable)"
     )
     return parser
 
@@ -401,11 +418,23 @@ def cmd_read(args) -> int:
     return 1 if failed or not results else 0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_serve(args) -> int:
     try:
         import uvicorn
 
-        from .web.app import RUN_DIR_VARIABLE
+        from .web.app import SERVE_VARIABLE
     except ImportError as error:
         raise ValueError(
             f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)"
@@ -413,7 +442,13 @@ def cmd_serve(args) -> int:
     from .runs import load_weights
 
     load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker
-    os.environ[RUN_DIR_VARIABLE] = str(args.run_dir.resolve())
+    settings = {"run_dir": str(args.run_dir.resolve()), "queue": args.queue, "timeout_s": args.prediction_timeout}
+    os.environ[SERVE_VARIABLE] = json.dumps(settings | {"cors": args.cors})
+    if not is_loopback(args.host):
+        log(
+            f"mnist-logreg: warning: serving on {args.host}, beyond this machine: the demo has no authentication, "
+            "so anyone who can reach this address can use it"
+        )
     log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ with {args.workers} worker(s) (Ctrl-C to stop)")
     uvicorn.run(
         "mnist_logreg.web.app:app_from_environment",

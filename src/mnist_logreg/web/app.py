@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from ..explain import evidence, evidence_pngs
 from ..predict import NotADigitModel, check_reads_digits, predict_image_file, read_image_file, save_pixels
@@ -33,7 +35,18 @@ from ..runs import RunError, load_weights, package_version, read_metrics
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
 MAX_FILES = 64  # files in one batch request
-RUN_DIR_VARIABLE = "MNIST_LOGREG_RUN_DIR"  # how `serve --workers N` tells each worker process its run
+SERVE_VARIABLE = "MNIST_LOGREG_SERVE"  # how `serve --workers N` tells each worker process its run and limits
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a worker takes on: past ``queue`` predictions waiting, it answers 503 at once."""
+
+    queue: int = 32  # predictions waiting or running per worker; more would only time out
+    timeout_s: float = 10.0  # a prediction still running after this is answered 503, not left hanging
+    cors: tuple[str, ...] = ()  # origins allowed to call the API from a browser; none by default
+
+
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # past this, stop reading an oversized body and just answer
 
 log = logging.getLogger("mnist_logreg.web")
@@ -138,6 +151,7 @@ class ModelAnswer(BaseModel):
 ERRORS = {
     400: "malformed JSON, base64 or multipart body, or no image field",
     413: f"body over {MAX_UPLOAD_BYTES // (1024 * 1024)} MB, or an image over the megapixel limit",
+    503: "busy (too many predictions queued) or a prediction over the time limit: retry after Retry-After",
     415: "neither multipart/form-data nor application/json",
     422: "not a readable image, or no ink in it",
     500: "an error in the server itself (logged)",
@@ -156,14 +170,15 @@ def _request_body() -> dict:
 
 
 class ClientError(Exception):
-    """A request the client must change: answered with ``status`` and a JSON ``{"error": ...}``."""
+    """A request the client must change or retry: answered with ``status`` and a JSON ``{"error": ...}``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers
 
 
-def create_app(run_dir: Path | str) -> FastAPI:
+def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
     """An app serving the model of ``run_dir`` (raises RunError if it holds no usable model)."""
     run_dir = Path(run_dir)
     model, info = load_weights(run_dir)  # numpy weights: a worker needs no torch
@@ -175,19 +190,34 @@ def create_app(run_dir: Path | str) -> FastAPI:
     # Predictions are CPU work under the GIL: one at a time per worker process, in arrival order,
     # in a thread off the event loop. More at once would only share the same core, slower.
     predicting = anyio.CapacityLimiter(1)
+    queued = 0  # predictions waiting for the limiter or running
 
     async def off_the_loop(function, *args):
-        return await anyio.to_thread.run_sync(function, *args, limiter=predicting)
+        nonlocal queued
+        if queued >= limits.queue:  # answer now: a client told to retry beats one left to time out
+            raise ClientError(503, f"busy: {queued} predictions queued; retry shortly", {"Retry-After": "1"})
+        queued += 1
+        try:
+            with anyio.fail_after(limits.timeout_s):
+                return await anyio.to_thread.run_sync(function, *args, limiter=predicting, abandon_on_cancel=True)
+        except TimeoutError:
+            raise ClientError(
+                503, f"the prediction took longer than {limits.timeout_s:g} s; retry shortly", {"Retry-After": "1"}
+            ) from None
+        finally:
+            queued -= 1
 
     app = FastAPI(
         title="mnist-logreg demo",
         version=package_version(),
         description=f"Logistic regression on {info.dataset}: draw or upload an image, get the class.",
     )
+    if limits.cors:
+        app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors), allow_methods=["GET", "POST"])
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
+        return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -328,7 +358,9 @@ def app_from_environment() -> FastAPI:
     import cv2
 
     cv2.setNumThreads(1)
-    return create_app(os.environ[RUN_DIR_VARIABLE])
+    settings = json.loads(os.environ[SERVE_VARIABLE])
+    limits = Limits(settings["queue"], settings["timeout_s"], tuple(settings["cors"]))
+    return create_app(settings["run_dir"], limits)
 
 
 async def read_limited_body(request: Request) -> bytes:

@@ -1,0 +1,132 @@
+"""Bounded load and exposure: a real server past its capacity, its time limit, and who may call it."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from mnist_logreg import MNISTModel
+from mnist_logreg.cli import is_loopback
+from mnist_logreg.runs import save_model
+
+from helpers import free_port, multipart, request, request_with_headers, serving, seven
+
+INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("limits") / "run"
+    save_model(run, MNISTModel(), INFO)
+    return run
+
+
+def png_of_seven() -> bytes:
+    buffer = io.BytesIO()
+    seven().save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def large_photo() -> bytes:
+    """A 3000×2000 PNG (PNG has no reduced decoding): each prediction takes tens of milliseconds."""
+    page = Image.new("L", (3000, 2000), 230)
+    ImageDraw.Draw(page).line([(900, 400), (2000, 400), (1300, 1700)], fill=25, width=120)
+    buffer = io.BytesIO()
+    page.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def test_past_its_queue_the_server_answers_503_at_once_and_keeps_answering_health(run_dir):
+    upload = multipart("file", "big.png", large_photo())
+    with serving(run_dir, options=("--queue", "2")) as url:
+
+        def predict(_):
+            return request_with_headers(f"{url}/api/predict", *upload)
+
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            burst = [pool.submit(predict, i) for i in range(64)]
+            time.sleep(0.3)  # the burst is under way
+            started = time.perf_counter()
+            health = request(f"{url}/api/health")
+            health_seconds = time.perf_counter() - started
+            answers = [future.result() for future in burst]
+    statuses = [status for status, _, _ in answers]
+    assert set(statuses) <= {200, 503} and statuses.count(200) >= 2 and statuses.count(503) >= 1, statuses
+    for status, answer, headers in answers:
+        if status == 503:
+            assert headers["Retry-After"] == "1" and answer["error"].startswith("busy: 2 predictions queued")
+    assert health == (200, {"status": "ok"})
+    print(
+        f"\n64 clients, queue 2: {statuses.count(503)} of 64 answered 503; health answered in {health_seconds * 1000:.0f} ms"
+    )
+
+
+def test_a_prediction_past_the_time_limit_is_answered_not_left_hanging(run_dir):
+    with serving(run_dir, options=("--prediction-timeout", "0.000001")) as url:
+        status, answer, headers = request_with_headers(
+            f"{url}/api/predict", *multipart("file", "7.png", png_of_seven())
+        )
+        assert request(f"{url}/api/health") == (200, {"status": "ok"})
+    assert status == 503 and headers["Retry-After"] == "1"
+    assert answer["error"] == "the prediction took longer than 1e-06 s; retry shortly"
+
+
+def test_no_cors_headers_unless_an_origin_is_allowed(run_dir):
+    origin = {"Origin": "http://elsewhere.test"}
+    with serving(run_dir) as url:
+        _, _, headers = request_with_headers(f"{url}/api/health", headers=origin)
+        assert "access-control-allow-origin" not in {k.lower() for k in headers}
+    with serving(run_dir, options=("--cors", "http://elsewhere.test")) as url:
+        _, _, headers = request_with_headers(f"{url}/api/health", headers=origin)
+        assert headers["access-control-allow-origin"] == "http://elsewhere.test"
+        _, _, headers = request_with_headers(f"{url}/api/health", headers={"Origin": "http://other.test"})
+        assert "access-control-allow-origin" not in {k.lower() for k in headers}
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("192.0.2.1", False),
+        ("example.test", False),
+    ],
+)
+def test_only_loopback_addresses_count_as_this_machine(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_binding_beyond_loopback_warns_that_the_demo_has_no_authentication(run_dir):
+    """192.0.2.1 is a documentation address this machine does not have: the bind fails, and no
+    packet is sent anywhere, but the warning comes first."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_logreg",
+            "serve",
+            str(run_dir),
+            "--host",
+            "192.0.2.1",
+            "--port",
+            str(free_port()),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "warning: serving on 192.0.2.1, beyond this machine: the demo has no authentication" in done.stderr
+    assert done.returncode != 0
