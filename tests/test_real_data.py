@@ -207,3 +207,20 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     p = single / 400
     assert exact / 100 >= 0.80, (exact, p)
     assert exact / 100 >= p**4 - 0.05, (exact, p)
+
+
+@pytest.mark.parametrize("loader", ["memory", "dataloader"])
+def test_the_same_train_command_twice_gives_a_bitwise_identical_model(real_data_dir, tmp_path, loader):
+    runs = []
+    for name in ("first", "second"):
+        command = ["train", "--epochs", "2", "--loader", loader, "--data-dir", real_data_dir]
+        done = run_process(*command, "--out", tmp_path / name, "--no-report", "--no-progress")
+        assert done.returncode == 0, done.stderr
+        runs.append(tmp_path / name)
+    assert (runs[0] / "model.pth").read_bytes() == (runs[1] / "model.pth").read_bytes()
+    first, second = (np.load(run / "weights.npz") for run in runs)
+    assert np.array_equal(first["weight"], second["weight"]) and np.array_equal(first["bias"], second["bias"])
+    assert (
+        json.loads((runs[0] / "history.json").read_text())[-1]["val_acc"]
+        == json.loads((runs[1] / "history.json").read_text())[-1]["val_acc"]
+    )

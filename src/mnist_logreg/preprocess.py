@@ -51,6 +51,7 @@ def open_image(source: str | Path | bytes, reduce_to: int | None = None) -> Imag
         with warnings.catch_warnings():
             # Pillow warns between its own limit and twice that, where it raises; ours is lower.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata: the error says enough
             return _open_checked(source, reduce_to)
     except ImageError:
         raise
@@ -98,8 +99,11 @@ def _open_checked(source: str | Path | bytes, reduce_to: int | None) -> Image.Im
 def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey levels in [0, 1] as float32, and alpha in [0, 1] where the image has transparency."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        grey = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if grey.max() > 255 else 255.0  # 16-bit PNGs use the full 16-bit range
+        grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        # The range the values are in: 16-bit PNGs use the full 16-bit range, float images may
+        # hold [0, 1] (a "blank" 1/255 of the 8-bit range otherwise) or [0, 255].
+        peak = float(grey.max(initial=0.0))
+        top = 65535.0 if peak > 255 else 1.0 if image.mode == "F" and peak <= 1.0 else 255.0
         return np.clip(grey / top, 0, 1), None
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
@@ -210,7 +214,9 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 def centre_of_mass(values: np.ndarray) -> tuple[float, float]:
     """(row, column) of an image's centre of mass, from its image moments."""
-    moments = cv2.moments(values.astype(np.float32))
+    # Two zero columns on the right change no moment, and keep an image one or two pixels wide
+    # from being taken for a list of (x, y) points, which is what OpenCV makes of an N×2 array.
+    moments = cv2.moments(np.pad(values.astype(np.float32), ((0, 0), (0, 2))))
     return moments["m01"] / moments["m00"], moments["m10"] / moments["m00"]
 
 
