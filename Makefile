@@ -12,7 +12,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test bench bench-serve serve venv clean chromium demo-screenshot
+.PHONY: run test bench bench-serve serve venv clean chromium apache-bench demo-screenshot
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -36,7 +36,11 @@ run: $(VENV)/.installed
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
-test: $(VENV)/.installed-dev chromium
+# The memory test and bench-serve load the server with ApacheBench, a compiled client.
+apache-bench:
+	@command -v ab >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y apache2-utils; }
+
+test: $(VENV)/.installed-dev chromium apache-bench
 	$(CLI) fetch --dataset mnist
 	@# Debian's Fashion-MNIST package needs apt's package lists, which a fresh machine may lack.
 	$(CLI) fetch --dataset fashion-mnist || { $(SUDO) apt-get update && $(CLI) fetch --dataset fashion-mnist; }
@@ -51,9 +55,8 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/benchmark.py
 
 # The server under ApacheBench (Debian's apache2-utils), beside the framework's floor.
-bench-serve: $(VENV)/.installed-web
+bench-serve: $(VENV)/.installed-web apache-bench
 	$(CLI) fetch --dataset mnist
-	@command -v ab >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y apache2-utils; }
 	$(BIN)/python bench/serve.py
 
 serve: $(VENV)/.installed-web

@@ -125,6 +125,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVER_PIDS: dict[str, int] = {}  # base URL -> pid of the `mnist-logreg serve` process behind it
+
+
+def server_pid(url: str) -> int:
+    return SERVER_PIDS[url]
+
+
 @contextlib.contextmanager
 def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1, options: tuple[str, ...] = ()):
     """Start the server on a free port (with extra command-line ``options``); yield its base URL; stop it afterwards."""
@@ -151,8 +158,10 @@ def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1, options: t
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not answer /api/health in time")
             time.sleep(0.2)
+        SERVER_PIDS[url] = process.pid
         yield url
     finally:
+        SERVER_PIDS.pop(url, None)
         process.terminate()
         try:
             process.wait(timeout=10)

@@ -130,3 +130,50 @@ def test_binding_beyond_loopback_warns_that_the_demo_has_no_authentication(run_d
     )
     assert "warning: serving on 192.0.2.1, beyond this machine: the demo has no authentication" in done.stderr
     assert done.returncode != 0
+
+
+def worker_rss_mib(server_pid: int) -> float:
+    """Resident memory of the server's one worker process (uvicorn runs it as a child)."""
+    children = subprocess.run(["ps", "-o", "rss=,args=", "--ppid", str(server_pid)], capture_output=True, text=True)
+    sizes = [int(line.split()[0]) for line in children.stdout.splitlines() if "resource_tracker" not in line]
+    own = int(next(line.split()[1] for line in open(f"/proc/{server_pid}/status") if line.startswith("VmRSS")))
+    return max(sizes + [own]) / 1024
+
+
+@pytest.mark.fuzz
+def test_memory_stays_flat_over_5000_requests(run_dir, tmp_path):
+    """ApacheBench (make test installs apache2-utils) sends 1,000 requests to warm up, then 4,000 more."""
+    import shutil
+
+    assert shutil.which("ab"), "make test installs apache2-utils for ab"
+    body, headers = multipart("file", "7.png", png_of_seven())
+    (tmp_path / "body").write_bytes(body)
+
+    def ab(url: str, count: int) -> str:
+        command = [
+            "ab",
+            "-q",
+            "-n",
+            str(count),
+            "-c",
+            "4",
+            "-p",
+            str(tmp_path / "body"),
+            "-T",
+            headers["Content-Type"],
+            url,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300).stdout
+
+    with serving(run_dir) as url:
+        from helpers import server_pid
+
+        pid = server_pid(url)
+        warm = ab(f"{url}/api/predict", 1000)
+        before = worker_rss_mib(pid)
+        rest = ab(f"{url}/api/predict", 4000)
+        after = worker_rss_mib(pid)
+    for output in (warm, rest):
+        assert "Failed requests:        0" in output and "Non-2xx" not in output, output[-800:]
+    print(f"\nserver RSS after 1,000 requests {before:.1f} MiB, after 5,000 {after:.1f} MiB")
+    assert after - before < 10, (before, after)

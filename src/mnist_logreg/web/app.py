@@ -69,7 +69,10 @@ class ImageUpload(BaseModel):
 class ImageJSON(BaseModel):
     """application/json: one image as base64, as a canvas's toDataURL gives it."""
 
-    image: str = Field(description="base64 PNG or JPEG, optionally a data: URL")
+    image: str = Field(
+        description="base64 PNG or JPEG, optionally a data: URL",
+        pattern=r"^(data:[^,]*,)?[A-Za-z0-9+/]*={0,2}$",  # what image_from_json accepts
+    )
 
 
 class ClassScore(BaseModel):
