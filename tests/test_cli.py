@@ -24,6 +24,10 @@ from helpers import assert_clean_error, cli, run_process
         (["train", "--seed", "x"], "argument --seed: 'x' is not an integer"),
         (["train", "--seed", "-1"], "argument --seed: -1 must be 0 or more"),
         (["train", "--momentum", "1.5"], "argument --momentum: 1.5 must be in [0, 1)"),
+        (
+            ["train", "--resume", "runs/x", "--epochs", "3"],
+            "--resume continues a run with the settings it started with; drop --epochs",
+        ),
         (["serve", "runs/x", "--port", "70000"], "argument --port: 70000 must be a port number (0-65535)"),
         (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
         (["fetch", "--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
@@ -114,3 +118,10 @@ def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path)
         done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == status, done.stderr
         assert "torch imported: False" in done.stdout, (args, done.stdout[-300:])
+
+
+def test_resume_needs_an_unfinished_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(
+        cli("train", "--resume", tmp_path / "empty"), "has no resume.pt: it is not an unfinished run folder"
+    )

@@ -261,5 +261,116 @@ def test_a_fetch_killed_at_any_moment_never_leaves_a_bad_file_where_torchvision_
     # Where the kills land varies from run to run (the installs take milliseconds); what holds
     # wherever they land is the assertion above. How many files each kill left, for the log:
     print(f"\nfiles left in place by the kills: {sorted(states)}")
-    fetch_files(spec, data_dir, sources=[__import__("mnist_logreg.fetch", fromlist=["from_folder"]).from_folder(source)])
+    fetch_files(
+        spec, data_dir, sources=[__import__("mnist_logreg.fetch", fromlist=["from_folder"]).from_folder(source)]
+    )
     assert missing_files(spec, data_dir) == []
+
+
+def test_ctrl_c_during_training_keeps_the_epochs_completed(real_data_dir, tmp_path):
+    """A real SIGINT to a real training process: a clear message, and the run so far saved."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnist_logreg",
+            "train",
+            "--preset",
+            "notebook",
+            "--epochs",
+            "500",
+            "--data-dir",
+            str(real_data_dir),
+            "--out",
+            str(run),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = [process.stdout.readline() for _ in range(2)]  # two epochs done
+    assert lines[1].startswith("Epoch [1], val_loss: ")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    message = stderr.strip().splitlines()[-1]
+    assert message.startswith("mnist-logreg: interrupted after ") and message.endswith(
+        f"the run so far is saved in {run}; continue it with 'mnist-logreg train --resume {run}'"
+    )
+    completed = int(message.split("interrupted after ")[1].split()[0])
+    assert 2 <= completed < 500
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs_completed"] == completed
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == completed
+    # The saved weights are those of the last complete epoch: evaluating them gives its val_acc.
+    assert evaluate_run(run, "val", real_data_dir)["accuracy"] == pytest.approx(history[-1]["val_acc"])
+    assert (run / "resume.pt").is_file()  # unfinished: it can be continued
+
+
+def train_until(command: list, run, epochs_seen: int, kill_after_s: float = 0.0):
+    """Start `mnist-logreg train`, wait for ``epochs_seen`` epoch lines, then SIGKILL it (mid-epoch)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnist_logreg",
+            "train",
+            *map(str, command),
+            "--out",
+            str(run),
+            "--no-progress",
+            "--no-report",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines = [process.stdout.readline() for _ in range(epochs_seen)]
+    assert lines[-1].startswith(f"Epoch [{epochs_seen - 1}], val_loss: "), lines
+    time.sleep(kill_after_s)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]  # wall time differs
+
+
+@pytest.mark.parametrize(
+    "loader, epochs, seen, pause",
+    [("memory", 30, 3, 0.0), ("dataloader", 3, 1, 0.6)],  # killed in the middle of an epoch
+)
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_runs_weights(
+    real_data_dir, tmp_path, loader, epochs, seen, pause
+):
+    command = ["--preset", "notebook", "--epochs", epochs, "--loader", loader, "--data-dir", real_data_dir]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    train_until(command, killed, seen, pause)
+    assert (killed / "resume.pt").is_file() and not (killed / "metrics.json").exists()
+    resumed = run_process("train", "--resume", killed, "--data-dir", real_data_dir, "--no-progress", "--no-report")
+    assert resumed.returncode == 0, resumed.stderr
+    done = run_process("train", *command, "--out", whole, "--no-progress", "--no-report")
+    assert done.returncode == 0, done.stderr
+    assert (killed / "model.pth").read_bytes() == (whole / "model.pth").read_bytes()
+    histories = [json.loads((run / "history.json").read_text()) for run in (killed, whole)]
+    assert len(histories[0]) == epochs and without_seconds(histories[0]) == without_seconds(histories[1])
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in whole.iterdir())  # no resume.pt left
+    again = run_process("train", "--resume", killed, "--data-dir", real_data_dir)
+    assert again.returncode == 1 and "the run is finished" in again.stderr

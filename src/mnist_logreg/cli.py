@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="in-memory tensors (fast) or the lesson's torchvision DataLoaders (same batches)",
     )
     train.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an unfinished run (stopped by Ctrl-C or killed) from its last complete epoch, with its settings",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-report", action="store_true", help="skip the figures and report.html")
 
@@ -196,6 +202,13 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the datasets live")
 
 
+# The flags that set what a run is: a resumed run keeps the ones it started with.
+RUN_SETTINGS = [
+    "--epochs", "--lr", "--batch-size", "--optimizer", "--momentum", "--weight-decay", "--schedule", "--seed",
+    "--deskew", "--out",
+]  # fmt: skip
+
+
 def flag_names(message: str) -> str:
     """TrainConfig's message in argparse's words: ``batch_size=0 must ...`` -> ``argument --batch-size: 0 must ...``."""
     name, _, rest = message.partition("=")
@@ -236,22 +249,25 @@ def train_config(args):
 def cmd_train(args) -> int:
     import torch
 
-    from .pipeline import TrainingInterrupted, train_run
+    from .pipeline import TrainingInterrupted, resume_run, train_run
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        result = train_run(
-            args.dataset,
-            args.config,
-            preset=args.preset,
-            data_dir=args.data_dir,
-            run_dir=args.out,
-            device=args.device,
-            loader=args.loader,
-            progress=not args.no_progress,
-            log=log,
-        )
+        if args.resume:
+            result = resume_run(args.resume, data_dir=args.data_dir, progress=not args.no_progress, log=log)
+        else:
+            result = train_run(
+                args.dataset,
+                args.config,
+                preset=args.preset,
+                data_dir=args.data_dir,
+                run_dir=args.out,
+                device=args.device,
+                loader=args.loader,
+                progress=not args.no_progress,
+                log=log,
+            )
     except TrainingInterrupted as interruption:
         print(f"mnist-logreg: {interruption}", file=sys.stderr)
         return 130
@@ -477,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train":
+        given = [flag for flag in RUN_SETTINGS if getattr(args, flag.lstrip("-").replace("-", "_")) is not None]
+        if args.resume and given:
+            parser.error(f"--resume continues a run with the settings it started with; drop {', '.join(given)}")
         try:  # a value TrainConfig refuses is a bad flag like any other: one line, exit 2
             args.config = train_config(args)
         except ValueError as error:

@@ -16,7 +16,7 @@ from .data import Splits
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .metrics import confusion_matrix, per_class_metrics, predicted_labels
 from .model import INPUT_SIZE, MNISTModel
-from .runs import Epoch, Metrics, RunInfo, load_run, package_version, write_run
+from .runs import Epoch, Metrics, RunError, RunInfo, load_run, package_version, write_run
 from .training import TrainConfig, evaluate, fit_config
 
 
@@ -60,6 +60,9 @@ class RunResult:
     splits: Splits
 
 
+RESUME_FILE = "resume.pt"  # in a run folder only while its training is unfinished
+
+
 def train_run(
     dataset: str | DatasetSpec,
     config: TrainConfig,
@@ -75,39 +78,98 @@ def train_run(
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
 
-    Interrupted (Ctrl-C), it saves the epochs completed so far as a run, marked ``interrupted``
-    in metrics.json, and raises TrainingInterrupted saying where.
+    Each complete epoch is checkpointed atomically in the run folder (``resume.pt``: weights,
+    optimizer, history and the shuffling's random state), so a run stopped in any way, a
+    SIGKILL included, continues with ``resume_run`` to the weights an uninterrupted run ends
+    on. Interrupted (Ctrl-C), it also saves the epochs completed so far as a run, marked
+    ``interrupted`` in metrics.json, and raises TrainingInterrupted saying where.
     """
     spec = get_spec(dataset)
-    torch_device = resolve_device(device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
+    start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
+    return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
+
+
+def resume_run(
+    run_dir: Path | str,
+    *,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    dataset: DatasetSpec | None = None,
+    progress: bool = False,
+    verbose: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Continue an unfinished run from its last complete epoch, with the settings it started with.
+
+    ``dataset`` is for datasets outside the table (the checkpoint names the dataset).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RESUME_FILE
+    if not path.is_file():
+        finished = (run_dir / "metrics.json").is_file()
+        raise RunError(
+            f"{run_dir} has no {RESUME_FILE}: "
+            + ("the run is finished" if finished else "it is not an unfinished run folder (no epoch was complete)")
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError) as error:
+        raise RunError(f"{path} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
+    config = TrainConfig(**state["config"])
+    spec = dataset if dataset is not None else get_spec(state["dataset"])
+    return _train(spec, config, state, run_dir, data_dir, progress, verbose, log)
+
+
+def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> RunResult:
+    """Train from ``state`` (a fresh start, or a checkpoint with ``epochs_done``) to the end."""
+    torch_device = resolve_device(state["device"])
+    loader, preset = state["loader"], state["preset"]
     splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
     train_loader, val_loader, test_loader = make_loaders(
         splits, config.batch_size, config.seed, loader, torch_device, config.input_transform
     )
-
     torch.manual_seed(config.seed)  # the model's initial weights
     model = MNISTModel(input_size=INPUT_SIZE, num_classes=len(spec.classes)).to(torch_device)
-    completed: list[dict] = []  # epochs finished so far
-    last_state: dict = {}  # the weights the latest complete epoch ended on
+    completed: list[dict] = list(state.get("history", []))  # epochs finished so far
+    if completed:  # resuming: the weights, and the shuffling where the last complete epoch left it
+        model.load_state_dict(state["model"])
+        train_loader.generator.set_state(state["generator"])
+    last_state: dict = {k: v.clone() for k, v in model.state_dict().items()}  # the latest complete epoch's
 
-    def keep(result: dict) -> None:
+    def keep(result: dict, optimizer) -> None:
         completed.append(result)
         last_state.update({k: v.clone() for k, v in model.state_dict().items()})
+        checkpoint = {
+            **{k: state[k] for k in ("dataset", "config", "preset", "loader", "device")},
+            "history": completed,
+            "model": {k: v.cpu() for k, v in last_state.items()},
+            "optimizer": optimizer.state_dict(),
+            "generator": train_loader.generator.get_state(),
+        }
+        run_dir.mkdir(parents=True, exist_ok=True)
+        partial = run_dir / f".{RESUME_FILE}.partial"
+        torch.save(checkpoint, partial)
+        partial.replace(run_dir / RESUME_FILE)  # atomic: a kill leaves the previous epoch's, never half of one
 
+    options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
+    if completed:
+        options.update(start_epoch=len(completed), optimizer_state=state["optimizer"])
     try:
-        fit_config(config, model, train_loader, val_loader, progress=progress, verbose=verbose, on_epoch_end=keep)
+        fit_config(config, model, train_loader, val_loader, **options)
     except KeyboardInterrupt:
         if not completed:
             raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
         model.load_state_dict(last_state)  # the last complete epoch, not a half-trained step
         _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
         raise TrainingInterrupted(
-            f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}"
+            f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
+            f"continue it with 'mnist-logreg train --resume {run_dir}'"
         ) from None
-    return _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
+    result = _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
+    (run_dir / RESUME_FILE).unlink(missing_ok=True)  # finished: the run folder holds only the run
+    return result
 
 
 def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader, loader, device) -> RunResult:

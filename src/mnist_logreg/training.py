@@ -176,7 +176,9 @@ def fit(
     closed_form: bool | None = None,
     progress: bool = False,
     verbose: bool = True,
-    on_epoch_end: Callable[[dict], None] | None = None,
+    on_epoch_end: Callable[..., None] | None = None,
+    start_epoch: int = 0,
+    optimizer_state: dict | None = None,
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs, validating after each; return the history.
 
@@ -191,16 +193,21 @@ def fit(
     closed_form : compute gradients in closed form (default: whenever ``uses_closed_form``).
     progress : show a tqdm progress bar over each epoch's batches.
     verbose : print the lesson's ``Epoch [n], val_loss: ..., val_acc: ...`` line per epoch.
-    on_epoch_end : called with each epoch's result once it is complete (to keep a checkpoint).
+    on_epoch_end : called with each epoch's result and the optimizer once the epoch is complete
+        (to keep a checkpoint).
+    start_epoch, optimizer_state : resume a run: the epochs before ``start_epoch`` are done, and
+        the optimizer continues from this state (the loaders' random state is the caller's).
     """
     if closed_form is None:
         closed_form = uses_closed_form(model)
     optimizer = opt_func(model.parameters(), lr)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
     train_step = ClosedFormStep(model, optimizer) if closed_form else AutogradStep(model, optimizer)
     device = _device_of(model)
     steps_per_epoch = len(train_loader) if schedule is not None else None  # a schedule needs the run's length
     history = []
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         seen = 0
@@ -222,7 +229,7 @@ def fit(
         result["seconds"] = time.perf_counter() - start
         history.append(result)
         if on_epoch_end is not None:
-            on_epoch_end(result)
+            on_epoch_end(result, optimizer)
         if verbose:  # after the checkpoint: an epoch that has been reported is an epoch that is kept
             model.epoch_end(epoch, result)
     optimizer.zero_grad()  # no gradient buffers left behind: the lesson's loop ends with none either
