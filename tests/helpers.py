@@ -70,6 +70,16 @@ def fake_spec(contents: dict[str, bytes], sources=()) -> DatasetSpec:
     )
 
 
+def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
+    """A fake dataset written under ``root`` and fetched into ``root/data``: (spec, data_dir)."""
+    from mnist_logreg.fetch import fetch, from_folder
+
+    contents = write_fake_files(root / "source")
+    spec = fake_spec(contents, sources=[from_folder(root / "source")])
+    fetch(spec, root / "data")
+    return spec, root / "data"
+
+
 def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
     """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
     from mnist_logreg.pipeline import train_run

@@ -21,7 +21,7 @@ from mnist_logreg.preprocess import (
 from mnist_logreg.runs import RunError, RunInfo, load_run, load_weights, save_model
 from mnist_logreg.training import PRESETS, get_preset
 
-from helpers import multipart, request, run_process, serving, train_preset
+from helpers import fetched_fake_dataset, multipart, request, run_process, serving, train_preset
 
 
 def moments(image: torch.Tensor) -> tuple[float, float, float, float]:
@@ -135,15 +135,9 @@ def test_a_model_with_a_transform_applies_it_to_every_input():
 @pytest.fixture(scope="module")
 def deskew_run(tmp_path_factory):
     """A run trained with deskewing on a small fake dataset, and one photo-like PNG of a digit."""
-    from mnist_logreg.fetch import fetch, from_folder
-
-    from helpers import fake_spec, write_fake_files
-
     root = tmp_path_factory.mktemp("deskew")
-    contents = write_fake_files(root / "source")
-    spec = fake_spec(contents, sources=[from_folder(root / "source")])
-    fetch(spec, root / "data")
-    result = train_preset(spec, "default", root / "data", root / "run", epochs=2, val_size=60)
+    spec, data_dir = fetched_fake_dataset(root)
+    result = train_preset(spec, "default", data_dir, root / "run", epochs=2, val_size=60)
     assert result.info.input_transform == "deskew"
     photo = Image.new("L", (200, 160), 230)
     ImageDraw.Draw(photo).line([(60, 20), (150, 30), (90, 140)], fill=30, width=12)  # a slanted 7

@@ -19,6 +19,13 @@ SIZES = st.one_of(
     st.tuples(st.integers(1, 3), st.integers(60, 600)),  # long thin strips, both ways
     st.tuples(st.integers(60, 600), st.integers(1, 3)),
 )
+IMAGES = {  # what make_image takes, drawn by Hypothesis
+    "size": SIZES,
+    "mode": st.sampled_from(MODES),
+    "content": st.sampled_from(CONTENTS),
+    "level": st.integers(0, 255),
+    "seed": st.integers(0, 2**16),
+}
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -55,13 +62,7 @@ def assert_valid_input_or_image_error(make):
 
 
 @EXAMPLES
-@given(
-    size=SIZES,
-    mode=st.sampled_from(MODES),
-    content=st.sampled_from(CONTENTS),
-    level=st.integers(0, 255),
-    seed=st.integers(0, 2**16),
-)
+@given(**IMAGES)
 @example(size=(1, 8), mode="1", content="noise", level=0, seed=0)  # found: OpenCV took a 1-px-wide image for points
 def test_any_image_gives_a_finite_28x28_input_in_range_or_the_image_error(size, mode, content, level, seed):
     image = make_image(size, mode, content, level, seed)
@@ -69,13 +70,7 @@ def test_any_image_gives_a_finite_28x28_input_in_range_or_the_image_error(size, 
 
 
 @EXAMPLES
-@given(
-    size=SIZES,
-    mode=st.sampled_from(MODES),
-    content=st.sampled_from(CONTENTS),
-    level=st.integers(0, 255),
-    seed=st.integers(0, 2**16),
-)
+@given(**IMAGES)
 def test_any_image_saved_to_a_file_and_read_back_behaves_the_same(size, mode, content, level, seed):
     image = make_image(size, mode, content, level, seed)
     buffer = io.BytesIO()

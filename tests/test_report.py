@@ -25,14 +25,10 @@ CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_siz
 @pytest.fixture(scope="module")
 def fake_run(tmp_path_factory):
     """A run trained on the fake dataset, with its report written: (run_dir, spec, data_dir)."""
-    from mnist_logreg.fetch import fetch, from_folder
-
-    from helpers import fake_spec, write_fake_files
+    from helpers import fetched_fake_dataset
 
     root = tmp_path_factory.mktemp("report")
-    contents = write_fake_files(root / "source")
-    spec = fake_spec(contents, sources=[from_folder(root / "source")])
-    fetch(spec, root / "data")
+    spec, data_dir = fetched_fake_dataset(root)
     train_run(
         spec, CONFIG, preset="test", data_dir=root / "data", run_dir=root / "run", verbose=False, log=lambda m: None
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import io
 import json
@@ -181,6 +182,17 @@ class ClientError(Exception):
         self.headers = headers
 
 
+@contextlib.contextmanager
+def image_errors_answered():
+    """A bad image is the client's: 413 for one over the pixel limit, 422 for any other."""
+    try:
+        yield
+    except ImageTooLarge as error:
+        raise ClientError(413, f"image: {error}") from None
+    except ImageError as error:
+        raise ClientError(422, f"image: {error}") from None
+
+
 def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
     """An app serving the model of ``run_dir`` (raises RunError if it holds no usable model)."""
     run_dir = Path(run_dir)
@@ -246,12 +258,8 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
         return {"run": run_dir.name, "model": info.to_json(), "metrics": test}
 
     def predict_bytes(content: bytes, explain: bool = False) -> dict:
-        try:
+        with image_errors_answered():
             result = predict_image_file(content, model, info, top_k=3)
-        except ImageTooLarge as error:
-            raise ClientError(413, f"image: {error}") from None
-        except ImageError as error:
-            raise ClientError(422, f"image: {error}") from None
         pixels = result.pop("pixels")
         buffer = io.BytesIO()
         save_pixels(pixels, buffer)
@@ -268,12 +276,8 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
         return result
 
     def read_bytes(content: bytes) -> dict:
-        try:
+        with image_errors_answered():
             reading = read_image_file(content, model, info, top_k=3)
-        except ImageTooLarge as error:
-            raise ClientError(413, f"image: {error}") from None
-        except ImageError as error:
-            raise ClientError(422, f"image: {error}") from None
         for digit in reading["digits"]:
             del digit["pixels"]
         return reading
