@@ -12,7 +12,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test bench bench-serve serve venv clean chromium apache-bench demo-screenshot
+.PHONY: run test bench bench-serve bench-predict serve venv clean chromium apache-bench demo-screenshot
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -58,6 +58,11 @@ bench: $(VENV)/.installed-bench
 bench-serve: $(VENV)/.installed-web apache-bench
 	$(CLI) fetch --dataset mnist
 	$(BIN)/python bench/serve.py
+
+# Predicting a folder of photos with 1 and 2 worker processes.
+bench-predict: $(VENV)/.installed
+	$(CLI) fetch --dataset mnist
+	$(BIN)/python bench/predict_folder.py
 
 serve: $(VENV)/.installed-web
 	$(CLI) train --dataset mnist --preset default --out runs/demo --no-report

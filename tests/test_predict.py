@@ -341,3 +341,18 @@ def test_the_pixel_limit_holds_with_reduced_decoding():
 
     with pytest.raises(ImageTooLarge, match="over the limit of 40"):
         open_image(_save(Image.new("L", (8000, 6000), 200), "JPEG"), reduce_to=512)
+
+
+def test_predicting_a_folder_in_parallel_streams_json_lines_in_input_order(run_dir, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k in range(12):
+        seven(offset=(20 + 5 * k, 30)).save(folder / f"{k:02d}.png")
+    (folder / "05-broken.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\nbroken")
+    parallel = cli("predict", run_dir, folder, "--jsonl", "--workers", "2")
+    serial = cli("predict", run_dir, folder, "--jsonl", "--workers", "1")
+    assert parallel.returncode == serial.returncode == 1  # one file could not be read
+    lines = [json.loads(line) for line in parallel.stdout.splitlines()]
+    assert [line["path"] for line in lines] == sorted(str(p) for p in folder.iterdir())  # input order
+    assert "error" in lines[5] and lines[5]["path"].endswith("05-broken.png")
+    assert lines == [json.loads(line) for line in serial.stdout.splitlines()]  # the same answers either way

@@ -146,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list per image")
     predict.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     predict.add_argument(
+        "--jsonl", action="store_true", help="print one JSON object per line, in input order, as each is ready"
+    )
+    predict.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="processes that decode and classify files (default: the number of cores)",
+    )
+    predict.add_argument(
         "--save-preprocessed", type=Path, metavar="DIR", help="write the 28×28 images the model saw into DIR"
     )
     predict.add_argument(
@@ -331,7 +340,7 @@ def cmd_predict(args) -> int:
     if args.index is not None:
         predict_dataset_image(weights, info, args)
     if args.paths:
-        status = predict_files(weights, info, args)
+        status = predict_file_paths(weights, info, args)
     return status
 
 
@@ -351,38 +360,33 @@ def predict_dataset_image(model, info: dict, args) -> None:
     )
 
 
-def predict_files(model, info: dict, args) -> int:
+def predict_file_paths(model, info, args) -> int:
     """Predict each file; a bad file gets its own error and the rest carry on. 1 if any failed."""
-    from .predict import expand_paths, predict_image_file, save_pixels
-    from .preprocess import ImageError
+    from .predict import expand_paths, predict_files
 
-    if args.save_preprocessed:
-        args.save_preprocessed.mkdir(parents=True, exist_ok=True)
-    if args.explain:
-        from .explain import evidence, save_evidence_figure
-
-        args.explain.mkdir(parents=True, exist_ok=True)
-    results = []
-    for number, path in enumerate(expand_paths(args.paths)):
-        try:
-            result = predict_image_file(path, model, info, args.top_k)
-        except ImageError as error:
-            results.append({"path": str(path), "error": str(error)})
-            continue
-        pixels = result.pop("pixels")
-        if args.save_preprocessed:
-            save_pixels(pixels, args.save_preprocessed / f"{number:04d}-{path.stem}.png")
-        if args.explain:
-            save_evidence_figure(evidence(model, pixels), info.classes, args.explain / f"{number:04d}-{path.stem}.png")
-        results.append({"path": str(path), **result})
-    failed = [r for r in results if "error" in r]
+    for folder in (args.save_preprocessed, args.explain):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    stream = predict_files(
+        expand_paths(args.paths), args.run_dir, args.top_k, args.workers, args.save_preprocessed, args.explain
+    )
+    results, failed, count = [], [], 0
+    for result in stream:
+        count += 1
+        if "error" in result:
+            failed.append(result)
+        if args.jsonl:
+            print(json.dumps(result))  # one line per file, in input order, as it is ready
+        else:
+            results.append(result)
     if args.json:
         print(json.dumps(results, indent=2))  # errors are entries of the list
-    else:
+    elif not args.jsonl:
         print_prediction_table(results)
+    if not args.json and not args.jsonl:
         for result in failed:
             print(f"mnist-logreg: error: {result['path']}: {result['error']}", file=sys.stderr)
-    return 1 if failed or not results else 0
+    return 1 if failed or not count else 0
 
 
 def print_prediction_table(results: list[dict]) -> None:

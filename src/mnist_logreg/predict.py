@@ -9,6 +9,7 @@ worker stays small; a torch ``MNISTModel`` is accepted too and gives the same pr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -141,6 +142,64 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) 
         "probability": float(np.prod([d["probability"] for d in digits])),
         "digits": digits,
     }
+
+
+def predict_files(
+    paths: list[Path],
+    run_dir: Path,
+    top_k: int = 3,
+    workers: int = 1,
+    save_preprocessed: Path | None = None,
+    explain: Path | None = None,
+) -> Iterator[dict]:
+    """Predict each file, in input order, as a stream: ``{"path", ...prediction}`` or ``{"path", "error"}``.
+
+    With ``workers`` > 1, files are decoded, cleaned and classified in that many processes, each
+    loading the run's weights once; results come back in input order as they are ready, so a
+    caller that writes each one out keeps its memory flat over any number of files.
+    """
+    jobs = list(enumerate(paths))
+    options = (Path(run_dir), top_k, save_preprocessed, explain)
+    if workers <= 1:
+        _start_worker(*options)
+        yield from map(_predict_one, jobs)
+        return
+    import multiprocessing
+
+    # Fresh processes (spawn), not forks: a fork copies the parent's thread pools (OpenCV's,
+    # torch's) mid-state, and a child can wait forever on a lock no thread will release.
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=options) as pool:
+        yield from pool.imap(_predict_one, jobs, chunksize=8)
+
+
+_worker: dict = {}  # what one predicting process holds: weights, info and options, loaded once
+
+
+def _start_worker(run_dir: Path, top_k: int, save_preprocessed: Path | None, explain: Path | None) -> None:
+    import cv2
+
+    from .runs import load_weights
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+    weights, info = load_weights(run_dir)
+    _worker.update(weights=weights, info=info, top_k=top_k, save_preprocessed=save_preprocessed, explain=explain)
+
+
+def _predict_one(job: tuple[int, Path]) -> dict:
+    number, path = job
+    try:
+        result = predict_image_file(path, _worker["weights"], _worker["info"], _worker["top_k"])
+    except ImageError as error:
+        return {"path": str(path), "error": str(error)}
+    pixels = result.pop("pixels")
+    name = f"{number:04d}-{path.stem}.png"
+    if _worker["save_preprocessed"]:
+        save_pixels(pixels, _worker["save_preprocessed"] / name)
+    if _worker["explain"]:
+        from .explain import evidence, save_evidence_figure
+
+        save_evidence_figure(evidence(_worker["weights"], pixels), _worker["info"].classes, _worker["explain"] / name)
+    return {"path": str(path), **result}
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:
