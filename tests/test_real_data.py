@@ -374,3 +374,24 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_runs_weights(
     assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in whole.iterdir())  # no resume.pt left
     again = run_process("train", "--resume", killed, "--data-dir", real_data_dir)
     assert again.returncode == 1 and "the run is finished" in again.stderr
+
+
+def test_the_onnx_export_matches_torch_on_all_10000_test_images(default_run, tmp_path):
+    """onnxruntime on the exported model, fed as the README says (the run's input transform applied
+    first), against torch: the largest difference in any probability."""
+    import onnxruntime
+
+    from mnist_logreg.data import to_float_pixels
+    from mnist_logreg.export import export_onnx
+    from mnist_logreg.preprocess import apply_input_transform
+
+    path = export_onnx(default_run.run_dir, tmp_path / "model.onnx")
+    images, _ = default_run.splits.tensors("test")
+    pixels = to_float_pixels(images)  # (10000, 1, 28, 28) in [0, 1]
+    onnx_input = apply_input_transform(default_run.info.input_transform, pixels.numpy())
+    got = onnxruntime.InferenceSession(str(path)).run(None, {"images": onnx_input})[0]
+    with torch.no_grad():
+        expected = default_run.model.cpu().predict_proba(pixels).numpy()
+    largest = float(np.abs(got - expected).max())
+    print(f"\nONNX vs torch, 10,000 test images: largest |Δ probability| {largest:.2e}")
+    assert got.shape == (10000, 10) and largest <= 1e-5

@@ -166,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
     predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
     predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
+    export = commands.add_parser(
+        "export", help="write a run's model for runtimes without PyTorch (ONNX)", formatter_class=fmt
+    )
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument("--format", default="onnx", choices=["onnx"])
+    export.add_argument("--out", type=Path, metavar="PATH", help="file to write (default: RUN_DIR/model.onnx)")
     read = commands.add_parser(
         "read",
         help="read the whole number written in each image",
@@ -450,6 +456,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def cmd_export(args) -> int:
+    try:
+        from .export import export_onnx
+    except ImportError as error:
+        raise ValueError(
+            f"export needs its extra: pip install 'mnist-logreg[export]' ({error.name} is missing)"
+        ) from None
+    print(f"wrote {export_onnx(args.run_dir, args.out)}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     try:
         import uvicorn
@@ -486,6 +503,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "export": cmd_export,
     "read": cmd_read,
     "report": cmd_report,
     "compare": cmd_compare,

@@ -1,0 +1,52 @@
+"""Shipping a run's model where PyTorch is not installed: ONNX, through PyTorch's own exporter.
+
+The exported graph is the linear layer and the softmax: input ``images`` (batch, 1, 28, 28)
+float32 in [0, 1], light ink on black, already placed the MNIST way and passed through the
+run's input transform; output ``probabilities`` (batch, classes). Both have a dynamic batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from .preprocess import SIDE
+from .runs import load_run
+
+FORMATS = ("onnx",)
+OPSET = 17
+
+
+class _Probabilities(torch.nn.Module):
+    """What is exported: softmax(W x + b) of (batch, 1, 28, 28) images; the input transform stays outside."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.linear(images.reshape(images.shape[0], SIDE * SIDE)), dim=1)
+
+
+def export_onnx(run_dir: Path | str, path: Path | str | None = None) -> Path:
+    """Write the run's model as ONNX (default: RUN_DIR/model.onnx) and return its path."""
+    model, _ = load_run(run_dir)
+    path = Path(path) if path is not None else Path(run_dir) / "model.onnx"
+    example = torch.zeros(1, 1, SIDE, SIDE)
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter: the torch.export-based one needs onnxscript, and this
+        # graph (a reshape, a matrix product, a softmax) is what the older one was made for.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            _Probabilities(model.linear).eval(),
+            (example,),
+            str(path),
+            input_names=["images"],
+            output_names=["probabilities"],
+            dynamic_axes={"images": {0: "batch"}, "probabilities": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return path
