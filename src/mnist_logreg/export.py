@@ -15,7 +15,6 @@ import torch
 from .preprocess import SIDE
 from .runs import load_run
 
-FORMATS = ("onnx",)
 OPSET = 17
 
 
