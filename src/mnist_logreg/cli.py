@@ -426,8 +426,6 @@ def cmd_read(args) -> int:
         except ImageError as error:
             results.append({"path": str(path), "error": str(error)})
             continue
-        for digit in reading["digits"]:
-            del digit["pixels"]
         results.append({"path": str(path), **reading})
     failed = [r for r in results if "error" in r]
     if args.json:

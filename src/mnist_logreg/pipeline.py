@@ -121,7 +121,7 @@ def resume_run(
 
 
 def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> RunResult:
-    """Train from ``state`` (a fresh start, or a checkpoint with ``epochs_done``) to the end."""
+    """Train from ``state`` (a fresh start, or a checkpoint with its ``history`` so far) to the end."""
     torch_device = resolve_device(state["device"])
     loader, preset = state["loader"], state["preset"]
     splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)

@@ -29,7 +29,7 @@ from .runs import LinearWeights
 from .segment import split_digits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-DIGITS = [str(d) for d in range(10)]
+DIGITS = list(DATASETS["mnist"].classes)  # what `read` needs a model to tell apart
 
 
 class NotADigitModel(ValueError):
@@ -78,10 +78,16 @@ def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 
     ``model`` is a run's LinearWeights or a torch MNISTModel; ``info`` its RunInfo (layout and
     class names), MNIST's without one.
     """
-    spec = DATASETS["mnist"]
-    layout, classes = (spec.layout, list(spec.classes)) if info is None else (info.layout, info.classes)
+    layout, classes = _layout_and_classes(info)
     pixels = preprocess_array(open_image(path, reduce_to=WORKING_SIDE), layout)
     return predict_pixels(pixels, model, classes, top_k)
+
+
+def _layout_and_classes(info) -> tuple:
+    """The run's placement and class names from its RunInfo; MNIST's without one."""
+    if info is None:
+        return DATASETS["mnist"].layout, DIGITS
+    return info.layout, info.classes
 
 
 def check_reads_digits(info) -> None:
@@ -117,15 +123,15 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) 
 
     The ink is found with ``predict``'s cleaning, split into digits (``segment.split_digits``),
     and each digit is placed the MNIST way and classified. ``probability`` is the product of the
-    digits' probabilities; each digit's ``box`` is [x, y, w, h] in the original image's pixels,
-    and ``pixels`` what the model saw. Raises ImageError for a bad file or one without ink.
+    digits' probabilities; each digit's ``box`` is [x, y, w, h] in the original image's pixels.
+    Raises ImageError for a bad file or one without ink.
     """
-    classes = DIGITS if info is None else info.classes
     check_reads_digits(info)
+    layout, classes = _layout_and_classes(info)
+    model = as_weights(model)  # once, not for every digit and every cut tried
     image = open_image(path, reduce_to=WORKING_SIDE)
     ink = ink_of(image)
     scale = image.info.get("stored_side", max(image.size)) / max(ink.shape)  # ink pixels -> original pixels
-    layout = DATASETS["mnist"].layout if info is None else info.layout
 
     def read(mask: np.ndarray) -> dict:
         return predict_pixels(place_ink(np.where(mask, ink, 0), layout), model, classes, top_k)
@@ -134,7 +140,7 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) 
     for digit in split_digits(ink, confidence=lambda mask: read(mask)["probability"]):
         reading = read(digit.mask)
         box = [round(v * scale) for v in digit.box]
-        digits.append({k: reading[k] for k in ("label", "probability", "top_k", "pixels")} | {"box": box})
+        digits.append({k: reading[k] for k in ("label", "probability", "top_k")} | {"box": box})
     if not digits:
         raise ImageError("no digits found")
     return {
