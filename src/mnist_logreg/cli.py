@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .config import DEVICES, LOADERS, OPTIMIZERS, PRESETS, SCHEDULES
+from .config import DEVICES, LOADERS, OPTIMIZERS, PRESETS, SCHEDULES, Limits
 from .datasets import DATASETS, DEFAULT_DATA_DIR
 from .idx import DataError
 from .runs import RunError
@@ -197,12 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes, each with the model loaded once (default: the number of cores)",
     )
     serve.add_argument(
-        "--queue", type=positive_int, default=32, help="predictions a worker queues; past that it answers 503"
+        "--queue", type=positive_int, default=Limits.queue, help="predictions a worker queues; past that it answers 503"
     )
     serve.add_argument(
         "--prediction-timeout",
         type=positive_float,
-        default=10.0,
+        default=Limits.timeout_s,
         metavar="SECONDS",
         help="a prediction running longer is answered 503",
     )

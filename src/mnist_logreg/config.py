@@ -17,6 +17,16 @@ DEFAULT_SEED = 42  # split, initial weights and shuffling
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a `serve` worker takes on: past ``queue`` predictions waiting, it answers 503 at once."""
+
+    queue: int = 32  # predictions waiting or running per worker; more would only time out
+    timeout_s: float = 10.0  # a prediction still running after this is answered 503, not left hanging
+    cors: tuple[str, ...] = ()  # origins allowed to call the API from a browser; none by default
+
+
 # ---------------------------------------------------------------------------------------------
 # Presets
 # ---------------------------------------------------------------------------------------------

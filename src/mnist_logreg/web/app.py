@@ -16,7 +16,6 @@ import io
 import json
 import logging
 import os
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from ..config import Limits
 from ..explain import evidence, evidence_pngs
 from ..predict import NotADigitModel, check_reads_digits, predict_image_file, read_image_file, save_pixels
 from ..preprocess import ImageError, ImageTooLarge
@@ -37,15 +37,6 @@ from ..runs import RunError, load_weights, package_version, read_metrics
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # a phone photo fits; anything larger is refused with 413
 MAX_FILES = 64  # files in one batch request
 SERVE_VARIABLE = "MNIST_LOGREG_SERVE"  # how `serve --workers N` tells each worker process its run and limits
-
-
-@dataclass(frozen=True)
-class Limits:
-    """How much a worker takes on: past ``queue`` predictions waiting, it answers 503 at once."""
-
-    queue: int = 32  # predictions waiting or running per worker; more would only time out
-    timeout_s: float = 10.0  # a prediction still running after this is answered 503, not left hanging
-    cors: tuple[str, ...] = ()  # origins allowed to call the API from a browser; none by default
 
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # past this, stop reading an oversized body and just answer
