@@ -2,6 +2,8 @@
 # make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make bench : the side-by-side speed benchmark (writes bench/results.json and bench/RESULTS.md)
 # make bench-serve : the server under ApacheBench (writes bench/serve-results.json and bench/RESULTS.md)
+# make bench-predict : a folder of photos predicted with 1 and 2 workers (bench/RESULTS.md)
+# make bench-parallel : training in 1 process against 2 under torchrun (bench/RESULTS.md)
 # make serve : the drawing demo on http://127.0.0.1:8000/ for a freshly trained default run
 
 PYTHON ?= python3
@@ -12,7 +14,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test bench bench-serve bench-predict serve venv clean chromium apache-bench demo-screenshot
+.PHONY: run test bench bench-serve bench-predict bench-parallel serve venv clean chromium apache-bench demo-screenshot
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -63,6 +65,11 @@ bench-serve: $(VENV)/.installed-web apache-bench
 bench-predict: $(VENV)/.installed
 	$(CLI) fetch --dataset mnist
 	$(BIN)/python bench/predict_folder.py
+
+# Training in one process against two under torchrun.
+bench-parallel: $(VENV)/.installed
+	$(CLI) fetch --dataset mnist
+	$(BIN)/python bench/data_parallel.py
 
 serve: $(VENV)/.installed-web
 	$(CLI) train --dataset mnist --preset default --out runs/demo --no-report

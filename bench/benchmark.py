@@ -33,7 +33,7 @@ REPO = HERE.parent
 DATA_DIR = REPO / "data"
 SEED = 42
 sys.path.insert(0, str(HERE))
-from sections import update_section  # noqa: E402  (bench/ is not a package)
+from sections import update_readme, update_section  # noqa: E402  (bench/ is not a package)
 
 NOTEBOOK_TARGET, NOTEBOOK_AIM = 30, 50  # notebook s/epoch vs the lesson's pipeline
 RAW_TARGET, RAW_AIM = 20, 40  # raw-pixel train_seconds vs scikit-learn's fit
@@ -365,15 +365,6 @@ def readme_paragraph(report: dict) -> str:
     )
 
 
-def update_readme(text: str) -> None:
-    readme = REPO / "README.md"
-    start, end = "<!-- bench:speed -->", "<!-- /bench:speed -->"
-    current = readme.read_text()
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        readme.write_text(before + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every contender once")
@@ -405,7 +396,7 @@ def main() -> None:
     (HERE / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
     update_section("training", text)
-    update_readme(readme_paragraph(report))
+    update_readme("speed", readme_paragraph(report))
     print(text)
 
 

@@ -15,9 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
+from mnist_logreg.config import TrainConfig
 from mnist_logreg.datasets import DatasetSpec
 from mnist_logreg.idx import IdxFile, write_idx
 
@@ -36,18 +38,21 @@ def make_images(labels: np.ndarray, seed: int) -> np.ndarray:
     return images
 
 
+FAKE_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
 def write_fake_files(folder: Path, seed: int = 0) -> dict[str, bytes]:
     """Write the four IDX files of a small fake dataset into ``folder``; return their contents."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     train_labels = rng.integers(0, 10, FAKE_TRAIN).astype(np.uint8)
     test_labels = rng.integers(0, 10, FAKE_TEST).astype(np.uint8)
-    arrays = {
-        "train-images-idx3-ubyte": make_images(train_labels, seed + 1),
-        "train-labels-idx1-ubyte": train_labels,
-        "t10k-images-idx3-ubyte": make_images(test_labels, seed + 2),
-        "t10k-labels-idx1-ubyte": test_labels,
-    }
+    arrays = dict(
+        zip(
+            FAKE_FILES,
+            (make_images(train_labels, seed + 1), train_labels, make_images(test_labels, seed + 2), test_labels),
+        )
+    )
     return {name: write_idx(folder / name, array) for name, array in arrays.items()}
 
 
@@ -68,6 +73,43 @@ def fake_spec(contents: dict[str, bytes], sources=()) -> DatasetSpec:
         classes=tuple(str(d) for d in range(10)),
         sources=tuple(sources),
     )
+
+
+def read_fake_files(folder: Path) -> dict[str, bytes]:
+    """The contents of the fake dataset ``write_fake_files`` wrote into ``folder``."""
+    return {name: (folder / name).read_bytes() for name in FAKE_FILES}
+
+
+def fit_data(train: int = 241, batch_size: int = 45):
+    """Fake digits for ``fit``: (train images, labels), one validation batch, and a batch size.
+
+    The odd batch size splits each batch unevenly over two processes (23 and 22 images), where
+    the mean of the shards' mean gradients (what DDP computes) is not the batch's mean.
+    """
+    labels = np.random.default_rng(5).integers(0, 10, train + 60)
+    images = torch.from_numpy(make_images(labels, seed=6)).unsqueeze(1).float().div(255)
+    labels = torch.from_numpy(labels)
+    return (images[:train], labels[:train]), (images[train:], labels[train:]), batch_size
+
+
+def fit_fake_digits(closed_form: bool | None = None, rank: int = 0, world_size: int = 1):
+    """``fit`` for three epochs of Adam on ``fit_data``, on shard ``rank`` of every batch: (model, history)."""
+    from mnist_logreg import MNISTModel, fit
+    from mnist_logreg.data import TensorLoader, shard_batches
+
+    (images, labels), val, batch_size = fit_data()
+    torch.manual_seed(0)
+    model = MNISTModel()
+    train = TensorLoader(images, labels, batch_size, shuffle=True, generator=torch.Generator().manual_seed(1))
+    train = shard_batches(train, rank, world_size)
+    history = fit(3, 0.05, model, train, [val], torch.optim.Adam, closed_form=closed_form, verbose=False)
+    return model, history
+
+
+# The pipeline's recipe on the fake dataset, trained by one process and by two (data_parallel_worker.py).
+DATA_PARALLEL_CONFIG = TrainConfig(
+    epochs=3, lr=0.05, batch_size=48, optimizer="adam", val_size=60, input_transform="deskew"
+)
 
 
 def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
@@ -96,6 +138,12 @@ def run_process(*args, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mnist_logreg", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
     )
+
+
+def torchrun(*args, processes: int = 2, cwd=None) -> subprocess.CompletedProcess:
+    """torchrun starting ``processes`` copies of a script or ``-m module`` on this machine (gloo on the CPU)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 def cli(*args) -> subprocess.CompletedProcess:

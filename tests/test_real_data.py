@@ -18,7 +18,7 @@ from mnist_logreg.preprocess import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.training import get_preset
 
-from helpers import run_process, train_preset
+from helpers import run_process, torchrun, train_preset
 from realistic import MAKERS
 
 pytestmark = pytest.mark.real_data
@@ -317,35 +317,35 @@ def test_ctrl_c_during_training_keeps_the_epochs_completed(real_data_dir, tmp_pa
     assert (run / "resume.pt").is_file()  # unfinished: it can be continued
 
 
-def train_until(command: list, run, epochs_seen: int, kill_after_s: float = 0.0):
-    """Start `mnist-logreg train`, wait for ``epochs_seen`` epoch lines, then SIGKILL it (mid-epoch)."""
+def train_until(command: list, run, epochs_seen: int, kill_after_s: float = 0.0, processes: int = 1):
+    """Start `mnist-logreg train` (under torchrun when ``processes`` > 1), wait for ``epochs_seen``
+    epoch lines, then SIGKILL it, every process at once (mid-epoch)."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    launcher = [sys.executable, "-m"]
+    if processes > 1:
+        launcher += ["torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnist_logreg",
-            "train",
-            *map(str, command),
-            "--out",
-            str(run),
-            "--no-progress",
-            "--no-report",
-        ],
+        [*launcher, "mnist_logreg", "train", *map(str, command), "--out", str(run), "--no-progress", "--no-report"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own process group: the kill reaches torchrun's workers too
     )
-    lines = [process.stdout.readline() for _ in range(epochs_seen)]
+    lines = []
+    for line in process.stdout:
+        if line.startswith("Epoch ["):
+            lines.append(line)
+            if len(lines) == epochs_seen:
+                break
     assert lines[-1].startswith(f"Epoch [{epochs_seen - 1}], val_loss: "), lines
     time.sleep(kill_after_s)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
 
 
@@ -376,6 +376,22 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_runs_weights(
     assert again.returncode == 1 and "the run is finished" in again.stderr
 
 
+def test_a_two_process_run_killed_mid_epoch_resumes_under_torchrun_to_the_one_process_weights(real_data_dir, tmp_path):
+    command = ["--preset", "notebook", "--epochs", 8, "--data-dir", real_data_dir]
+    killed = tmp_path / "killed"
+    train_until(command, killed, 3, processes=2)
+    assert (killed / "resume.pt").is_file() and not (killed / "metrics.json").exists()
+    resume = ["-m", "mnist_logreg", "train", "--resume", killed, "--data-dir", real_data_dir, "--no-progress"]
+    resumed = torchrun(*resume, "--no-report", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    epochs = [int(line[7 : line.index("]")]) for line in resumed.stdout.splitlines() if line.startswith("Epoch [")]
+    assert epochs[0] >= 3 and epochs == list(range(epochs[0], 8))  # on from the last complete epoch
+    whole = train_preset("mnist", "notebook", real_data_dir, tmp_path / "whole", epochs=8).run_dir
+    assert weight_difference(killed, whole) < 1e-5
+    assert len(json.loads((killed / "history.json").read_text())) == 8
+    assert not (killed / "resume.pt").exists()
+
+
 def test_the_onnx_export_matches_torch_on_all_10000_test_images(default_run, tmp_path):
     """onnxruntime on the exported model, fed as the README says (the run's input transform applied
     first), against torch: the largest difference in any probability."""
@@ -395,3 +411,30 @@ def test_the_onnx_export_matches_torch_on_all_10000_test_images(default_run, tmp
     largest = float(np.abs(got - expected).max())
     print(f"\nONNX vs torch, 10,000 test images: largest |Δ probability| {largest:.2e}")
     assert got.shape == (10000, 10) and largest <= 1e-5
+
+
+def weight_difference(run_a, run_b) -> float:
+    """The largest difference between two runs' weights and biases."""
+    a, b = np.load(run_a / "weights.npz"), np.load(run_b / "weights.npz")
+    return max(float(np.abs(a[name] - b[name]).max()) for name in ("weight", "bias"))
+
+
+def test_torchrun_trains_the_default_preset_in_two_processes_as_one_process_does(default_run, real_data_dir, tmp_path):
+    run = tmp_path / "two"
+    command = ["-m", "mnist_logreg", "train", "--data-dir", real_data_dir, "--out", run, "--no-progress", "--no-report"]
+    finished = torchrun(*command, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.count("test_acc:") == 1 and finished.stdout.count("Epoch [5]") == 1  # rank 0 alone speaks
+    assert json.loads((run / "model.json").read_text())["world_size"] == 2
+    test_acc = json.loads((run / "metrics.json").read_text())["test_acc"]
+    assert abs(test_acc - default_run.metrics.test_acc) <= 0.003
+    assert weight_difference(run, default_run.run_dir) < 1e-5  # the same steps, up to rounding
+
+
+def test_after_one_epoch_two_processes_hold_the_weights_of_one(real_data_dir, tmp_path):
+    one = train_preset("mnist", "default", real_data_dir, tmp_path / "one", epochs=1).run_dir
+    two = tmp_path / "two"
+    command = ["-m", "mnist_logreg", "train", "--data-dir", real_data_dir, "--epochs", "1", "--out", two, "--no-report"]
+    finished = torchrun(*command, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert weight_difference(one, two) < 1e-5

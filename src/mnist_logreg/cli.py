@@ -49,7 +49,13 @@ class Parser(argparse.ArgumentParser):
     """argparse, with bad arguments reported on one line (the usage is one --help away)."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        # Under torchrun every process parses the same arguments: one of them says what is wrong.
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n" if torchrun_rank() == 0 else None)
+
+
+def torchrun_rank() -> int:
+    """This process's rank among those torchrun started (0 outside torchrun); read without importing torch."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,8 +268,18 @@ def train_config(args):
 
 
 def cmd_train(args) -> int:
+    from . import distributed
+
+    try:
+        return train_command(args)
+    finally:
+        distributed.stop()  # under torchrun: leave the process group cleanly
+
+
+def train_command(args) -> int:
     import torch
 
+    from . import distributed
     from .pipeline import TrainingInterrupted, resume_run, train_run
 
     if args.threads:
@@ -284,8 +300,11 @@ def cmd_train(args) -> int:
                 log=log,
             )
     except TrainingInterrupted as interruption:
-        print(f"mnist-logreg: {interruption}", file=sys.stderr)
+        if distributed.current().is_main:
+            print(f"mnist-logreg: {interruption}", file=sys.stderr)
         return 130
+    if not distributed.current().is_main:
+        return 0  # rank 0 speaks for the processes that trained together
     metrics = result.metrics
     print(f"test_loss: {metrics.test_loss:.4f}")
     print(f"test_acc: {metrics.test_acc:.4f}")
@@ -523,7 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as error:
-        print(f"mnist-logreg: error: {error}", file=sys.stderr)
+        rank = torchrun_rank()  # a process of several, each of which may fail in its own way, says which it is
+        print(f"mnist-logreg{f' (rank {rank})' if rank else ''}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interruption:
         print(f"mnist-logreg: {str(interruption) or 'interrupted'}", file=sys.stderr)

@@ -130,6 +130,51 @@ def to_float_pixels(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).div_(255)
 
 
+def shard_of(rank: int, world_size: int) -> slice:
+    """The images of a batch that process ``rank`` of ``world_size`` trains on: every world_size-th from rank.
+
+    The shards of a batch partition it, and their sizes differ by at most one.
+    """
+    return slice(rank, None, world_size)
+
+
+def shard_batches(loader, rank: int, world_size: int):
+    """``loader`` yielding only process ``rank``'s shard of each of its batches.
+
+    A TensorLoader gathers just that shard; any other loader's batches are cut after loading.
+    Every shard must hold an image: the batch size and the last, short batch must both be at
+    least ``world_size``.
+    """
+    if world_size == 1:
+        return loader
+    size = loader.batch_size
+    images = len(loader.labels) if isinstance(loader, TensorLoader) else len(loader.dataset)  # or a DataLoader
+    for what, n in (("the batch size", size), ("the last batch of an epoch", images % size or size)):
+        if n < world_size:
+            raise ValueError(
+                f"{what} is {n} images, fewer than the {world_size} processes: each process needs one; "
+                "choose another --batch-size"
+            )
+    if isinstance(loader, TensorLoader):
+        return TensorLoader(loader.images, loader.labels, size, loader.shuffle, loader.generator, (rank, world_size))
+    return ShardedBatches(loader, rank, world_size)
+
+
+class ShardedBatches:
+    """Each batch of ``loader`` cut to one process's shard (the DataLoader path of data-parallel training)."""
+
+    def __init__(self, loader, rank: int, world_size: int) -> None:
+        self.loader, self.shard = loader, shard_of(rank, world_size)
+        self.generator = getattr(loader, "generator", None)  # the shuffling state a checkpoint keeps
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, labels in self.loader:
+            yield images[self.shard], labels[self.shard]
+
+
 class TensorLoader:
     """Batches cut by index from tensors held in memory.
 
@@ -140,6 +185,10 @@ class TensorLoader:
     With ``shuffle`` it draws from ``generator`` exactly as a DataLoader with that generator
     does (one int64 for the worker base seed, then a permutation), so for the same seed it
     yields the same batches in the same order as the lesson's DataLoader, only much faster.
+
+    ``shard=(rank, world_size)`` yields only this process's shard of every batch (see
+    ``shard_of``), for data-parallel training: each process draws the same permutation and
+    gathers just its own images.
     """
 
     def __init__(
@@ -149,6 +198,7 @@ class TensorLoader:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -156,15 +206,17 @@ class TensorLoader:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.shard = shard
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, size = len(self.labels), self.batch_size
+        mine = shard_of(*self.shard)
         if not self.shuffle:
             for start in range(0, n, size):
-                yield self._pixels(self.images[start : start + size]), self.labels[start : start + size]
+                yield self._pixels(self.images[start : start + size][mine]), self.labels[start : start + size][mine]
             return
         # The draws a DataLoader makes, in its order: a base seed for workers, the permutation,
         # and one more permutation that RandomSampler computes when it runs dry (its tail).
@@ -176,7 +228,7 @@ class TensorLoader:
         for start in range(0, n, size):
             if start + size > n:  # a short last batch: the sampler ran dry before it was cut
                 torch.randperm(n, generator=generator)
-            index = order[start : start + size]
+            index = order[start : start + size][mine]
             yield self._pixels(self.images.index_select(0, index)), self.labels.index_select(0, index)
         if n % size == 0:
             torch.randperm(n, generator=generator)
@@ -187,7 +239,7 @@ class TensorLoader:
     def to(self, device: torch.device | str) -> "TensorLoader":
         """The same loader with its tensors on ``device`` (the permutation stays on the CPU)."""
         return TensorLoader(
-            self.images.to(device), self.labels.to(device), self.batch_size, self.shuffle, self.generator
+            self.images.to(device), self.labels.to(device), self.batch_size, self.shuffle, self.generator, self.shard
         )
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from . import data as data_module
+from . import distributed
 from .config import DEVICES, LOADERS
 from .data import Splits
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
@@ -31,15 +32,26 @@ def resolve_device(device: str) -> torch.device:
 
 
 def make_loaders(
-    splits: Splits, batch_size: int, seed: int, loader: str, device: torch.device, input_transform: str = "none"
+    splits: Splits,
+    batch_size: int,
+    seed: int,
+    loader: str,
+    device: torch.device,
+    input_transform: str = "none",
+    processes: distributed.Processes = distributed.SINGLE,
 ):
-    """Train, validation and test loaders that yield images with ``input_transform`` already applied."""
+    """Train, validation and test loaders that yield images with ``input_transform`` already applied.
+
+    In data-parallel training the train loader gives this process its shard of every batch.
+    """
     if loader == "memory":
         loaders = data_module.tensor_loaders(splits, batch_size, seed, input_transform)
-        return tuple(each.to(device) for each in loaders)
-    if loader == "dataloader":
-        return data_module.dataloaders(splits, batch_size, seed, input_transform)
-    raise ValueError(f"loader={loader!r} is not one of {list(LOADERS)}")
+        train, val, test = (each.to(device) for each in loaders)
+    elif loader == "dataloader":
+        train, val, test = data_module.dataloaders(splits, batch_size, seed, input_transform)
+    else:
+        raise ValueError(f"loader={loader!r} is not one of {list(LOADERS)}")
+    return data_module.shard_batches(train, processes.rank, processes.world_size), val, test
 
 
 def default_run_dir(dataset: str, preset: str) -> Path:
@@ -77,6 +89,9 @@ def train_run(
     log: Callable[[str], None] = print,
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
+
+    Started by torchrun in several processes, they train the model together, data-parallel
+    (see distributed.py); rank 0 writes the run folder, and model.json records the world size.
 
     Each complete epoch is checkpointed atomically in the run folder (``resume.pt``: weights,
     optimizer, history and the shuffling's random state), so a run stopped in any way, a
@@ -121,14 +136,22 @@ def resume_run(
 
 
 def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> RunResult:
-    """Train from ``state`` (a fresh start, or a checkpoint with its ``history`` so far) to the end."""
+    """Train from ``state`` (a fresh start, or a checkpoint with its ``history`` so far) to the end.
+
+    In data-parallel training (see distributed.py) every process runs this; only rank 0 logs,
+    keeps the checkpoint and writes the run folder.
+    """
     torch_device = resolve_device(state["device"])
+    processes = distributed.start(torch_device)  # joins torchrun's group, if torchrun started this process
+    if not processes.is_main:
+        log = _quiet
     loader, preset = state["loader"], state["preset"]
-    splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
+    with distributed.each_machine_first():  # one download per machine, not one per process
+        splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
     train_loader, val_loader, test_loader = make_loaders(
-        splits, config.batch_size, config.seed, loader, torch_device, config.input_transform
+        splits, config.batch_size, config.seed, loader, torch_device, config.input_transform, processes
     )
     torch.manual_seed(config.seed)  # the model's initial weights
     model = MNISTModel(input_size=INPUT_SIZE, num_classes=len(spec.classes)).to(torch_device)
@@ -141,6 +164,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     def keep(result: dict, optimizer) -> None:
         completed.append(result)
         last_state.update({k: v.clone() for k, v in model.state_dict().items()})
+        if not processes.is_main:
+            return
         checkpoint = {
             **{k: state[k] for k in ("dataset", "config", "preset", "loader", "device")},
             "history": completed,
@@ -162,18 +187,27 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         if not completed:
             raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
         model.load_state_dict(last_state)  # the last complete epoch, not a half-trained step
-        _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
+        _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device, processes)
         raise TrainingInterrupted(
             f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
             f"continue it with 'mnist-logreg train --resume {run_dir}'"
         ) from None
-    result = _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device)
-    (run_dir / RESUME_FILE).unlink(missing_ok=True)  # finished: the run folder holds only the run
+    result = _save_run(
+        run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device, processes
+    )
+    if processes.is_main:
+        (run_dir / RESUME_FILE).unlink(missing_ok=True)  # finished: the run folder holds only the run
     return result
 
 
-def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader, loader, device) -> RunResult:
-    """Score the test set and write the run folder: weights, model.json, history, metrics."""
+def _quiet(message: str) -> None:
+    pass
+
+
+def _save_run(
+    run_dir, model, spec, config, preset, splits, history, test_loader, loader, device, processes
+) -> RunResult:
+    """Score the test set and write the run folder (rank 0 only): weights, model.json, history, metrics."""
     test = evaluate(model, test_loader)  # the loader's images are transformed already
     labels, predicted = predicted_labels(model, test_loader)
     confusion = confusion_matrix(labels, predicted, len(spec.classes))
@@ -205,9 +239,11 @@ def _save_run(run_dir, model, spec, config, preset, splits, history, test_loader
         splits={split: splits.size(split) for split in ("train", "val", "test")},
         loader=loader,
         device=str(device),
+        world_size=processes.world_size,
         versions={"mnist_logreg": package_version(), "torch": torch.__version__},
     )
-    write_run(run_dir, model, info, epochs, metrics)
+    if processes.is_main:
+        write_run(run_dir, model, info, epochs, metrics)
     return RunResult(run_dir, model, epochs, metrics, info, splits)
 
 

@@ -311,6 +311,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
         ["splits (train / val / test)", " / ".join(str(v) for v in info.splits.values())],
         ["loader", info.loader],
         ["device", info.device],
+        ["processes (torchrun world size)", info.world_size],
         ["versions", ", ".join(f"{k} {v}" for k, v in info.versions.items())],
         ["created", info.created],
     ]

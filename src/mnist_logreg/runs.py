@@ -59,6 +59,7 @@ class RunInfo:
     pixel_scale: str = PIXEL_SCALE
     loader: str = ""
     device: str = ""
+    world_size: int = 1  # processes that trained it together (torchrun); 1 for runs from before it
     versions: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
 

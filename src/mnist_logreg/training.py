@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 
+from . import distributed
 from .config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig, get_preset  # noqa: F401  (re-exported)
 from .model import MNISTModel
 
@@ -78,18 +79,29 @@ class ClosedFormStep:
     optimizer steps as usual; for plain SGD (no momentum, no weight decay) the update
     W -= lr · dW is fused into the gradient's matrix product, saving the optimizer's overhead,
     which on these small tensors is larger than the arithmetic.
+
+    With ``average`` (data-parallel training: each process holds a shard of the batch), the
+    gradients, one buffer of 7850 numbers, are averaged across the processes before the step,
+    as DistributedDataParallel averages them: the mean over processes of each shard's mean.
     """
 
-    def __init__(self, model: MNISTModel, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self,
+        model: MNISTModel,
+        optimizer: torch.optim.Optimizer,
+        average: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.weight, self.bias = model.linear.weight, model.linear.bias
         self.optimizer = optimizer
-        self.fused_sgd = is_plain_sgd(optimizer)
+        self.average = average
+        self.fused_sgd = is_plain_sgd(optimizer) and average is None
         device = self.weight.device
         self._columns = torch.empty(0, dtype=torch.int64, device=device)
         self._minus_one = torch.tensor(-1.0, device=device)
-        if not self.fused_sgd:
-            self.weight.grad = torch.zeros_like(self.weight)
-            self.bias.grad = torch.zeros_like(self.bias)
+        if not self.fused_sgd:  # .grad buffers as views of one flat buffer: one all-reduce per step
+            self._gradients = torch.zeros(self.weight.numel() + self.bias.numel(), device=device)
+            self.weight.grad = self._gradients[: self.weight.numel()].view_as(self.weight)
+            self.bias.grad = self._gradients[self.weight.numel() :]
 
     def residual(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean loss, p - onehot of shape (10, B), images as (B, 784))."""
@@ -120,6 +132,8 @@ class ClosedFormStep:
             residual.div_(n)
             torch.mm(residual, x, out=self.weight.grad)
             torch.sum(residual, 1, out=self.bias.grad)
+            if self.average is not None:
+                self.average(self._gradients)
             self.optimizer.step()
         return loss
 
@@ -129,14 +143,34 @@ class ClosedFormStep:
         return self._columns[:n]
 
 
-class AutogradStep:
-    """One optimisation step the lesson's way: ``training_step``, ``backward``, ``step``, ``zero_grad``."""
+class TrainingLoss(nn.Module):
+    """A model's own ``training_step`` as a module's forward, so that DistributedDataParallel can wrap it."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        self.model, self.optimizer = model, optimizer
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.model.training_step((images, labels))
+
+
+class AutogradStep:
+    """One optimisation step the lesson's way: ``training_step``, ``backward``, ``step``, ``zero_grad``.
+
+    With ``data_parallel`` (a process group is running), the loss goes through
+    DistributedDataParallel, which averages the gradients across the processes during backward.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, data_parallel: bool = False) -> None:
+        self.optimizer = optimizer
+        self.loss = TrainingLoss(model)
+        if data_parallel:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.loss = DistributedDataParallel(self.loss)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = self.model.training_step((images, labels))
+        loss = self.loss(images, labels)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad()
@@ -197,19 +231,30 @@ def fit(
         (to keep a checkpoint).
     start_epoch, optimizer_state : resume a run: the epochs before ``start_epoch`` are done, and
         the optimizer continues from this state (the loaders' random state is the caller's).
+
+    Under torchrun, with a process group started (``distributed.start``) and each process's
+    ``train_loader`` giving its shard of every batch (``data.shard_batches``), ``fit`` trains
+    one model data-parallel: gradients are averaged across the processes every step, the
+    reported ``train_loss`` is over every process's images, and only rank 0 prints.
     """
     if closed_form is None:
         closed_form = uses_closed_form(model)
+    processes = distributed.current()
     optimizer = opt_func(model.parameters(), lr)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    train_step = ClosedFormStep(model, optimizer) if closed_form else AutogradStep(model, optimizer)
+    if closed_form:
+        train_step = ClosedFormStep(model, optimizer, distributed.average_ if processes.parallel else None)
+    else:
+        train_step = AutogradStep(model, optimizer, data_parallel=processes.parallel)
+    progress = progress and processes.is_main
+    verbose = verbose and processes.is_main
     device = _device_of(model)
     steps_per_epoch = len(train_loader) if schedule is not None else None  # a schedule needs the run's length
     history = []
     for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=device)  # Σ loss · images, over this process's images
         seen = 0
         batches = train_loader
         if progress:
@@ -224,8 +269,10 @@ def fit(
             loss = train_step(images, labels)
             loss_sum.add_(loss, alpha=labels.shape[0])
             seen += labels.shape[0]
-        result = evaluate(model, val_loader)
-        result["train_loss"] = loss_sum.item() / seen
+        result = evaluate(model, val_loader)  # every process holds the same weights: the same result
+        if processes.parallel:  # the mean over every process's images
+            loss_sum, seen = distributed.sum_(torch.stack([loss_sum, loss_sum.new_tensor(seen)])).tolist()
+        result["train_loss"] = float(loss_sum) / seen
         result["seconds"] = time.perf_counter() - start
         history.append(result)
         if on_epoch_end is not None:

@@ -1,0 +1,101 @@
+"""Data-parallel training: which process this is among those torchrun started, and their collective calls.
+
+``torchrun --nproc-per-node N -m mnist_logreg train ...`` starts N copies of the command, each
+with RANK, LOCAL_RANK and WORLD_SIZE in its environment. Every copy reads the same data and
+draws the same shuffled global batches (same seed); each trains on its shard of every batch,
+and the gradients are averaged across the copies with torch.distributed (gloo on the CPU, nccl
+on GPUs) before every step, so all copies take the same step and hold the same weights. Only
+rank 0 speaks and writes.
+
+Without torchrun (or with one process) nothing here starts anything: ``current()`` is SINGLE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among the training processes."""
+
+    rank: int = 0  # across every machine; rank 0 prints and writes the run folder
+    local_rank: int = 0  # on this machine; it picks the GPU, and local rank 0 fetches the data
+    world_size: int = 1
+
+    @property
+    def parallel(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = Processes()
+
+
+def launched() -> Processes:
+    """What torchrun's environment variables say this process is (SINGLE outside torchrun)."""
+    try:
+        return Processes(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
+    except (KeyError, ValueError):
+        return SINGLE
+
+
+def current() -> Processes:
+    """The process group this process has joined, or SINGLE when it trains alone."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return SINGLE
+    return Processes(dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size())
+
+
+def start(device: torch.device) -> Processes:
+    """Join the group torchrun set up: nccl for GPUs (one per process, by local rank), gloo on the CPU."""
+    processes = launched()
+    if not processes.parallel or dist.is_initialized():
+        return current()
+    if device.type == "cuda":
+        torch.cuda.set_device(processes.local_rank)  # "cuda" now means this process's own GPU
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+    return current()
+
+
+def stop() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def average_(tensor: torch.Tensor) -> torch.Tensor:
+    """Replace ``tensor`` by its mean over the processes, in place: how DDP averages gradients."""
+    dist.all_reduce(tensor)
+    return tensor.div_(dist.get_world_size())
+
+
+def sum_(tensor: torch.Tensor) -> torch.Tensor:
+    """Replace ``tensor`` by its sum over the processes, in place."""
+    dist.all_reduce(tensor)
+    return tensor
+
+
+@contextlib.contextmanager
+def each_machine_first() -> Iterator[None]:
+    """Run the body in each machine's local rank 0 first, then in the other processes.
+
+    For work that writes a shared local folder once (fetching the data): the others wait, then
+    find it done.
+    """
+    processes = current()
+    if processes.parallel and processes.local_rank != 0:
+        dist.barrier()
+    yield
+    if processes.parallel and processes.local_rank == 0:
+        dist.barrier()
