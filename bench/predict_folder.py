@@ -4,8 +4,9 @@
 
 Writes 640×480 JPEG photos of MNIST test digits into a temporary folder, then runs
 `predict FOLDER --jsonl --workers N` for N = 1 and 2 in interleaved rounds (start-up included,
-output to /dev/null). Peak memory is read for two folder sizes, to show it stays flat. Results go
-to bench/predict-results.json and the "predict" section of bench/RESULTS.md.
+output to /dev/null). Peak memory is read for two folder sizes, to show it stays flat, and again
+for 10,000 and 100,000 small scans. Results go to bench/predict-results.json and the "predict"
+section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from sections import update_section  # noqa: E402
 
 
-def write_photos(folder: Path, count: int) -> None:
+def write_photos(folder: Path, count: int, kind: str = "photo") -> None:
+    """``count`` MNIST test digits as 640×480 JPEG photos on paper, or as small 84×84 PNG scans."""
     import numpy as np
+    from PIL import Image
 
     from mnist_logreg.data import load_splits
 
@@ -40,8 +43,12 @@ def write_photos(folder: Path, count: int) -> None:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
+        digit = digits[i % len(digits), 0].numpy()
+        if kind == "scan":  # dark ink on white: quick to write and read, for a folder of 100,000
+            Image.fromarray(255 - digit).resize((84, 84)).save(folder / f"{i:06d}.png")
+            continue
         buffer = io.BytesIO()
-        on_paper(digits[i % len(digits), 0].numpy(), rng).resize((640, 480)).save(buffer, format="JPEG", quality=85)
+        on_paper(digit, rng).resize((640, 480)).save(buffer, format="JPEG", quality=85)
         (folder / f"{i:06d}.jpg").write_bytes(buffer.getvalue())
 
 
@@ -59,10 +66,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--write", nargs=2, metavar=("FOLDER", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--scans", type=int, default=100_000, help="small scans for the memory check at scale")
+    parser.add_argument("--write", nargs=3, metavar=("FOLDER", "COUNT", "KIND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write:
-        write_photos(Path(args.write[0]), int(args.write[1]))
+        write_photos(Path(args.write[0]), int(args.write[1]), args.write[2])
         return
     cli = str(Path(sys.executable).parent / "mnist-logreg")
     times: dict[int, list[float]] = {1: [], 2: []}
@@ -72,7 +80,7 @@ def main() -> None:
         # In a child process: this one must not import torch, or every command it starts would
         # count torch's memory in its peak RSS (a child's counts what it shared until exec).
         for target, count in ((folder, args.images), (small, args.images // 4)):
-            subprocess.run([sys.executable, __file__, "--write", str(target), str(count)], check=True)
+            subprocess.run([sys.executable, __file__, "--write", str(target), str(count), "photo"], check=True)
         subprocess.run([cli, "train", "--data-dir", str(DATA_DIR), "--out", str(run_dir), "--no-report", "--no-progress"],
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         for number in range(args.rounds):
@@ -82,6 +90,13 @@ def main() -> None:
                 times[workers].append(wall)
         _, peak_small = run([cli, "predict", str(run_dir), str(small), "--jsonl", "--workers", "2"])
         _, peak_large = run([cli, "predict", str(run_dir), str(folder), "--jsonl", "--workers", "2"])
+        scale = {}  # a tenth of the scans, then all of them: the same memory, and the time in proportion
+        for count in (args.scans // 10, args.scans):
+            print(f"[bench-predict] {count} scans ...", file=sys.stderr, flush=True)
+            scans = Path(tmp) / f"scans-{count}"
+            subprocess.run([sys.executable, __file__, "--write", str(scans), str(count), "scan"], check=True)
+            wall, peak = run([cli, "predict", str(run_dir), str(scans), "--jsonl", "--workers", "2"])
+            scale[str(count)] = {"images_per_s": count / wall, "peak_rss_mib": peak}
     rates = {w: [args.images / t for t in walls] for w, walls in times.items()}
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -90,6 +105,7 @@ def main() -> None:
         "images_per_s": {str(w): {"best": max(r), "median": statistics.median(r), "all": r} for w, r in rates.items()},
         "speed_up_of_bests": max(rates[2]) / max(rates[1]),
         "peak_rss_mib": {str(args.images // 4): peak_small, str(args.images): peak_large},
+        "scans_84px_png": scale,
     }
     (HERE / "predict-results.json").write_text(json.dumps(report, indent=2) + "\n")
     r = report["images_per_s"]
@@ -107,6 +123,13 @@ def main() -> None:
             "",
             f"Speed-up of 2 workers over 1 (bests): {report['speed_up_of_bests']:.2f}×. Peak RSS with 2 workers: "
             f"{peak_small:.0f} MiB for {args.images // 4} photos, {peak_large:.0f} MiB for {args.images}.",
+            "",
+            "At scale, small 84×84 PNG scans with 2 workers: "
+            + "; ".join(
+                f"{int(count):,} files at {m['images_per_s']:.0f} images/s, peak RSS {m['peak_rss_mib']:.0f} MiB"
+                for count, m in scale.items()
+            )
+            + ".",
             "",
         ]
     )

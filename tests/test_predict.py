@@ -356,3 +356,27 @@ def test_predicting_a_folder_in_parallel_streams_json_lines_in_input_order(run_d
     assert [line["path"] for line in lines] == sorted(str(p) for p in folder.iterdir())  # input order
     assert "error" in lines[5] and lines[5]["path"].endswith("05-broken.png")
     assert lines == [json.loads(line) for line in serial.stdout.splitlines()]  # the same answers either way
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_predicting_takes_files_as_it_goes_instead_of_listing_them_all_first(run_dir, tmp_path, workers):
+    from mnist_logreg.predict import expand_paths, predict_files
+
+    taken = []
+
+    def files():  # 50,000 names of missing files: each is answered at once with an error
+        for number in range(50_000):
+            taken.append(number)
+            yield tmp_path / f"{number}.png"
+
+    stream = predict_files(files(), run_dir, workers=workers)
+    first = next(stream)
+    assert first["path"] == str(tmp_path / "0.png") and "error" in first
+    assert len(taken) < 10_000  # the rest are still waiting to be named
+    stream.close()
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    seven().save(folder / "b.png")
+    seven().save(folder / "a.png")
+    listed = expand_paths([folder])
+    assert not isinstance(listed, list) and list(listed) == [folder / "a.png", folder / "b.png"]

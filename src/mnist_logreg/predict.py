@@ -8,8 +8,9 @@ worker stays small; a torch ``MNISTModel`` is accepted too and gives the same pr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -151,7 +152,7 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) 
 
 
 def predict_files(
-    paths: list[Path],
+    paths: Iterable[Path],
     run_dir: Path,
     top_k: int = 3,
     workers: int = 1,
@@ -164,7 +165,7 @@ def predict_files(
     loading the run's weights once; results come back in input order as they are ready, so a
     caller that writes each one out keeps its memory flat over any number of files.
     """
-    jobs = list(enumerate(paths))
+    jobs = enumerate(paths)  # consumed as the workers take them: no list of every file
     options = (Path(run_dir), top_k, save_preprocessed, explain)
     if workers <= 1:
         _start_worker(*options)
@@ -208,15 +209,20 @@ def _predict_one(job: tuple[int, Path]) -> dict:
     return {"path": str(path), **result}
 
 
-def expand_paths(paths: list[str | Path]) -> list[Path]:
-    """Files as given, and the image files (by suffix) inside any folder, sorted."""
-    expanded = []
+def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given, and the image files (by suffix) inside any folder, sorted by name.
+
+    A stream: of a folder only its sorted names are held (strings, not a Path per file), so
+    a folder of a million images costs tens of megabytes, not hundreds.
+    """
     for path in map(Path, paths):
-        if path.is_dir():
-            expanded += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            expanded.append(path)
-    return expanded
+        if not path.is_dir():
+            yield path
+            continue
+        for name in sorted(os.listdir(path)):
+            file = path / name
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
+                yield file
 
 
 def save_pixels(pixels, path) -> None:
