@@ -360,12 +360,14 @@ def cmd_predict(args) -> int:
 
     if args.index is None and not args.paths:
         raise ValueError("give image files or folders to predict, or --index N for a dataset image")
-    weights, info = load_weights(args.run_dir)  # numpy: predicting files needs no torch
+    # numpy: predicting files needs no torch. Read here, a bad run folder is one clear error
+    # before any worker starts (each worker reads the weights for itself).
+    weights, info = load_weights(args.run_dir)
     status = 0
     if args.index is not None:
         predict_dataset_image(weights, info, args)
     if args.paths:
-        status = predict_file_paths(weights, info, args)
+        status = predict_file_paths(args)
     return status
 
 
@@ -385,7 +387,7 @@ def predict_dataset_image(model, info: dict, args) -> None:
     )
 
 
-def predict_file_paths(model, info, args) -> int:
+def predict_file_paths(args) -> int:
     """Predict each file; a bad file gets its own error and the rest carry on. 1 if any failed."""
     from .predict import expand_paths, predict_files
 

@@ -47,10 +47,6 @@ class DatasetSpec:
     def raw_dir(self, data_dir: Path | str) -> Path:
         return Path(data_dir) / self.folder / "raw"
 
-    @property
-    def train_size(self) -> int:
-        return self.files[0].shape[0]
-
 
 _MNIST_FILES = (
     IdxFile(
