@@ -26,7 +26,7 @@ from .preprocess import (
     place_ink,
     preprocess_array,
 )
-from .runs import LinearWeights
+from .runs import LinearWeights, as_weights
 from .segment import split_digits
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -35,14 +35,6 @@ DIGITS = list(DATASETS["mnist"].classes)  # what `read` needs a model to tell ap
 
 class NotADigitModel(ValueError):
     """Reading numbers needs a model of the digits 0-9."""
-
-
-def as_weights(model) -> LinearWeights:
-    """The numpy weights of a LinearWeights or of a torch MNISTModel."""
-    if isinstance(model, LinearWeights):
-        return model
-    weight, bias = (p.detach().cpu().numpy() for p in (model.linear.weight, model.linear.bias))
-    return LinearWeights(weight, bias, model.input_transform)
 
 
 def probabilities(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:

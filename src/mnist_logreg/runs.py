@@ -221,6 +221,14 @@ class LinearWeights:
     input_transform: str = "none"
 
 
+def as_weights(model) -> LinearWeights:
+    """The numpy weights of a LinearWeights or of a torch MNISTModel."""
+    if isinstance(model, LinearWeights):
+        return model
+    weight, bias = (p.detach().cpu().numpy() for p in (model.linear.weight, model.linear.bias))
+    return LinearWeights(weight, bias, model.input_transform)
+
+
 def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
     """The run's weights and ``RunInfo`` without importing torch (from weights.npz).
 
@@ -230,9 +238,8 @@ def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
     info = read_info(run_dir)
     path = run_dir / WEIGHTS_FILE
     if not path.is_file():
-        model, info = load_run(run_dir)
-        weight, bias = (t.detach().numpy() for t in (model.linear.weight, model.linear.bias))
-        return LinearWeights(weight, bias, info.input_transform), info
+        model, info = load_run(run_dir)  # the model carries the run's input transform
+        return as_weights(model), info
     try:
         with np.load(path, allow_pickle=False) as arrays:
             weight, bias = arrays["weight"].astype(np.float32), arrays["bias"].astype(np.float32)
