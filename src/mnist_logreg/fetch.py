@@ -9,7 +9,6 @@ and how to fix it.
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 import subprocess
 import tarfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .files import written_atomically
 from .idx import DataError, IdxFile, check_idx, maybe_gunzip
 
 MIRROR_TIMEOUT_S = 5  # torchvision's mirrors are often unreachable; fail fast and move on
@@ -190,9 +190,8 @@ def _install(candidates: dict[str, Path], idx_file: IdxFile, raw_dir: Path) -> s
         check_idx(content, idx_file, idx_file.name)
     except DataError as error:
         return str(error)
-    partial = raw_dir / f".{idx_file.name}.partial"
-    partial.write_bytes(content)
-    os.replace(partial, raw_dir / idx_file.name)
+    with written_atomically(raw_dir / idx_file.name) as partial:
+        partial.write_bytes(content)
     return None
 
 

@@ -15,6 +15,7 @@ from . import distributed
 from .config import DEVICES, LOADERS
 from .data import Splits
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .files import written_atomically
 from .metrics import confusion_matrix, per_class_metrics, predicted_labels
 from .model import INPUT_SIZE, MNISTModel
 from .runs import Epoch, Metrics, RunError, RunInfo, load_run, package_version, write_run
@@ -174,9 +175,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             "generator": train_loader.generator.get_state(),
         }
         run_dir.mkdir(parents=True, exist_ok=True)
-        partial = run_dir / f".{RESUME_FILE}.partial"
-        torch.save(checkpoint, partial)
-        partial.replace(run_dir / RESUME_FILE)  # atomic: a kill leaves the previous epoch's, never half of one
+        with written_atomically(run_dir / RESUME_FILE) as partial:  # a kill leaves the previous epoch's
+            torch.save(checkpoint, partial)
 
     options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
     if completed:

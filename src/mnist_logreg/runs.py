@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DATASETS, Layout
+from .files import written_atomically
 from .preprocess import INPUT_SIZE, check_input_transform
 
 MODEL_FILE = "model.pth"
@@ -146,9 +147,8 @@ def package_version() -> str:
 
 def write_json(path: Path, value) -> None:
     """Write JSON atomically: a crash mid-write never leaves a half-written file behind."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
-    partial.replace(path)
+    with written_atomically(path) as partial:
+        partial.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path):
@@ -186,13 +186,11 @@ def save_model(run_dir: Path | str, model, info: RunInfo | dict) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    partial = run_dir / f".{MODEL_FILE}.partial"
-    torch.save(state, partial)
-    partial.replace(run_dir / MODEL_FILE)
-    partial = run_dir / f".{WEIGHTS_FILE}.partial"
-    with partial.open("wb") as handle:  # a file object: np.savez would add ".npz" to a path
+    with written_atomically(run_dir / MODEL_FILE) as partial:
+        torch.save(state, partial)
+    with written_atomically(run_dir / WEIGHTS_FILE) as partial, partial.open("wb") as handle:
+        # a file object: np.savez would add ".npz" to a path
         np.savez(handle, weight=state["linear.weight"].numpy(), bias=state["linear.bias"].numpy())
-    partial.replace(run_dir / WEIGHTS_FILE)
     write_json(run_dir / INFO_FILE, info.to_json() if isinstance(info, RunInfo) else info)
 
 
