@@ -178,6 +178,11 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         with written_atomically(run_dir / RESUME_FILE) as partial:  # a kill leaves the previous epoch's
             torch.save(checkpoint, partial)
 
+    def save() -> RunResult:
+        return _save_run(
+            run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device, processes
+        )
+
     options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
     if completed:
         options.update(start_epoch=len(completed), optimizer_state=state["optimizer"])
@@ -187,14 +192,12 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         if not completed:
             raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
         model.load_state_dict(last_state)  # the last complete epoch, not a half-trained step
-        _save_run(run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device, processes)
+        save()
         raise TrainingInterrupted(
             f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
             f"continue it with 'mnist-logreg train --resume {run_dir}'"
         ) from None
-    result = _save_run(
-        run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device, processes
-    )
+    result = save()
     if processes.is_main:
         (run_dir / RESUME_FILE).unlink(missing_ok=True)  # finished: the run folder holds only the run
     return result
