@@ -112,6 +112,19 @@ DATA_PARALLEL_CONFIG = TrainConfig(
 )
 
 
+DIGITS_INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}  # a model.json
+
+
+def untrained_run(folder: Path, **info) -> Path:
+    """A run folder holding an untrained MNISTModel (seed 0), its model.json DIGITS_INFO with ``info``'s fields."""
+    from mnist_logreg import MNISTModel
+    from mnist_logreg.runs import save_model
+
+    torch.manual_seed(0)
+    save_model(folder, MNISTModel(), DIGITS_INFO | info)
+    return folder
+
+
 def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
     """A fake dataset written under ``root`` and fetched into ``root/data``: (spec, data_dir)."""
     from mnist_logreg.fetch import fetch, from_folder

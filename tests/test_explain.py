@@ -12,11 +12,8 @@ from PIL import Image
 from mnist_logreg import MNISTModel
 from mnist_logreg.explain import contributions, evidence, evidence_pngs
 from mnist_logreg.predict import as_weights
-from mnist_logreg.runs import save_model
 
-from helpers import cli, multipart, request, serving, seven
-
-INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "input_transform": "deskew"}
+from helpers import cli, multipart, request, serving, seven, untrained_run
 
 
 def test_contributions_plus_the_bias_are_the_models_logits_exactly():
@@ -54,8 +51,7 @@ def test_evidence_names_the_two_likeliest_classes_and_their_difference():
 
 
 def test_predict_explain_writes_one_figure_per_image(tmp_path):
-    torch.manual_seed(0)
-    save_model(tmp_path / "run", MNISTModel(), INFO)
+    untrained_run(tmp_path / "run", input_transform="deskew")
     seven().save(tmp_path / "seven.png")
     result = cli("predict", tmp_path / "run", tmp_path / "seven.png", "--explain", tmp_path / "why")
     assert result.returncode == 0, result.stderr
@@ -66,8 +62,7 @@ def test_predict_explain_writes_one_figure_per_image(tmp_path):
 
 
 def test_the_api_explains_only_when_asked(tmp_path):
-    torch.manual_seed(0)
-    save_model(tmp_path / "run", MNISTModel(), INFO)
+    untrained_run(tmp_path / "run", input_transform="deskew")
     buffer = io.BytesIO()
     seven().save(buffer, format="PNG")
     upload = multipart("file", "seven.png", buffer.getvalue())

@@ -8,12 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from mnist_logreg import MNISTModel
-from mnist_logreg.runs import save_model
-
-from helpers import serving
+from helpers import serving, untrained_run
 
 pytestmark = pytest.mark.fuzz
 
@@ -34,9 +30,7 @@ def test_generated_requests_never_get_a_5xx_and_every_answer_matches_the_schema(
     """One Schemathesis worker: with two threads, Hypothesis's concurrent ast.parse calls hit
     CPython 3.11's "AST constructor recursion depth mismatch" now and then, an error of the
     fuzzer's process (exit 1), not of the server."""
-    torch.manual_seed(0)
-    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "input_transform": "deskew"}
-    save_model(tmp_path / "run", MNISTModel(), info)
+    untrained_run(tmp_path / "run", input_transform="deskew")
     schemathesis = Path(sys.executable).parent / "schemathesis"
     with serving(tmp_path / "run") as url:
         done = subprocess.run(

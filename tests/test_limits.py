@@ -9,24 +9,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
-from mnist_logreg import MNISTModel
 from mnist_logreg.cli import is_loopback
-from mnist_logreg.runs import save_model
 
-from helpers import free_port, multipart, request, request_with_headers, serving, seven
-
-INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+from helpers import free_port, multipart, request, request_with_headers, serving, seven, untrained_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("limits") / "run"
-    save_model(run, MNISTModel(), INFO)
-    return run
+    return untrained_run(tmp_path_factory.mktemp("limits") / "run")
 
 
 def png_of_seven() -> bytes:

@@ -10,13 +10,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_logreg import MNISTModel
 from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
-from mnist_logreg.runs import save_model
 
-from helpers import cli, seven
-
-INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+from helpers import cli, seven, untrained_run
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:
@@ -157,9 +153,7 @@ def test_the_pixel_limit_is_checked_before_decoding(tmp_path):
 
 @pytest.fixture
 def run_dir(tmp_path):
-    torch.manual_seed(0)
-    save_model(tmp_path / "run", MNISTModel(), INFO)
-    return tmp_path / "run"
+    return untrained_run(tmp_path / "run")
 
 
 def test_predict_files_and_folders_reports_each_and_fails_if_any_failed(run_dir, tmp_path):

@@ -7,15 +7,13 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
 
-from helpers import cli, multipart, multipart_files, request, serving
+from helpers import cli, multipart, multipart_files, request, serving, untrained_run
 
-DIGITS_INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
 FASHION_INFO = {
     "dataset": "fashion-mnist",
     "classes": ["T-shirt/top", "Trouser", *map(str, range(8))],
@@ -34,9 +32,7 @@ def drawing(tmp_path, name="ten.png") -> tuple:
 
 @pytest.fixture
 def run_dir(tmp_path):
-    torch.manual_seed(0)
-    save_model(tmp_path / "run", MNISTModel(), DIGITS_INFO)
-    return tmp_path / "run"
+    return untrained_run(tmp_path / "run")
 
 
 def test_read_prints_json_with_one_entry_per_digit_and_boxes_in_the_images_pixels(run_dir, tmp_path):

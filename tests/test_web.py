@@ -10,15 +10,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import torch
 from PIL import Image
 
-from mnist_logreg import MNISTModel
-from mnist_logreg.runs import save_model, write_json
+from mnist_logreg.runs import write_json
 
-from helpers import multipart, multipart_files, request, serving, seven
-
-INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "test"}
+from helpers import DIGITS_INFO, multipart, multipart_files, request, serving, seven, untrained_run
 
 
 def png(image: Image.Image) -> bytes:
@@ -29,9 +25,7 @@ def png(image: Image.Image) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("web") / "run"
-    torch.manual_seed(0)
-    save_model(run_dir, MNISTModel(), INFO)
+    run_dir = untrained_run(tmp_path_factory.mktemp("web") / "run", preset="test")
     write_json(
         run_dir / "metrics.json",
         {"test_acc": 0.5, "test_loss": 1.0, "val_acc": 0.5, "val_loss": 1.0, "train_seconds": 1.0},
@@ -56,7 +50,7 @@ def test_health_model_page_and_docs(server):
     assert request(f"{server}/api/health") == (200, {"status": "ok"})
     status, model = request(f"{server}/api/model")
     assert status == 200
-    assert model["model"]["classes"] == INFO["classes"] and model["metrics"]["test_acc"] == 0.5
+    assert model["model"]["classes"] == DIGITS_INFO["classes"] and model["metrics"]["test_acc"] == 0.5
     status, page = request(f"{server}/")
     assert status == 200
     for testid in ("canvas", "clear", "prediction", "upload", "upload-button", "preprocessed"):
@@ -99,8 +93,7 @@ def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("a bug of ours")
 
-    torch.manual_seed(0)
-    save_model(tmp_path / "run", MNISTModel(), INFO)
+    untrained_run(tmp_path / "run", preset="test")
     monkeypatch.setattr(app_module, "predict_image_file", broken)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app_module.create_app(tmp_path / "run"), port=port, log_level="critical"))
@@ -284,8 +277,7 @@ def test_a_batch_mixing_good_and_bad_files_gets_one_answer_per_file_in_order(ser
 
 
 def test_two_worker_processes_start_and_answer(tmp_path):
-    torch.manual_seed(0)
-    save_model(tmp_path / "run", MNISTModel(), INFO)
+    untrained_run(tmp_path / "run", preset="test")
     content = png(seven())
     with serving(tmp_path / "run", workers=2) as url:
         with ThreadPoolExecutor(max_workers=4) as pool:
