@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 
@@ -363,14 +364,28 @@ def test_predicting_takes_files_as_it_goes_instead_of_listing_them_all_first(run
             taken.append(number)
             yield tmp_path / f"{number}.png"
 
-    stream = predict_files(files(), run_dir, workers=workers)
-    first = next(stream)
-    assert first["path"] == str(tmp_path / "0.png") and "error" in first
-    assert len(taken) < 10_000  # the rest are still waiting to be named
-    stream.close()
+    with contextlib.closing(predict_files(files(), run_dir, workers=workers)) as stream:
+        first = next(stream)
+        assert first["path"] == str(tmp_path / "0.png") and "error" in first
+        assert len(taken) < 10_000  # the rest are still waiting to be named
     folder = tmp_path / "folder"
     folder.mkdir()
     seven().save(folder / "b.png")
     seven().save(folder / "a.png")
     listed = expand_paths([folder])
     assert not isinstance(listed, list) and list(listed) == [folder / "a.png", folder / "b.png"]
+
+
+@pytest.mark.parametrize(("files", "processes"), [(1, 0), (3, 2)])
+def test_worker_processes_start_only_when_there_are_files_to_share(run_dir, tmp_path, files, processes):
+    import multiprocessing
+
+    from mnist_logreg.predict import predict_files
+
+    paths = [tmp_path / f"{n}.png" for n in range(files)]
+    for path in paths:
+        seven().save(path)
+    with contextlib.closing(predict_files(iter(paths), run_dir, workers=2)) as stream:  # closed: no pool left
+        assert "error" not in next(stream)
+        assert len(multiprocessing.active_children()) == processes  # one file is read here, not in a pool
+        assert len([next(stream) for _ in range(files - 1)]) == files - 1

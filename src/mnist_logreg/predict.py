@@ -8,6 +8,7 @@ worker stays small; a torch ``MNISTModel`` is accepted too and gives the same pr
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -153,11 +154,15 @@ def predict_files(
 ) -> Iterator[dict]:
     """Predict each file, in input order, as a stream: ``{"path", ...prediction}`` or ``{"path", "error"}``.
 
-    With ``workers`` > 1, files are decoded, cleaned and classified in that many processes, each
-    loading the run's weights once; results come back in input order as they are ready, so a
-    caller that writes each one out keeps its memory flat over any number of files.
+    With ``workers`` > 1, files are decoded, cleaned and classified in that many processes (no
+    more than there are files), each loading the run's weights once; results come back in input
+    order as they are ready, so a caller that writes each one out keeps its memory flat over any
+    number of files.
     """
     jobs = enumerate(paths)  # consumed as the workers take them: no list of every file
+    first = list(itertools.islice(jobs, workers))  # starting a process costs more than one file
+    jobs = itertools.chain(first, jobs)
+    workers = min(workers, len(first))
     options = (Path(run_dir), top_k, save_preprocessed, explain)
     if workers <= 1:
         _start_worker(*options)
