@@ -1,4 +1,8 @@
-"""What the tests share: fake IDX datasets, training a preset, running the CLI, a drawn 7, a real server."""
+"""What the tests share: fake IDX datasets, training a preset, running the CLI, a drawn 7, a real server.
+
+torch is imported only inside the helpers that need it: the benchmarks import this module for
+``seven``, and a process holding torch would count torch's memory in every child's peak RSS.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
@@ -86,6 +89,7 @@ def fit_data(train: int = 241, batch_size: int = 45):
     The odd batch size splits each batch unevenly over two processes (23 and 22 images), where
     the mean of the shards' mean gradients (what DDP computes) is not the batch's mean.
     """
+    import torch
     labels = np.random.default_rng(5).integers(0, 10, train + 60)
     images = torch.from_numpy(make_images(labels, seed=6)).unsqueeze(1).float().div(255)
     labels = torch.from_numpy(labels)
@@ -94,6 +98,8 @@ def fit_data(train: int = 241, batch_size: int = 45):
 
 def fit_fake_digits(closed_form: bool | None = None, rank: int = 0, world_size: int = 1):
     """``fit`` for three epochs of Adam on ``fit_data``, on shard ``rank`` of every batch: (model, history)."""
+    import torch
+
     from mnist_logreg import MNISTModel, fit
     from mnist_logreg.data import TensorLoader, shard_batches
 
@@ -117,6 +123,8 @@ DIGITS_INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "inpu
 
 def untrained_run(folder: Path, **info) -> Path:
     """A run folder holding an untrained MNISTModel (seed 0), its model.json DIGITS_INFO with ``info``'s fields."""
+    import torch
+
     from mnist_logreg import MNISTModel
     from mnist_logreg.runs import save_model
 
