@@ -72,7 +72,7 @@ bench-parallel: $(VENV)/.installed
 	$(BIN)/python bench/data_parallel.py
 
 serve: $(VENV)/.installed-web
-	$(CLI) train --dataset mnist --preset default --out runs/demo --no-report
+	$(CLI) train --dataset mnist --preset default --out runs/demo --overwrite --no-report
 	$(CLI) serve runs/demo
 
 clean:

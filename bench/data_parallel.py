@@ -33,7 +33,7 @@ COMMANDS = {1: [sys.executable, "-m", "mnist_logreg"], 2: [*TORCHRUN, "-m", "mni
 
 def train(processes: int, run_dir: Path, *flags: str) -> tuple[float, dict]:
     """(wall seconds of the whole command, the run's metrics.json)."""
-    command = [*COMMANDS[processes], "train", "--data-dir", str(DATA_DIR), "--out", str(run_dir), *flags]
+    command = [*COMMANDS[processes], "train", "--data-dir", str(DATA_DIR), "--out", str(run_dir), "--overwrite", *flags]
     start = time.perf_counter()
     subprocess.run([*command, "--no-progress", "--no-report"], check=True, capture_output=True)
     wall = time.perf_counter() - start

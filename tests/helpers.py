@@ -90,6 +90,7 @@ def fit_data(train: int = 241, batch_size: int = 45):
     the mean of the shards' mean gradients (what DDP computes) is not the batch's mean.
     """
     import torch
+
     labels = np.random.default_rng(5).integers(0, 10, train + 60)
     images = torch.from_numpy(make_images(labels, seed=6)).unsqueeze(1).float().div(255)
     labels = torch.from_numpy(labels)
@@ -176,6 +177,19 @@ def cli(*args) -> subprocess.CompletedProcess:
         except SystemExit as exit_:
             code = exit_.code
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+# A command run in a fresh interpreter that then says whether it imported torch.
+NO_TORCH = """
+import sys
+from mnist_logreg.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit_:  # --help and argument errors end in argparse's exit
+    code = exit_.code
+print("torch imported:", "torch" in sys.modules)
+sys.exit(code)
+"""
 
 
 def assert_clean_error(result, message):

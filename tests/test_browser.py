@@ -280,3 +280,25 @@ def test_the_evidence_maps_appear_under_the_bars_as_one_draws(page):
     assert page.locator("#caption-difference").text_content().startswith("7 rather than ")
     page.get_by_test_id("clear").click()
     assert page.get_by_test_id("evidence").is_hidden()
+
+
+def test_the_api_docs_render_with_the_network_off(browser, server):
+    """/docs is Swagger UI served from the package: every request the page makes goes to the server itself."""
+    page = browser.new_page()
+    elsewhere = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    page.goto(server + "/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "mnist-logreg demo" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/predict']")
+    assert page.locator(".opblock").count() >= 4  # predict, read, health, model
+    assert elsewhere == []
+    page.close()

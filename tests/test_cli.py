@@ -7,7 +7,7 @@ import pytest
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
 
-from helpers import assert_clean_error, cli, run_process
+from helpers import NO_TORCH, assert_clean_error, cli, run_process
 
 
 @pytest.mark.parametrize(
@@ -87,18 +87,6 @@ def test_fetch_from_a_folder_without_the_files(tmp_path):
     assert "t10k-labels-idx1-ubyte  (sha256 ff7bcfd416de" in result.stderr
 
 
-NO_TORCH = """
-import sys
-from mnist_logreg.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exit_:  # --help and argument errors end in argparse's exit
-    code = exit_.code
-print("torch imported:", "torch" in sys.modules)
-sys.exit(code)
-"""
-
-
 def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path):
     """torch takes about a second to import: the commands that need none must not pay for it."""
     import subprocess
@@ -125,3 +113,151 @@ def test_resume_needs_an_unfinished_run(tmp_path):
     assert_clean_error(
         cli("train", "--resume", tmp_path / "empty"), "has no resume.pt: it is not an unfinished run folder"
     )
+
+
+def every_action():
+    """(command name, argparse action) of every option and argument of every command."""
+    from mnist_logreg.cli import build_parser
+
+    parser = build_parser()
+    for name, command in parser.commands.items():
+        for action in command._actions:
+            if action.dest != "help":
+                yield name, action
+
+
+def test_every_flag_has_help_and_no_help_prints_a_default_of_none():
+    for name, action in every_action():
+        assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+    for name in ("fetch", "train", "evaluate", "report", "compare", "predict", "export", "read", "serve"):
+        text = cli(name, "--help").stdout
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        # each default said once: a help that names its default gets no second one
+        for line in " ".join(text.split()).split(" --"):
+            assert line.count("(default") <= 1, (name, line)
+
+
+def test_train_help_says_settings_come_from_the_preset():
+    text = " ".join(cli("train", "--help").stdout.split())
+    for flag in ("--epochs", "--lr", "--batch-size", "--momentum", "--weight-decay", "--schedule", "--seed"):
+        after = text.split(f"{flag} ", 2)[-1]
+        assert after.split(" --")[0].endswith("(default: from the preset)"), flag
+
+
+def test_every_training_setting_is_a_flag_generated_from_its_declaration():
+    from dataclasses import fields
+
+    from mnist_logreg.config import TrainConfig
+
+    flags = {action.option_strings[0] for name, action in every_action() if name == "train" and action.option_strings}
+    assert {"--" + each.name.replace("_", "-") for each in fields(TrainConfig)} <= flags
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--lr", "-1"], "(see 'mnist-logreg train --help')"),
+        (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag (see 'mnist-logreg train --help')"),
+        (["predict", "runs/x", "--top-k", "0"], "(see 'mnist-logreg predict --help')"),
+        (["serve", "runs/x", "--port", "-1"], "(see 'mnist-logreg serve --help')"),
+        (["nope"], "(see 'mnist-logreg --help')"),
+    ],
+)
+def test_errors_point_to_the_help_of_the_command_given_and_share_one_prefix(args, message):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert_clean_error(result, message)
+    assert result.stderr.startswith("mnist-logreg: error: ")
+
+
+def test_a_setting_the_optimizer_does_not_use_is_refused():
+    result = cli("train", "--momentum", "0.9")  # the default preset trains with Adam
+    assert result.returncode == 2
+    assert_clean_error(result, "argument --momentum: 0.9 applies only to optimizer 'sgd', and this recipe uses 'adam'")
+    assert cli("train", "--preset", "notebook", "--momentum", "0.9", "--epochs", "0").stderr.count("--momentum") == 0
+
+
+def test_a_run_records_only_the_settings_it_used():
+    from mnist_logreg.config import TrainConfig, get_preset
+
+    assert "momentum" not in get_preset("default").to_dict()
+    assert get_preset("notebook").to_dict()["momentum"] == 0.0
+    assert TrainConfig(**get_preset("default").to_dict()) == get_preset("default")  # and it reads back
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--index", "0", "file.png"], "give image files or --index N, not both"),
+        (["--json", "--jsonl", "file.png"], "argument --jsonl: not allowed with argument --json"),
+    ],
+)
+def test_predict_refuses_options_that_clash(tmp_path, args, message):
+    result = cli("predict", tmp_path, *args)
+    assert result.returncode == 2
+    assert_clean_error(result, message)
+
+
+def test_options_may_come_after_the_paths_and_between_them(tmp_path):
+    from helpers import seven, untrained_run
+
+    run = untrained_run(tmp_path / "run")
+    seven().save(tmp_path / "a.png")
+    seven().save(tmp_path / "b.png")
+    result = cli("predict", run, tmp_path / "a.png", "--top-k", "2", tmp_path / "b.png", "--json")
+    assert result.returncode == 0, result.stderr
+    answers = __import__("json").loads(result.stdout)
+    assert [len(answer["top_k"]) for answer in answers] == [2, 2]
+
+
+def test_export_and_compare_make_the_folders_of_their_out_path(tmp_path):
+    from helpers import untrained_run
+
+    run = untrained_run(tmp_path / "run")
+    for name in ("history.json", "metrics.json"):
+        from mnist_logreg.runs import write_json
+
+        value = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5, "seconds": 1.0}]
+        write_json(
+            run / name,
+            value if name == "history.json" else {**value[0], "test_acc": 0.5, "test_loss": 1.0, "train_seconds": 1.0},
+        )
+    exported = cli("export", run, "--out", tmp_path / "new" / "dir" / "x.onnx")
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "new" / "dir" / "x.onnx").is_file()
+    compared = cli("compare", run, "--out", tmp_path / "other" / "dir" / "c.png")
+    assert compared.returncode == 0, compared.stderr
+    assert (tmp_path / "other" / "dir" / "c.png").is_file()
+
+
+def test_export_without_its_extra_is_one_line_naming_the_install(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import untrained_run
+
+    run = untrained_run(tmp_path / "run")
+    hide_onnx = (
+        "import sys; sys.modules['onnx'] = None; from mnist_logreg.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run([sys.executable, "-c", hide_onnx, "export", str(run)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert_clean_error(done, "export needs its extra: pip install 'mnist-logreg[export]' (onnx is missing)")
+
+
+def test_resuming_a_missing_folder_says_the_folder_is_missing(tmp_path):
+    assert_clean_error(cli("train", "--resume", tmp_path / "nope"), f"no run folder at {tmp_path / 'nope'} to resume")
+
+
+def test_serving_on_a_port_in_use_fails_before_saying_it_serves(tmp_path):
+    import socket
+
+    from helpers import untrained_run
+
+    run = untrained_run(tmp_path / "run")
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_process("serve", run, "--port", port, "--workers", "1")
+    assert result.returncode == 1
+    assert "serving" not in result.stderr
+    assert_clean_error(result, f"cannot serve on 127.0.0.1:{port}: Address already in use")

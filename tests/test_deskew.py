@@ -203,7 +203,7 @@ def test_a_run_naming_an_unknown_transform_is_refused_clearly(tmp_path):
         load_run(tmp_path / "run")
 
 
-def test_train_deskew_flags_override_the_preset(fake_data, tmp_path):
+def test_the_input_transform_flag_overrides_the_preset(fake_data, tmp_path):
     spec, data_dir = fake_data
     # The fake dataset is not in the table, so drive the library's train_run as the CLI does.
     on = train_preset(spec, "raw", data_dir, tmp_path / "on", epochs=1, val_size=60, input_transform="deskew")
@@ -215,10 +215,10 @@ def test_train_deskew_flags_override_the_preset(fake_data, tmp_path):
         return train_config(build_parser().parse_args(["train", *flags]))
 
     assert config().input_transform == "deskew"  # the default preset on MNIST
-    assert config("--no-deskew").input_transform == "none"
+    assert config("--input-transform", "none").input_transform == "none"
     assert config("--dataset", "fashion-mnist").input_transform == "none"
-    assert config("--dataset", "fashion-mnist", "--deskew").input_transform == "deskew"
-    assert config("--preset", "raw", "--deskew").input_transform == "deskew"
+    assert config("--dataset", "fashion-mnist", "--input-transform", "deskew").input_transform == "deskew"
+    assert config("--preset", "raw", "--input-transform", "deskew").input_transform == "deskew"
     assert config("--preset", "notebook").input_transform == "none"
 
 

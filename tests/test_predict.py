@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
 
-from helpers import cli, seven, untrained_run
+from helpers import assert_clean_error, cli, seven, untrained_run
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:
@@ -214,7 +214,7 @@ def test_predict_prints_a_table_and_one_error_line_per_bad_file(run_dir, tmp_pat
 
 def test_predict_needs_files_or_an_index(run_dir):
     result = cli("predict", run_dir)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "give image files or folders to predict, or --index N" in result.stderr
 
 
@@ -389,3 +389,45 @@ def test_worker_processes_start_only_when_there_are_files_to_share(run_dir, tmp_
         assert "error" not in next(stream)
         assert len(multiprocessing.active_children()) == processes  # one file is read here, not in a pool
         assert len([next(stream) for _ in range(files - 1)]) == files - 1
+
+
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_an_empty_folder_is_named_in_its_own_error(run_dir, tmp_path, command):
+    (tmp_path / "empty").mkdir()
+    result = cli(command, run_dir, tmp_path / "empty")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"mnist-logreg: error: {tmp_path / 'empty'}: no image files in {tmp_path / 'empty'}"
+
+
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_subfolders_are_named_when_skipped_and_read_with_recursive(run_dir, tmp_path, command):
+    folder = tmp_path / "photos"
+    (folder / "more" / "deeper").mkdir(parents=True)
+    seven().save(folder / "a.png")
+    seven().save(folder / "more" / "b.png")
+    seven().save(folder / "more" / "deeper" / "c.png")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)  # a link back up: never followed
+    flat = cli(command, run_dir, folder, "--json")
+    assert flat.returncode == 0, flat.stderr
+    assert [row["path"] for row in json.loads(flat.stdout)] == [str(folder / "a.png")]
+    assert flat.stderr.strip() == (
+        f"mnist-logreg: note: 1 subfolder(s) not read ({folder / 'more'}); --recursive reads them too"
+    )
+    deep = cli(command, run_dir, folder, "--json", "--recursive")
+    assert deep.returncode == 0, deep.stderr
+    assert [row["path"] for row in json.loads(deep.stdout)] == [
+        str(folder / "a.png"),
+        str(folder / "more" / "b.png"),
+        str(folder / "more" / "deeper" / "c.png"),
+    ]
+    assert deep.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_a_run_folder_given_as_images_is_refused(run_dir, tmp_path, command):
+    """`predict runs/mnist-default-* photo.png` with two runs: the second run is not images."""
+    other = untrained_run(tmp_path / "other")
+    seven().save(tmp_path / "photo.png")
+    result = cli(command, run_dir, other, tmp_path / "photo.png")
+    assert result.returncode == 1
+    assert_clean_error(result, f"{other} is a run folder, not images: give one run, first, as RUN_DIR")

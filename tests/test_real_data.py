@@ -438,3 +438,60 @@ def test_after_one_epoch_two_processes_hold_the_weights_of_one(real_data_dir, tm
     finished = torchrun(*command, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert weight_difference(one, two) < 1e-5
+
+
+def test_the_progress_bar_leaves_both_loaders_on_the_same_batches(real_data_dir, tmp_path):
+    """With the bar on (tqdm.auto, as a user sees it) and off, on the lesson's DataLoaders and from
+    memory: one epoch ends on bitwise the same weights."""
+    weights = {}
+    for loader in ("dataloader", "memory"):
+        for bar in ("on", "off"):
+            run = tmp_path / f"{loader}-{bar}"
+            flags = ["--no-progress"] if bar == "off" else []
+            command = ["train", "--epochs", "1", "--loader", loader, "--data-dir", real_data_dir, "--no-report"]
+            done = run_process(*command, "--out", run, *flags)
+            assert done.returncode == 0, done.stderr
+            weights[loader, bar] = (run / "model.pth").read_bytes()
+    assert len(set(weights.values())) == 1, [key for key in weights if weights[key] != weights["memory", "off"]]
+
+
+def test_a_diverging_learning_rate_stops_with_a_message_naming_it(real_data_dir, tmp_path):
+    done = run_process("train", "--lr", "1e30", "--epochs", "1", "--data-dir", real_data_dir, "--out", tmp_path / "run")
+    assert done.returncode == 1
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith("mnist-logreg: error: the training loss became nan at step ")
+    assert "with --lr 1e+30; try a smaller --lr; no epoch was complete, so nothing was saved" in message
+    assert not (tmp_path / "run" / "model.pth").exists()
+
+
+def test_predicting_a_dataset_image_takes_the_options_files_take(default_run, real_data_dir, tmp_path):
+    run = default_run.run_dir
+    common = ["--index", "0", "--data-dir", real_data_dir]
+    shown = run_process("predict", run, *common, "--top-k", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("test[0]: predicted 7 (p=") and "true label 7; top 2: 7 " in shown.stdout
+    saved = tmp_path / "seen"
+    answered = run_process(
+        "predict", run, *common, "--json", "--top-k", "4", "--save-preprocessed", saved, "--explain", tmp_path / "why"
+    )
+    assert answered.returncode == 0, answered.stderr
+    (answer,) = json.loads(answered.stdout)
+    assert answer["path"] == "test[0]" and answer["class"] == "7" and answer["true_class"] == "7"
+    assert len(answer["top_k"]) == 4
+    assert [p.name for p in saved.iterdir()] == ["test-00000.png"]
+    assert [p.name for p in (tmp_path / "why").iterdir()] == ["test-00000.png"]
+
+
+def test_a_report_needs_no_torch(default_run, real_data_dir):
+    """Importing torch alone took longer than drawing every figure: the report reads weights.npz and
+    the dataset's files with numpy."""
+    import subprocess
+    import sys
+
+    from helpers import NO_TORCH
+
+    args = ["report", str(default_run.run_dir), "--data-dir", str(real_data_dir)]
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "torch imported: False" in done.stdout
+    assert (default_run.run_dir / "report.html").is_file() and (default_run.run_dir / "deskew.png").is_file()

@@ -257,3 +257,24 @@ def test_the_model_takes_the_lessons_shapes(shape):
 def test_the_model_refuses_a_wrong_number_of_pixels(shape):
     with pytest.raises(ValueError, match=re.escape(f"got shape {shape}")):
         MNISTModel()(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_the_progress_bar_leaves_the_batches_as_they_are(fake_data, progress):
+    """A bar over the epoch must not iterate the loader itself: an extra ``iter()`` of a shuffling
+    DataLoader draws from its generator and shifts every later shuffle."""
+    spec, data_dir = fake_data
+    splits = load_splits(spec, data_dir, val_size=60, seed=0)
+    weights = []
+    for make in (dataloaders, tensor_loaders):
+        train, val, _ = make(splits, batch_size=32, seed=11)
+        torch.manual_seed(0)
+        model = MNISTModel()
+        fit(3, 0.1, model, train, val, verbose=False, progress=progress)
+        weights.append(model.linear.weight.detach().clone())
+    torch.manual_seed(0)
+    quiet = MNISTModel()
+    train, val, _ = tensor_loaders(splits, batch_size=32, seed=11)
+    fit(3, 0.1, quiet, train, val, verbose=False, progress=False)
+    assert torch.equal(weights[0], weights[1])
+    assert torch.equal(weights[0], quiet.linear.weight)

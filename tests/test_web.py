@@ -286,3 +286,64 @@ def test_two_worker_processes_start_and_answer(tmp_path):
             )
     assert [status for status, _ in answers] == [200] * 20
     assert len({tuple(answer["probabilities"]) for _, answer in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    "path, method, status, message",
+    [("/no/such/route", "GET", 404, "Not Found"), ("/api/predict", "GET", 405, "Method Not Allowed")],
+)
+def test_unknown_routes_and_methods_answer_the_apis_error_shape(server, path, method, status, message):
+    assert request(f"{server}{path}", method=method) == (status, {"error": message})
+
+
+def test_a_bad_query_parameter_is_named_in_a_sentence_not_a_repr(server):
+    body, headers = multipart("file", "seven.png", png(seven()))
+    status, answer = request(f"{server}/api/predict?explain=banana", body, headers)
+    assert status == 400
+    said = "query parameter 'explain': Input should be a valid boolean, unable to interpret input"
+    assert answer == {"error": f"invalid request: {said}"}
+
+
+def test_reading_a_number_explains_each_digit_when_asked(server):
+    body, headers = multipart("file", "seven.png", png(seven()))
+    status, plain = request(f"{server}/api/read", body, headers)
+    assert status == 200 and all("evidence" not in digit for digit in plain["digits"])
+    status, explained = request(f"{server}/api/read?explain=1", body, headers)
+    assert status == 200 and explained["text"] == plain["text"]
+    for digit in explained["digits"]:
+        assert digit["evidence"]["predicted"] == digit["label"]
+        for name in ("input", "for_predicted", "for_runner_up", "difference"):
+            assert digit["evidence"][name].startswith("data:image/png;base64,")
+
+
+def test_a_malformed_multipart_body_leaves_no_parser_noise_on_the_console(tmp_path):
+    """The client gets its 400; the server's console gets no 'Expected boundary character' warning."""
+    import subprocess
+    import sys
+
+    from helpers import free_port
+
+    run = untrained_run(tmp_path / "run")
+    port = free_port()
+    command = [sys.executable, "-m", "mnist_logreg", "serve", str(run), "--port", str(port), "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while request_or_none(f"http://127.0.0.1:{port}/api/health") is None:
+            assert time.monotonic() < deadline and process.poll() is None, "the server did not start"
+            time.sleep(0.2)
+        for body in (b"xx--zz\r\nbad", b"--zz\r\nContent-Disposition: nonsense\r\n\r\n--zz--"):
+            headers = {"Content-Type": "multipart/form-data; boundary=zz"}
+            status, answer = request(f"http://127.0.0.1:{port}/api/predict", body, headers)
+            assert status == 400 and answer["error"].startswith("malformed multipart body")
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "Expected boundary" not in stderr and "boundary character" not in stderr, stderr
+
+
+def request_or_none(url: str):
+    try:
+        return request(url)
+    except OSError:
+        return None

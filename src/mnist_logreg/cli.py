@@ -11,10 +11,11 @@ import json
 import math
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
-from .config import DEVICES, LOADERS, OPTIMIZERS, PRESETS, SCHEDULES, Limits
+from .config import DEVICES, LOADERS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
 from .datasets import DATASETS, DEFAULT_DATA_DIR
 from .idx import DataError
 from .runs import RunError
@@ -45,12 +46,25 @@ positive_float = number_type(float, "a number", lambda v: math.isfinite(v) and v
 port_number = number_type(int, "a port number", lambda v: 0 <= v <= 65535, "a port number (0-65535)")
 
 
+PROG = "mnist-logreg"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, with bad arguments reported on one line (the usage is one --help away)."""
+    """argparse, with bad arguments reported on one line (the usage is one --help away): every
+    message starts ``mnist-logreg: error:`` and points to the help of the command that was given."""
 
     def error(self, message: str):
         # Under torchrun every process parses the same arguments: one of them says what is wrong.
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n" if torchrun_rank() == 0 else None)
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n" if torchrun_rank() == 0 else None)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, once: not where there is none (None, a switch) or the help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def torchrun_rank() -> int:
@@ -60,28 +74,66 @@ def torchrun_rank() -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
-        prog="mnist-logreg",
+        prog=PROG,
         description="Logistic regression on MNIST and Fashion-MNIST: fetch, train, evaluate, predict.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    for add_command in (
+        add_fetch,
+        add_train,
+        add_evaluate,
+        add_report,
+        add_compare,
+        add_predict,
+        add_export,
+        add_read,
+        add_serve,
+    ):
+        add_command(commands)
+    parser.commands = commands.choices  # name -> the command's own parser, whose errors point to its help
+    return parser
 
-    fetch = commands.add_parser("fetch", help="download and verify a dataset", formatter_class=fmt)
+
+def command(commands, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter)
+
+
+def add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by 'train' (runs/latest)")
+
+
+def add_data_dir(parser: argparse.ArgumentParser, help: str = "where the datasets live") -> None:
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=help)
+
+
+def add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="which dataset")
+    add_data_dir(parser)
+
+
+def add_fetch(commands) -> None:
+    fetch = command(commands, "fetch", "download and verify a dataset")
     add_dataset_args(fetch)
     fetch.add_argument(
         "--from",
         dest="from_dir",
         type=Path,
         metavar="FOLDER",
-        help="take the four IDX files (plain or .gz) from this folder instead of downloading",
+        help="take the four IDX files (plain or .gz) from this folder only, instead of the usual sources",
     )
 
-    train = commands.add_parser(
+
+# argparse types of TrainConfig's fields; the values' rules are TrainConfig's own (see main)
+FIELD_TYPES = {"int": integer, "float": number, "str": str}
+
+
+def add_train(commands) -> None:
+    train = command(
+        commands,
         "train",
-        help="train a model and save a run folder",
-        formatter_class=fmt,
-        description="Train logistic regression. Flags left out take the preset's value.",
+        "train a model and save a run folder",
+        "Train logistic regression. Each setting left out takes the preset's value.",
     )
     add_dataset_args(train)
     train.add_argument(
@@ -89,26 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         choices=sorted(PRESETS),
         help="'notebook' is the lesson exactly; 'raw' the best recipe on raw pixels; "
-        "'default' the most accurate recipe for the dataset (on MNIST: 'raw' on deskewed digits)",
+        "'default' the most accurate recipe for the dataset",
     )
-    # The values are checked by TrainConfig, the one home of these rules (see main).
-    train.add_argument("--epochs", type=integer, help="number of epochs")
-    train.add_argument("--lr", type=number, help="learning rate")
-    train.add_argument("--batch-size", type=integer, help="images per step")
-    train.add_argument("--optimizer", choices=sorted(OPTIMIZERS))
-    train.add_argument("--momentum", type=number, help="SGD momentum")
-    train.add_argument("--weight-decay", type=number, help="L2 penalty")
-    train.add_argument("--schedule", choices=sorted(SCHEDULES), help="learning-rate schedule")
-    train.add_argument(
-        "--deskew",
-        action=argparse.BooleanOptionalAction,
-        help="shear each digit upright before the model sees it (default: the preset's choice for the dataset)",
-    )
-    train.add_argument("--seed", type=integer, help="seed for the split, initial weights and shuffling")
+    settings = train.add_argument_group("settings (each overrides the preset's)")
+    for each in fields(TrainConfig):  # one flag per setting, from its declaration
+        settings.add_argument(
+            "--" + each.name.replace("_", "-"),
+            type=FIELD_TYPES[each.type],
+            choices=each.metadata["choices"] or None,
+            help=f"{each.metadata['help']} (default: from the preset)",
+        )
     train.add_argument(
         "--out", type=Path, metavar="RUN_DIR", help="run folder to write (default: runs/<dataset>-<preset>-<time>)"
     )
-    train.add_argument("--device", default="auto", choices=DEVICES)
+    train.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    train.add_argument("--device", default="auto", choices=DEVICES, help="where to train: auto takes a GPU if any")
     train.add_argument(
         "--loader",
         default="memory",
@@ -125,35 +172,49 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-report", action="store_true", help="skip the figures and report.html")
 
-    evaluate = commands.add_parser("evaluate", help="accuracy and loss of a saved run", formatter_class=fmt)
-    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument("--split", default="test", choices=["val", "test"])
+
+def add_evaluate(commands) -> None:
+    evaluate = command(commands, "evaluate", "accuracy and loss of a saved run")
+    add_run_dir(evaluate)
+    evaluate.add_argument("--split", default="test", choices=SCORED_SPLITS, help="which split to score")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    add_data_dir(evaluate)
 
-    report = commands.add_parser("report", help="write the figures and report.html of a run", formatter_class=fmt)
-    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    report.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
 
-    compare = commands.add_parser("compare", help="overlay the curves of several runs", formatter_class=fmt)
-    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+def add_report(commands) -> None:
+    report = command(commands, "report", "write the figures and report.html of a run")
+    add_run_dir(report)
+    add_data_dir(report)
+
+
+def add_compare(commands) -> None:
+    compare = command(commands, "compare", "overlay the curves of several runs")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders of one dataset")
     compare.add_argument("--out", type=Path, default=Path("compare.png"), help="figure to write")
 
-    predict = commands.add_parser(
+
+def add_top_k(parser: argparse.ArgumentParser, per: str) -> None:
+    parser.add_argument("--top-k", type=positive_int, default=TOP_K, help=f"how many classes to list per {per}")
+
+
+def add_predict(commands) -> None:
+    predict = command(
+        commands,
         "predict",
-        help="predict the class of image files or dataset images",
-        formatter_class=fmt,
-        description="Predict image files (photos, drawings, scans; folders of them) or, with --index, a "
+        "predict the class of image files or dataset images",
+        "Predict image files (photos, drawings, scans; folders of them) or, with --index, a "
         "dataset image. Each file is preprocessed the MNIST way: ink made light on black, "
         "cropped, scaled into 20 px and centred by centre of mass.",
     )
-    predict.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(predict)
     predict.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="image files or folders of them")
-    predict.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list per image")
-    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
-    predict.add_argument(
+    add_top_k(predict, "image")
+    output = predict.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    output.add_argument(
         "--jsonl", action="store_true", help="print one JSON object per line, in input order, as each is ready"
     )
+    predict.add_argument("--recursive", action="store_true", help="take the images in subfolders of folders too")
     predict.add_argument(
         "--workers",
         type=positive_int,
@@ -170,32 +231,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="write each image's evidence maps into DIR: what each pixel added to the two likeliest classes",
     )
     predict.add_argument("--index", type=non_negative_int, help="index of a dataset image instead of files")
-    predict.add_argument("--split", default="test", choices=["val", "test"], help="split for --index")
-    predict.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="dataset folder for --index")
-    export = commands.add_parser(
-        "export", help="write a run's model for runtimes without PyTorch (ONNX)", formatter_class=fmt
-    )
-    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    export.add_argument("--format", default="onnx", choices=["onnx"])
+    predict.add_argument("--split", default="test", choices=SCORED_SPLITS, help="split for --index")
+    add_data_dir(predict, "dataset folder for --index")
+
+
+def add_export(commands) -> None:
+    export = command(commands, "export", "write a run's model for runtimes without PyTorch (ONNX)")
+    add_run_dir(export)
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="the file format")
     export.add_argument("--out", type=Path, metavar="PATH", help="file to write (default: RUN_DIR/model.onnx)")
-    read = commands.add_parser(
+
+
+def add_read(commands) -> None:
+    read = command(
+        commands,
         "read",
-        help="read the whole number written in each image",
-        formatter_class=fmt,
-        description="Read the number written in each image file (photos, drawings; folders of them): the ink "
+        "read the whole number written in each image",
+        "Read the number written in each image file (photos, drawings; folders of them): the ink "
         "is split into digits, left to right, and each digit is read the MNIST way.",
     )
-    read.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_run_dir(read)
     read.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders of them")
-    read.add_argument("--top-k", type=positive_int, default=3, help="how many classes to list per digit")
+    add_top_k(read, "digit")
     read.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    read.add_argument("--recursive", action="store_true", help="take the images in subfolders of folders too")
     read.add_argument("--save-boxes", type=Path, metavar="DIR", help="write each image with its digits' boxes into DIR")
-    serve = commands.add_parser("serve", help="serve a drawing page and a JSON API for a run", formatter_class=fmt)
-    serve.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+
+def add_serve(commands) -> None:
+    serve = command(commands, "serve", "serve a drawing page and a JSON API for a run")
+    add_run_dir(serve)
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to bind; the demo has no authentication, so loopback by default"
     )
-    serve.add_argument("--port", type=port_number, default=8000)
+    serve.add_argument("--port", type=port_number, default=8000, help="port to bind")
     serve.add_argument(
         "--workers",
         type=positive_int,
@@ -215,19 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cors", action="append", default=[], metavar="ORIGIN", help="allow browser calls from ORIGIN (repeatable)"
     )
-    return parser
 
 
-def add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where the datasets live")
-
-
-# The flags that set what a run is: a resumed run keeps the ones it started with.
-RUN_SETTINGS = [
-    "--epochs", "--lr", "--batch-size", "--optimizer", "--momentum", "--weight-decay", "--schedule", "--seed",
-    "--deskew", "--out",
-]  # fmt: skip
+# What a resumed run keeps as it started: every setting, and where it is written.
+RUN_SETTINGS = [each.name for each in fields(TrainConfig)] + ["out"]
 
 
 def flag_names(message: str) -> str:
@@ -253,17 +313,8 @@ def train_config(args):
     """The TrainConfig that ``train``'s arguments ask for: the preset for the dataset, then the flags."""
     from .config import get_preset
 
-    deskew = {None: None, True: "deskew", False: "none"}[args.deskew]
     return get_preset(args.preset, args.dataset).updated(
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        seed=args.seed,
-        input_transform=deskew,
+        **{each.name: getattr(args, each.name) for each in fields(TrainConfig)}
     )
 
 
@@ -298,10 +349,11 @@ def train_command(args) -> int:
                 loader=args.loader,
                 progress=not args.no_progress,
                 log=log,
+                overwrite=args.overwrite,
             )
     except TrainingInterrupted as interruption:
         if distributed.current().is_main:
-            print(f"mnist-logreg: {interruption}", file=sys.stderr)
+            print(f"{PROG}: {interruption}", file=sys.stderr)
         return 130
     if not distributed.current().is_main:
         return 0  # rank 0 speaks for the processes that trained together
@@ -327,6 +379,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from .report import compare_runs
 
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = compare_runs(args.run_dirs, args.out)
     width = max(len(row["run"]) for row in rows)
     print(
@@ -358,67 +411,88 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .runs import load_weights
 
-    if args.index is None and not args.paths:
-        raise ValueError("give image files or folders to predict, or --index N for a dataset image")
     # numpy: predicting files needs no torch. Read here, a bad run folder is one clear error
     # before any worker starts (each worker reads the weights for itself).
     weights, info = load_weights(args.run_dir)
-    status = 0
+    for folder in (args.save_preprocessed, args.explain):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
     if args.index is not None:
-        predict_dataset_image(weights, info, args)
-    if args.paths:
-        status = predict_file_paths(args)
-    return status
+        results = [predict_dataset_image(weights, info, args)]
+    else:
+        results = predict_file_paths(args)
+    return print_predictions(results, args)
 
 
-def predict_dataset_image(model, info: dict, args) -> None:
+def predict_dataset_image(weights, info, args) -> dict:
+    """The prediction for image ``args.index`` of the run's ``args.split``, with its true class."""
     from .data import to_float_pixels
     from .pipeline import load_run_splits
-    from .predict import predict_pixels
+    from .predict import kept, predict_pixels
 
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
         raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
-    result = predict_pixels(to_float_pixels(images[args.index]), model, info.classes, top_k=1)
-    print(
-        f"{args.split}[{args.index}]: predicted {result['class']} "
-        f"(p={result['probability']:.3f}), true label {info.classes[int(labels[args.index])]}"
-    )
+    result = predict_pixels(to_float_pixels(images[args.index]), weights, info.classes, args.top_k)
+    name = f"{args.split}-{args.index:05d}.png"
+    true_label = int(labels[args.index])
+    result = kept(result, name, weights, info.classes, vars(args))
+    return {
+        "path": f"{args.split}[{args.index}]",
+        **result,
+        "true_label": true_label,
+        "true_class": info.classes[true_label],
+    }
 
 
-def predict_file_paths(args) -> int:
-    """Predict each file; a bad file gets its own error and the rest carry on. 1 if any failed."""
-    from .predict import expand_paths, predict_files
+def predict_file_paths(args):
+    """Each file's prediction or error, in input order, as a stream."""
+    from .predict import check_image_paths, expand_paths, predict_files
 
-    for folder in (args.save_preprocessed, args.explain):
-        if folder:
-            folder.mkdir(parents=True, exist_ok=True)
-    stream = predict_files(
-        expand_paths(args.paths), args.run_dir, args.top_k, args.workers, args.save_preprocessed, args.explain
-    )
-    results, failed, count = [], [], 0
-    for result in stream:
+    check_image_paths(args.paths)
+    args.skipped = []  # subfolders left out without --recursive, said at the end
+    paths = expand_paths(args.paths, args.recursive, args.skipped)
+    return predict_files(paths, args.run_dir, args.top_k, args.workers, args.save_preprocessed, args.explain)
+
+
+def print_predictions(results, args) -> int:
+    """Print each prediction (a table, a JSON list, or JSON lines as they come); a bad file gets its
+    own error and the rest carry on. Returns 1 if any input failed."""
+    kept_results, failed, count = [], [], 0
+    for result in results:
         count += 1
         if "error" in result:
             failed.append(result)
         if args.jsonl:
-            print(json.dumps(result))  # one line per file, in input order, as it is ready
+            print(json.dumps(result), flush=True)  # one line per input, in input order, as it is ready
         else:
-            results.append(result)
+            kept_results.append(result)
     if args.json:
-        print(json.dumps(results, indent=2))  # errors are entries of the list
+        print(json.dumps(kept_results, indent=2))  # errors are entries of the list
     elif not args.jsonl:
-        print_prediction_table(results)
-    if not args.json and not args.jsonl:
+        print_prediction_table(kept_results)
         for result in failed:
-            print(f"mnist-logreg: error: {result['path']}: {result['error']}", file=sys.stderr)
+            log(f"{PROG}: error: {result['path']}: {result['error']}")
+    note_skipped(getattr(args, "skipped", []))
     return 1 if failed or not count else 0
+
+
+def note_skipped(skipped: list[Path]) -> None:
+    if skipped:
+        shown = ", ".join(map(str, skipped[:3])) + (", ..." if len(skipped) > 3 else "")
+        log(f"{PROG}: note: {len(skipped)} subfolder(s) not read ({shown}); --recursive reads them too")
 
 
 def print_prediction_table(results: list[dict]) -> None:
     good = [r for r in results if "error" not in r]
     if not good:
+        return
+    if "true_class" in good[0]:  # a dataset image, the lesson's way
+        for r in good:
+            top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
+            said = f"{r['path']}: predicted {r['class']} (p={r['probability']:.3f}), true label {r['true_class']}"
+            print(f"{said}; top {len(r['top_k'])}: {top}")
         return
     width = max(len(r["path"]) for r in good)
     k = len(good[0]["top_k"])
@@ -430,16 +504,20 @@ def print_prediction_table(results: list[dict]) -> None:
 
 def cmd_read(args) -> int:
     """Read each file's number; a bad file gets its own error and the rest carry on. 1 if any failed."""
-    from .predict import check_reads_digits, draw_boxes, expand_paths, read_image_file
+    from .predict import PathError, check_image_paths, check_reads_digits, draw_boxes, expand_paths, read_image_file
     from .preprocess import ImageError, open_image
     from .runs import load_weights
 
     weights, info = load_weights(args.run_dir)
     check_reads_digits(info)
+    check_image_paths(args.paths)
     if args.save_boxes:
         args.save_boxes.mkdir(parents=True, exist_ok=True)
-    results = []
-    for number, path in enumerate(expand_paths(args.paths)):
+    results, skipped = [], []
+    for number, path in enumerate(expand_paths(args.paths, args.recursive, skipped)):
+        if isinstance(path, PathError):
+            results.append({"path": str(path.path), "error": path.error})
+            continue
         try:
             reading = read_image_file(path, weights, info, args.top_k)
             if args.save_boxes:
@@ -459,7 +537,8 @@ def cmd_read(args) -> int:
         for r in good:
             print(f"{r['path']:<{width}}  {r['text']:<10} {r['probability']:>6.3f}")
         for r in failed:
-            print(f"mnist-logreg: error: {r['path']}: {r['error']}", file=sys.stderr)
+            log(f"{PROG}: error: {r['path']}: {r['error']}")
+    note_skipped(skipped)
     return 1 if failed or not results else 0
 
 
@@ -477,13 +556,28 @@ def is_loopback(host: str) -> bool:
 
 def cmd_export(args) -> int:
     try:
+        import onnx  # noqa: F401  (torch's exporter needs it, and imports it only halfway through)
+
         from .export import export_onnx
     except ImportError as error:
         raise ValueError(
             f"export needs its extra: pip install 'mnist-logreg[export]' ({error.name} is missing)"
         ) from None
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
     print(f"wrote {export_onnx(args.run_dir, args.out)}")
     return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, before saying 'serving', an address that cannot be bound (a port in use, a foreign host)."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)) as probe:  # SO_REUSEADDR, as uvicorn binds
+            probe.close()
+    except OSError as error:
+        raise ValueError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
 
 
 def cmd_serve(args) -> int:
@@ -502,9 +596,10 @@ def cmd_serve(args) -> int:
     os.environ[SERVE_VARIABLE] = json.dumps(settings | {"cors": args.cors})
     if not is_loopback(args.host):
         log(
-            f"mnist-logreg: warning: serving on {args.host}, beyond this machine: the demo has no authentication, "
+            f"{PROG}: warning: serving on {args.host}, beyond this machine: the demo has no authentication, "
             "so anyone who can reach this address can use it"
         )
+    check_port_free(args.host, args.port)
     log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ with {args.workers} worker(s) (Ctrl-C to stop)")
     uvicorn.run(
         "mnist_logreg.web.app:app_from_environment",
@@ -530,25 +625,52 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+# Commands whose paths may come before and after their options: `predict RUN --top-k 5 a.png b.png`.
+INTERMIXED = ("predict", "read")
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, checked: bad values and combinations end in ``parser.error`` (one line, exit 2)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = parser.parse_known_args(argv)[0].command
+    command = parser.commands[name]
+    if name in INTERMIXED:  # argparse alone stops taking paths at the first option
+        args = command.parse_intermixed_args(argv[argv.index(name) + 1 :], argparse.Namespace(command=name))
+    else:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    check_combinations(command, args)
+    return args
+
+
+def check_combinations(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot see in one flag: settings that clash, and values TrainConfig refuses."""
+    if args.command == "predict":
+        if args.index is not None and args.paths:
+            command.error("give image files or --index N, not both")
+        if args.index is None and not args.paths:
+            command.error("give image files or folders to predict, or --index N for a dataset image")
     if args.command == "train":
-        given = [flag for flag in RUN_SETTINGS if getattr(args, flag.lstrip("-").replace("-", "_")) is not None]
+        given = ["--" + name.replace("_", "-") for name in RUN_SETTINGS if getattr(args, name) is not None]
         if args.resume and given:
-            parser.error(f"--resume continues a run with the settings it started with; drop {', '.join(given)}")
+            command.error(f"--resume continues a run with the settings it started with; drop {', '.join(given)}")
         try:  # a value TrainConfig refuses is a bad flag like any other: one line, exit 2
             args.config = train_config(args)
         except ValueError as error:
-            parser.error(flag_names(str(error)))
+            command.error(flag_names(str(error)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(build_parser(), argv)
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as error:
         rank = torchrun_rank()  # a process of several, each of which may fail in its own way, says which it is
-        print(f"mnist-logreg{f' (rank {rank})' if rank else ''}: error: {error}", file=sys.stderr)
+        print(f"{PROG}{f' (rank {rank})' if rank else ''}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interruption:
-        print(f"mnist-logreg: {str(interruption) or 'interrupted'}", file=sys.stderr)
+        print(f"{PROG}: {str(interruption) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -7,15 +7,20 @@ schedules, devices and loaders are listed here once.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Callable
 
-from .preprocess import check_input_transform
+from .preprocess import INPUT_TRANSFORMS
+
+INPUT_TRANSFORM_NAMES = tuple(INPUT_TRANSFORMS)
 
 LESSON_VAL_SIZE = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
 DEFAULT_SEED = 42  # split, initial weights and shuffling
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
+SPLITS = ("train", "val", "test")  # a run's three sets: trained on, chosen on, reported on
+SCORED_SPLITS = ("val", "test")  # the splits a saved run is evaluated on
+TOP_K = 3  # classes listed per prediction, unless asked for more or fewer
 
 
 @dataclass(frozen=True)
@@ -37,18 +42,40 @@ def _show(value) -> str:
     return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
+OPTIMIZERS = ("sgd", "adam", "adamw")  # torch.optim.SGD, Adam, AdamW (training.OPTIMIZER_CLASSES)
+
+SCHEDULES: dict[str, Callable[[float], float] | None] = {
+    "constant": None,
+    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),  # progress in [0, 1)
+    "linear": lambda progress: 1 - progress,
+}
+
+
+def setting(default=MISSING, *, help: str, choices: tuple[str, ...] = (), optimizers: tuple[str, ...] = ()):
+    """A TrainConfig field with what the command line says of it: its ``help``, its ``choices``, and
+    the ``optimizers`` it applies to (all when empty). The train flags are generated from these."""
+    metadata = {"help": help, "choices": tuple(choices), "optimizers": tuple(optimizers)}
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int
-    lr: float
-    batch_size: int = 128
-    optimizer: str = "sgd"  # one of OPTIMIZERS
-    momentum: float = 0.0  # SGD only
-    weight_decay: float = 0.0  # L2 penalty, as the optimizer applies it
-    schedule: str = "constant"  # a key of SCHEDULES: learning-rate multiplier over the run
-    seed: int = DEFAULT_SEED  # split, initialisation and shuffling
-    val_size: int = LESSON_VAL_SIZE  # the lesson's 50,000 / 10,000 split of the 60,000 training images
-    input_transform: str = "none"  # a key of preprocess.INPUT_TRANSFORMS, applied to every image
+    """One training recipe. Each field is a ``train`` flag (``batch_size`` is ``--batch-size``)."""
+
+    epochs: int = setting(help="passes over the training split")
+    lr: float = setting(help="learning rate (its peak, under a schedule)")
+    batch_size: int = setting(128, help="images per step")
+    optimizer: str = setting("sgd", help="torch.optim's SGD, Adam or AdamW", choices=OPTIMIZERS)
+    momentum: float = setting(0.0, help="SGD's momentum, in [0, 1)", optimizers=("sgd",))
+    weight_decay: float = setting(0.0, help="L2 penalty, as the optimizer applies it")
+    schedule: str = setting("constant", help="learning-rate multiplier over the run", choices=tuple(SCHEDULES))
+    seed: int = setting(DEFAULT_SEED, help="seed for the split, the initial weights and the shuffling")
+    val_size: int = setting(LESSON_VAL_SIZE, help="training images held out for validation")
+    input_transform: str = setting(
+        "none",
+        help="applied to every image before the model: 'deskew' shears digits upright",
+        choices=INPUT_TRANSFORM_NAMES,
+    )
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs > 0):
@@ -57,10 +84,10 @@ class TrainConfig:
             raise ValueError(f"lr={_show(self.lr)} must be a positive number")
         if not (isinstance(self.batch_size, int) and self.batch_size > 0):
             raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not one of {list(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r} is not one of {sorted(SCHEDULES)}")
+        for each in fields(self):
+            value, choices = getattr(self, each.name), each.metadata["choices"]
+            if choices and value not in choices:
+                raise ValueError(f"{each.name}={value!r} is not one of {sorted(choices)}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ValueError(f"weight_decay={_show(self.weight_decay)} must be 0 or more")
         if not 0 <= self.momentum < 1:
@@ -69,23 +96,27 @@ class TrainConfig:
             raise ValueError(f"seed={self.seed!r} must be 0 or more")
         if not (isinstance(self.val_size, int) and self.val_size > 0):
             raise ValueError(f"val_size={self.val_size!r} must be a positive integer")
-        check_input_transform(self.input_transform)
+        for each in fields(self):  # a setting the optimizer ignores must not look as if it had been used
+            value, optimizers = getattr(self, each.name), each.metadata["optimizers"]
+            if optimizers and self.optimizer not in optimizers and value != each.default:
+                raise ValueError(
+                    f"{each.name}={_show(value)} applies only to optimizer {' or '.join(map(repr, optimizers))}, "
+                    f"and this recipe uses {self.optimizer!r}"
+                )
 
     def updated(self, **overrides) -> "TrainConfig":
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings that shaped the run: a setting the optimizer does not use is left out."""
+        return {each.name: getattr(self, each.name) for each in fields(self) if self.applies(each.name)}
 
+    def applies(self, name: str) -> bool:
+        """Whether the setting ``name`` has any effect with this recipe's optimizer."""
+        optimizers = next(each for each in fields(self) if each.name == name).metadata["optimizers"]
+        return not optimizers or self.optimizer in optimizers
 
-OPTIMIZERS = ("sgd", "adam", "adamw")  # torch.optim.SGD, Adam, AdamW (training.OPTIMIZER_CLASSES)
-
-SCHEDULES: dict[str, Callable[[float], float] | None] = {
-    "constant": None,
-    "cosine": lambda progress: 0.5 * (1 + math.cos(math.pi * progress)),  # progress in [0, 1)
-    "linear": lambda progress: 1 - progress,
-}
 
 _BEST_RAW = TrainConfig(epochs=6, lr=0.02, batch_size=512, optimizer="adam", schedule="cosine")
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import random_split
 
-from .config import DEFAULT_SEED, LESSON_VAL_SIZE
+from .config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .fetch import fetch, missing_files
 from .idx import DataError, IdxFile, read_idx
@@ -45,8 +45,8 @@ class Splits:
         """(images (N, 1, 28, 28) uint8, labels (N,) int64) of "train", "val" or "test"."""
         if split == "test":
             return self.test_images.unsqueeze(1), self.test_labels
-        if split not in ("train", "val"):
-            raise ValueError(f"split={split!r} is not one of ['train', 'val', 'test']")
+        if split not in SPLITS:
+            raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
         index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
         return self.train_images[index].unsqueeze(1), self.train_labels[index]
 

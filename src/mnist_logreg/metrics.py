@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-import torch
 
 
-@torch.no_grad()
 def predicted_labels(model, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
-    """(true labels, predicted labels) over every batch of ``loader``."""
+    """(true labels, predicted labels) over every batch of ``loader`` (a torch model)."""
+    import torch
+
+    with torch.no_grad():
+        return _predicted_labels(model, loader)
+
+
+def _predicted_labels(model, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
     device = next(model.parameters()).device
     true, predicted = [], []
     for images, labels in loader:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,14 +14,14 @@ import torch
 
 from . import data as data_module
 from . import distributed
-from .config import DEVICES, LOADERS
+from .config import DEVICES, LOADERS, SCORED_SPLITS, SPLITS
 from .data import Splits
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .files import written_atomically
 from .metrics import confusion_matrix, per_class_metrics, predicted_labels
 from .model import INPUT_SIZE, MNISTModel
-from .runs import Epoch, Metrics, RunError, RunInfo, load_run, package_version, write_run
-from .training import TrainConfig, evaluate, fit_config
+from .runs import INFO_FILE, Epoch, Metrics, RunError, RunInfo, load_run, package_version, write_run
+from .training import NonFiniteLoss, TrainConfig, evaluate, fit_config
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,6 +65,42 @@ class TrainingInterrupted(Exception):
     """Training was stopped (Ctrl-C) and what was complete has been saved; the message says where."""
 
 
+LATEST = "latest"  # beside the runs it points to: runs/latest is the run `train` wrote last
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Refuse to write into a folder that holds something, unless ``overwrite``: then empty it first,
+    so that the folder holds the new run alone, never the new model beside the old report."""
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run folder")
+    entries = list(run_dir.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise RunError(f"{run_dir} already holds a run; choose another --out, or give --overwrite to replace it")
+    if not any((run_dir / name).exists() for name in (INFO_FILE, RESUME_FILE)):
+        raise RunError(f"{run_dir} is not a run folder (no {INFO_FILE}); --overwrite replaces runs only")
+    for entry in entries:
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def point_latest_at(run_dir: Path) -> None:
+    """Make ``latest`` beside ``run_dir`` a link to it (replaced in one step, never missing)."""
+    link = run_dir.parent / LATEST
+    if link.exists() and not link.is_symlink():
+        return  # a folder of the user's own that happens to be called "latest": leave it be
+    staged = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    staged.unlink(missing_ok=True)
+    staged.symlink_to(run_dir.name, target_is_directory=True)
+    staged.replace(link)
+
+
+class TrainingDiverged(RunError):
+    """A loss was not finite: the learning rate is too large. The message says what was kept."""
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -88,8 +126,12 @@ def train_run(
     progress: bool = False,
     verbose: bool = True,
     log: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
+
+    ``run_dir`` must not hold anything yet, unless ``overwrite``: then what it held is removed.
+    Once written, ``latest`` beside it points to it.
 
     Started by torchrun in several processes, they train the model together, data-parallel
     (see distributed.py); rank 0 writes the run folder, and model.json records the world size.
@@ -102,6 +144,10 @@ def train_run(
     """
     spec = get_spec(dataset)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
+    if run_dir.is_symlink():  # runs/latest itself: write where it points, and keep the link a link
+        run_dir = Path(os.path.realpath(run_dir))
+    if distributed.launched().is_main:
+        prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
     return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
 
@@ -121,6 +167,8 @@ def resume_run(
     """
     run_dir = Path(run_dir)
     path = run_dir / RESUME_FILE
+    if not run_dir.is_dir():
+        raise RunError(f"no run folder at {run_dir} to resume")
     if not path.is_file():
         finished = (run_dir / "metrics.json").is_file()
         raise RunError(
@@ -197,6 +245,17 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
             f"continue it with 'mnist-logreg train --resume {run_dir}'"
         ) from None
+    except NonFiniteLoss as diverged:
+        what = f"{diverged} with --lr {config.lr:g}; try a smaller --lr"
+        if not completed:
+            raise TrainingDiverged(f"{what}; no epoch was complete, so nothing was saved") from None
+        model.load_state_dict(last_state)  # the last epoch whose losses were all finite
+        save()
+        if processes.is_main:
+            (run_dir / RESUME_FILE).unlink(missing_ok=True)  # resuming would only diverge again
+        raise TrainingDiverged(
+            f"{what}; the {len(completed)} epoch(s) before it are saved in {run_dir}, marked interrupted"
+        ) from None
     result = save()
     if processes.is_main:
         (run_dir / RESUME_FILE).unlink(missing_ok=True)  # finished: the run folder holds only the run
@@ -239,7 +298,7 @@ def _save_run(
         preset=preset,
         hyperparameters=config.to_dict(),
         seed=config.seed,
-        splits={split: splits.size(split) for split in ("train", "val", "test")},
+        splits={split: splits.size(split) for split in SPLITS},
         loader=loader,
         device=str(device),
         world_size=processes.world_size,
@@ -247,6 +306,7 @@ def _save_run(
     )
     if processes.is_main:
         write_run(run_dir, model, info, epochs, metrics)
+        point_latest_at(run_dir)
     return RunResult(run_dir, model, epochs, metrics, info, splits)
 
 
@@ -268,8 +328,8 @@ def evaluate_run(
     dataset: DatasetSpec | None = None,
 ) -> dict:
     """Loss and accuracy of a saved run on its validation or test split."""
-    if split not in ("val", "test"):
-        raise ValueError(f"split={split!r} is not one of ['val', 'test']")
+    if split not in SCORED_SPLITS:
+        raise ValueError(f"split={split!r} is not one of {list(SCORED_SPLITS)}")
     model, info = load_run(run_dir)
     splits = load_run_splits(info, data_dir, dataset)
     images, labels = splits.tensors(split)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
+from .config import TOP_K
 from .datasets import DATASETS
 from .preprocess import (
     SIDE,
@@ -46,7 +48,7 @@ def probabilities(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def predict_pixels(pixels, model, classes: list[str], top_k: int = 3) -> dict:
+def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dict:
     """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: label, class,
     probability, top_k, probabilities, and ``pixels``, the image as the model saw it (after its
     input transform), (1, 28, 28) float32."""
@@ -66,7 +68,7 @@ def predict_pixels(pixels, model, classes: list[str], top_k: int = 3) -> dict:
     }
 
 
-def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) -> dict:
+def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP_K) -> dict:
     """Open, preprocess and classify one image file (or bytes). Raises ImageError for a bad file.
 
     ``model`` is a run's LinearWeights or a torch MNISTModel; ``info`` its RunInfo (layout and
@@ -112,12 +114,13 @@ def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
     return canvas
 
 
-def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) -> dict:
+def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP_K, with_pixels: bool = False) -> dict:
     """Read the number written in an image: ``{"text", "probability", "digits"}``.
 
     The ink is found with ``predict``'s cleaning, split into digits (``segment.split_digits``),
     and each digit is placed the MNIST way and classified. ``probability`` is the product of the
     digits' probabilities; each digit's ``box`` is [x, y, w, h] in the original image's pixels.
+    ``with_pixels`` keeps each digit's ``pixels``, as the model saw them (to explain it).
     Raises ImageError for a bad file or one without ink.
     """
     check_reads_digits(info)
@@ -134,7 +137,8 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) 
     for digit in split_digits(ink, confidence=lambda mask: read(mask)["probability"]):
         reading = read(digit.mask)
         box = [round(v * scale) for v in digit.box]
-        digits.append({k: reading[k] for k in ("label", "probability", "top_k")} | {"box": box})
+        keys = ("label", "probability", "top_k", "pixels") if with_pixels else ("label", "probability", "top_k")
+        digits.append({k: reading[k] for k in keys} | {"box": box})
     if not digits:
         raise ImageError("no digits found")
     return {
@@ -147,7 +151,7 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = 3) 
 def predict_files(
     paths: Iterable[Path],
     run_dir: Path,
-    top_k: int = 3,
+    top_k: int = TOP_K,
     workers: int = 1,
     save_preprocessed: Path | None = None,
     explain: Path | None = None,
@@ -189,37 +193,84 @@ def _start_worker(run_dir: Path, top_k: int, save_preprocessed: Path | None, exp
     _worker.update(weights=weights, info=info, top_k=top_k, save_preprocessed=save_preprocessed, explain=explain)
 
 
-def _predict_one(job: tuple[int, Path]) -> dict:
+def _predict_one(job: tuple[int, Path | PathError]) -> dict:
     number, path = job
+    if isinstance(path, PathError):
+        return {"path": str(path.path), "error": path.error}
     try:
         result = predict_image_file(path, _worker["weights"], _worker["info"], _worker["top_k"])
     except ImageError as error:
         return {"path": str(path), "error": str(error)}
-    pixels = result.pop("pixels")
     name = f"{number:04d}-{path.stem}.png"
-    if _worker["save_preprocessed"]:
-        save_pixels(pixels, _worker["save_preprocessed"] / name)
-    if _worker["explain"]:
+    return {"path": str(path), **kept(result, name, _worker["weights"], _worker["info"].classes, _worker)}
+
+
+def kept(result: dict, name: str, weights, classes: list[str], folders: dict) -> dict:
+    """``result`` without its pixels, which are written, as ``name``, where ``folders`` asks:
+    what the model saw into ``save_preprocessed``, its evidence maps into ``explain``."""
+    pixels = result.pop("pixels")
+    if folders.get("save_preprocessed"):
+        save_pixels(pixels, folders["save_preprocessed"] / name)
+    if folders.get("explain"):
         from .explain import evidence, save_evidence_figure
 
-        save_evidence_figure(evidence(_worker["weights"], pixels), _worker["info"].classes, _worker["explain"] / name)
-    return {"path": str(path), **result}
+        save_evidence_figure(evidence(weights, pixels), classes, folders["explain"] / name)
+    return result
 
 
-def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+RUN_MARKER = "model.json"  # a folder holding one is a run folder, not a folder of images
+
+
+@dataclass(frozen=True)
+class PathError:
+    """A path given to predict or read that holds no image to read, and why."""
+
+    path: Path
+    error: str
+
+
+def check_image_paths(paths: Iterable[Path]) -> None:
+    """Refuse a run folder given where images are expected (a glob such as runs/* matched two runs)."""
+    for path in paths:
+        if path.is_dir() and (path / RUN_MARKER).is_file():
+            raise ValueError(
+                f"{path} is a run folder, not images: give one run, first, as RUN_DIR (runs/latest is the newest)"
+            )
+
+
+def expand_paths(
+    paths: Iterable[str | Path], recursive: bool = False, skipped: list[Path] | None = None
+) -> Iterator[Path | PathError]:
     """Files as given, and the image files (by suffix) inside any folder, sorted by name.
 
     A stream: of a folder only its sorted names are held (strings, not a Path per file), so
-    a folder of a million images costs tens of megabytes, not hundreds.
+    a folder of a million images costs tens of megabytes, not hundreds. A folder without
+    images yields a PathError. Subfolders are entered with ``recursive`` (symbolic links to
+    folders are not followed, so a link loop cannot trap the walk), and otherwise appended to
+    ``skipped``.
     """
     for path in map(Path, paths):
         if not path.is_dir():
             yield path
             continue
-        for name in sorted(os.listdir(path)):
-            file = path / name
-            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
-                yield file
+        found = False
+        for file in _images_in(path, recursive, skipped):
+            found = True
+            yield file
+        if not found:
+            yield PathError(path, f"no image files in {path}" + (" or its subfolders" if recursive else ""))
+
+
+def _images_in(folder: Path, recursive: bool, skipped: list[Path] | None) -> Iterator[Path]:
+    for name in sorted(os.listdir(folder)):
+        entry = folder / name
+        if entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+            yield entry
+        elif entry.is_dir() and not entry.is_symlink():
+            if recursive:
+                yield from _images_in(entry, recursive, skipped)
+            elif skipped is not None:
+                skipped.append(entry)
 
 
 def save_pixels(pixels, path) -> None:

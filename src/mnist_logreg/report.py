@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .data import Splits, to_float_pixels
-from .datasets import DEFAULT_DATA_DIR, DatasetSpec
+from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .idx import read_idx
 from .metrics import confusion_matrix, per_class_metrics
-from .preprocess import apply_input_transform
-from .runs import Epoch, Metrics, RunInfo, load_run, read_history, read_info, read_metrics
+from .preprocess import SIDE, apply_input_transform
+from .runs import Epoch, LinearWeights, Metrics, RunInfo, load_weights, read_history, read_info, read_metrics
 
 FIGURES = {
     "curves.png": "Loss and accuracy per epoch",
@@ -35,18 +34,56 @@ DPI = 100  # figure sizes below are in inches: 8 in × 100 dpi = 800 px wide
 
 
 @dataclass
+class ReportData:
+    """What the figures show of the dataset, as numpy arrays: no torch, which would cost a report
+    more time to import than it takes to draw."""
+
+    test_images: np.ndarray  # (N, 28, 28) uint8
+    test_labels: np.ndarray  # (N,) int
+    train_images: np.ndarray  # (M, 28, 28) uint8: the training file, whose first images the samples show
+    train_labels: np.ndarray  # (M,)
+
+    @classmethod
+    def read(cls, spec: DatasetSpec, data_dir: Path | str) -> "ReportData":
+        """The dataset's files, checked (and fetched when missing) first."""
+        from .fetch import fetch
+
+        raw = fetch(spec, data_dir)
+        train_images, train_labels, test_images, test_labels = (read_idx(raw / f.name) for f in spec.files)
+        return cls(test_images, test_labels.astype(np.int64), train_images, train_labels.astype(np.int64))
+
+    @classmethod
+    def of_splits(cls, splits) -> "ReportData":
+        """The files a training run already holds in memory (data.Splits)."""
+        return cls(
+            splits.test_images.numpy(),
+            splits.test_labels.numpy(),
+            splits.train_images.numpy(),
+            splits.train_labels.numpy(),
+        )
+
+
+@dataclass
 class TestPredictions:
     labels: np.ndarray  # (N,) true class
     predicted: np.ndarray  # (N,) predicted class
     probabilities: np.ndarray  # (N, C)
-    images: torch.Tensor  # (N, 1, 28, 28) uint8
+    images: np.ndarray  # (N, 28, 28) uint8
+    seen: np.ndarray  # (N, 784) float32: the images as the model saw them (input transform applied)
 
 
-def predict_split(model, splits: Splits, split: str = "test") -> TestPredictions:
-    images, labels = splits.tensors(split)
-    with torch.no_grad():
-        probabilities = torch.cat([model.predict_proba(to_float_pixels(chunk)) for chunk in images.split(2000)])
-    return TestPredictions(labels.numpy(), probabilities.argmax(1).numpy(), probabilities.numpy(), images)
+def seen_by(weights: LinearWeights, images: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) as the model sees them: in [0, 1], input-transformed, flattened (N, 784)."""
+    pixels = images.astype(np.float32) / 255
+    return apply_input_transform(weights.input_transform, pixels).reshape(len(images), -1)
+
+
+def predict_test_set(weights: LinearWeights, data: ReportData) -> TestPredictions:
+    from .predict import probabilities
+
+    seen = seen_by(weights, data.test_images)
+    p = probabilities(weights, seen)
+    return TestPredictions(data.test_labels, p.argmax(1), p, data.test_images, seen)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,10 +91,10 @@ def predict_split(model, splits: Splits, split: str = "test") -> TestPredictions
 # ---------------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, layout: str | None = "constrained"):
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return Figure(figsize=(width, height), dpi=DPI, layout=layout)
 
 
 def _save(fig, path: Path) -> None:
@@ -121,17 +158,68 @@ def plot_weights(weight: np.ndarray, classes: list[str], path: Path) -> None:
     almost never inked can take large weights, and a scale set by them would wash out the
     digit-shaped patterns that carry the decisions.
     """
-    fig = _figure(10, 4.6)
-    axes = fig.subplots(2, 5)
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
     limit = float(np.percentile(np.abs(weight), 99)) or 1.0
-    for k, ax in enumerate(axes.flat):
-        shown = ax.imshow(weight[k].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(classes[k], fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(shown, ax=axes, shrink=0.8, extend="both", label="weight (red: ink here raises the score)")
+    norm = Normalize(-limit, limit)
+    cells = [colormaps["RdBu_r"](norm(row.reshape(SIDE, SIDE))) for row in weight]
+    fig = _mosaic(cells, classes, columns=5, cell_inches=1.7, font=10, bar_inches=1.4)
+    _colour_bar(fig, norm, "weight (red: ink here raises the score)", 1.4, extend="both")
     fig.suptitle("Weights per class: red pixels count for the class, blue against it")
     _save(fig, path)
+
+
+def _mosaic(
+    cells: list[np.ndarray],
+    titles: list[str],
+    columns: int,
+    colors: list[str] | None = None,
+    cell_inches: float = 1.25,
+    font: int = 8,
+    bar_inches: float = 0.0,
+):
+    """A figure of images in a grid with a title over each, drawn as one picture in one axes.
+
+    One axes per image costs matplotlib tens of milliseconds each to build and lay out; one
+    mosaic costs about as much as a single image. ``cells`` are (28, 28) greys in [0, 255] or
+    (28, 28, 4) RGBA in [0, 1]; each cell is ``cell_inches`` wide, and ``bar_inches`` are left
+    free on the right for a colour bar.
+    """
+    rows = max(1, -(-len(cells) // columns))
+    gap = 4  # mosaic pixels between cells
+    inch = cell_inches / (SIDE + gap)  # inches per mosaic pixel
+    lines = max(title.count("\n") + 1 for title in titles) if titles else 1
+    header = round(lines * font * 1.35 / 72 / inch) + gap  # the titles' rows, in mosaic pixels
+    cell_w, cell_h = SIDE + gap, SIDE + header
+    canvas = np.ones((rows * cell_h, columns * cell_w, 4))  # white
+    for i, cell in enumerate(cells):
+        row, column = divmod(i, columns)
+        rgba = cell.copy() if cell.ndim == 3 else np.repeat((np.clip(cell, 0, 255) / 255)[..., None], 4, axis=2)
+        rgba[..., 3] = 1
+        top, left = row * cell_h + header, column * cell_w + gap // 2
+        canvas[top : top + SIDE, left : left + SIDE] = rgba
+    top_inches = 0.45  # the figure's title
+    width, height = columns * cell_w * inch + bar_inches, rows * cell_h * inch + top_inches
+    fig = _figure(width, height, layout=None)
+    ax = fig.add_axes((0, 0, columns * cell_w * inch / width, rows * cell_h * inch / height))
+    ax.imshow(canvas, interpolation="nearest", aspect="equal")
+    ax.set_axis_off()
+    for i, title in enumerate(titles[: len(cells)]):
+        row, column = divmod(i, columns)
+        x, y = column * cell_w + gap // 2 + SIDE / 2, row * cell_h + header - gap / 2
+        ax.text(x, y, title, ha="center", va="bottom", fontsize=font, color=colors[i] if colors else "black")
+    return fig
+
+
+def _colour_bar(fig, norm, label: str, bar_inches: float, **options) -> None:
+    """A colour bar for cells coloured with RdBu_r over ``norm``, in the figure's right ``bar_inches``."""
+    from matplotlib.cm import ScalarMappable
+
+    width, height = fig.get_size_inches()
+    left = 1 - (bar_inches - 0.25) / width
+    bar = fig.add_axes((left, 0.12, 0.22 / width, 0.7))
+    fig.colorbar(ScalarMappable(norm, "RdBu_r"), cax=bar, label=label, **options)
 
 
 def _image_grid(
@@ -142,17 +230,7 @@ def _image_grid(
     columns: int = 8,
     colors: list[str] | None = None,
 ) -> None:
-    rows = max(1, -(-len(images) // columns))
-    fig = _figure(columns * 1.25, rows * 1.45 + 0.5)
-    axes = np.atleast_1d(fig.subplots(rows, columns)).reshape(-1)
-    for i, ax in enumerate(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= len(images):
-            ax.axis("off")
-            continue
-        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(titles[i], fontsize=8, color=(colors[i] if colors else "black"))
+    fig = _mosaic(images, titles, columns, colors)
     fig.suptitle(title)
     _save(fig, path)
 
@@ -160,8 +238,8 @@ def _image_grid(
 def plot_misclassified(predictions: TestPredictions, classes: list[str], path: Path, count: int = 24) -> None:
     wrong = np.flatnonzero(predictions.predicted != predictions.labels)
     confidence = predictions.probabilities[wrong, predictions.predicted[wrong]]
-    chosen = wrong[np.argsort(-confidence)][:count]
-    images = [predictions.images[i, 0].numpy() for i in chosen]
+    chosen = wrong[np.argsort(-confidence, kind="stable")][:count]
+    images = [predictions.images[i] for i in chosen]
     titles = [
         f"true {classes[predictions.labels[i]]}\npred {classes[predictions.predicted[i]]} "
         f"({predictions.probabilities[i, predictions.predicted[i]]:.2f})"
@@ -183,47 +261,57 @@ def plot_misclassified(predictions: TestPredictions, classes: list[str], path: P
     _image_grid(images, titles, path, title, colors=["firebrick"] * len(images))
 
 
-def plot_mistakes_evidence(model, predictions: TestPredictions, classes: list[str], path: Path, count: int = 4) -> None:
+def plot_mistakes_evidence(
+    weights: LinearWeights, predictions: TestPredictions, classes: list[str], path: Path, count: int = 4
+) -> None:
     """The most confidently wrong test images, each with what the model saw and its evidence maps."""
-    from .explain import draw_evidence, evidence
-    from .predict import as_weights
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
 
-    weights = as_weights(model)
+    from .explain import evidence
+
     wrong = np.flatnonzero(predictions.predicted != predictions.labels)
-    chosen = wrong[np.argsort(-predictions.probabilities[wrong, predictions.predicted[wrong]])][:count]
-    fig = _figure(9, 2.3 * max(1, len(chosen)) + 0.4)
+    chosen = wrong[np.argsort(-predictions.probabilities[wrong, predictions.predicted[wrong]], kind="stable")][:count]
     if not len(chosen):
+        fig = _figure(9, 2.7)
         fig.text(0.5, 0.5, "No test errors to explain.", ha="center", va="center", fontsize=14)
         _save(fig, path)
         return
-    axes = np.atleast_2d(fig.subplots(len(chosen), 4))
-    with torch.no_grad():
-        seen = model.seen(to_float_pixels(predictions.images[torch.as_tensor(chosen)])).numpy()  # (count, 784)
-    for row, i in zip(axes, range(len(chosen))):
-        shown = draw_evidence(
-            row, evidence(weights, seen[i]), classes, title=f"true {classes[predictions.labels[chosen[i]]]}: "
-        )
-    fig.colorbar(shown, ax=axes[:, 1:].ravel().tolist(), shrink=0.6, label="contribution to the logit (red: for)")
+    found = [evidence(weights, predictions.seen[i]) for i in chosen]
+    limit = max(f["limit"] for f in found)  # one scale for every map, so that they compare
+    norm = Normalize(-limit, limit)
+    cells, titles = [], []
+    for i, f in zip(chosen, found):
+        predicted, runner_up = classes[f["predicted"]], classes[f["runner_up"]]
+        cells.append(np.clip(f["input"], 0, 1) * 255)
+        cells += [colormaps["RdBu_r"](norm(f[name])) for name in ("for_predicted", "for_runner_up", "difference")]
+        titles += [
+            f"true {classes[predictions.labels[i]]}: what the model saw",
+            f"for {predicted}",
+            f"for {runner_up}",
+            f"{predicted} rather than {runner_up}",
+        ]
+    fig = _mosaic(cells, titles, columns=4, cell_inches=1.9, font=9, bar_inches=1.4)
+    _colour_bar(fig, norm, "contribution to the logit (red: for)", 1.4)
     fig.suptitle("Why the model was wrong: evidence for its answer, for the runner-up, and their difference")
     _save(fig, path)
 
 
-def plot_samples(splits: Splits, classes: list[str], path: Path, count: int = 24) -> None:
-    shown = splits.train_indices[:count]  # the first training images, without copying the whole split
+def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 24) -> None:
+    """The first images of the training file with their labels, as the lesson shows ``dataset[0]``."""
     _image_grid(
-        [splits.train_images[i].numpy() for i in shown],
-        [classes[int(splits.train_labels[i])] for i in shown],
+        list(data.train_images[:count]),
+        [classes[int(label)] for label in data.train_labels[:count]],
         path,
         "Training images and their labels",
     )
 
 
-def plot_transformed(splits: Splits, input_transform: str, path: Path, count: int = 8) -> None:
+def plot_transformed(data: ReportData, input_transform: str, path: Path, count: int = 8) -> None:
     """The first training images as they are (top row) and as the model sees them (bottom row)."""
-    shown = torch.as_tensor(splits.train_indices[:count])
-    before = to_float_pixels(splits.train_images[shown])  # (count, 28, 28)
+    before = data.train_images[:count].astype(np.float32) / 255  # (count, 28, 28)
     after = apply_input_transform(input_transform, before)
-    images = [(image.numpy() * 255) for image in torch.cat([before, after])]
+    images = [image * 255 for image in np.concatenate([before, after])]
     titles = ["as drawn"] * count + [input_transform] * count
     _image_grid(images, titles, path, f"Input transform '{input_transform}': before and after", columns=count)
 
@@ -242,37 +330,38 @@ def write_report(
     run_dir: Path | str,
     data_dir: Path | str = DEFAULT_DATA_DIR,
     dataset: DatasetSpec | None = None,
-    splits: Splits | None = None,
+    splits=None,
 ) -> Path:
     """Write the figures, per-class metrics and ``report.html`` into ``run_dir``; return the HTML path.
 
     ``dataset`` overrides the dataset named in model.json (for datasets outside the table);
     ``splits`` passes the run's data when the caller already holds it (right after training).
+    Everything here is numpy: the run's weights.npz and the dataset's files.
     """
-    from .pipeline import load_run_splits
-
     run_dir = Path(run_dir)
-    model, info = load_run(run_dir)
+    weights, info = load_weights(run_dir)
     history = read_history(run_dir)
     metrics = read_metrics(run_dir)
-    if splits is None:
-        splits = load_run_splits(info, data_dir, dataset)
+    if splits is not None:
+        data = ReportData.of_splits(splits)
+    else:
+        data = ReportData.read(dataset if dataset is not None else get_spec(info.dataset), data_dir)
     classes = info.classes
 
     # The figures' own count of the test predictions (metrics.json holds the same for new runs;
     # runs from before it was written at training time lack it).
-    predictions = predict_split(model, splits, "test")
+    predictions = predict_test_set(weights, data)
     confusion = confusion_matrix(predictions.labels, predictions.predicted, len(classes))
     per_class = per_class_metrics(confusion, classes)
 
     plot_curves({"": history}, run_dir / "curves.png", f"{info.dataset} — {info.preset} preset")
     plot_confusion(confusion, classes, run_dir / "confusion.png")
-    plot_weights(model.linear.weight.detach().cpu().numpy(), classes, run_dir / "weights.png")
+    plot_weights(weights.weight, classes, run_dir / "weights.png")
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
-    plot_samples(splits, classes, run_dir / "samples.png")
-    plot_mistakes_evidence(model, predictions, classes, run_dir / "evidence.png")
+    plot_samples(data, classes, run_dir / "samples.png")
+    plot_mistakes_evidence(weights, predictions, classes, run_dir / "evidence.png")
     if info.input_transform != "none":
-        plot_transformed(splits, info.input_transform, run_dir / "deskew.png")
+        plot_transformed(data, info.input_transform, run_dir / "deskew.png")
 
     path = run_dir / REPORT_FILE
     path.write_text(render_html(run_dir, info, metrics, per_class, history))

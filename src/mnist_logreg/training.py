@@ -8,7 +8,9 @@ the optimizer's bookkeeping, which on 128-image batches costs more than the arit
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import time
 from typing import Callable, Iterable
 
@@ -177,6 +179,10 @@ class AutogradStep:
         return loss.detach()
 
 
+class NonFiniteLoss(ArithmeticError):
+    """A loss was NaN or infinite: training has diverged (usually a learning rate far too large)."""
+
+
 def is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
     """True for torch.optim.SGD with one parameter group and no momentum, weight decay or extras."""
     if type(optimizer) is not torch.optim.SGD or len(optimizer.param_groups) != 1:
@@ -229,6 +235,8 @@ def fit(
     verbose : print the lesson's ``Epoch [n], val_loss: ..., val_acc: ...`` line per epoch.
     on_epoch_end : called with each epoch's result and the optimizer once the epoch is complete
         (to keep a checkpoint).
+
+    Raises NonFiniteLoss at the first loss that is not finite (a step's, or the validation's).
     start_epoch, optimizer_state : resume a run: the epochs before ``start_epoch`` are done, and
         the optimizer continues from this state (the loaders' random state is the caller's).
 
@@ -254,22 +262,28 @@ def fit(
     history = []
     for epoch in range(start_epoch, epochs):
         start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)  # Σ loss · images, over this process's images
+        # Σ loss · images over this process's images, in float64: finite losses never sum to inf
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         seen = 0
-        batches = train_loader
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, unit="batch")
-        for step, batch in enumerate(batches):
-            if schedule is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * schedule((epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
-            images, labels = _to(batch, device)
-            loss = train_step(images, labels)
-            loss_sum.add_(loss, alpha=labels.shape[0])
-            seen += labels.shape[0]
+        bar = _progress_bar(train_loader, f"epoch {epoch + 1}/{epochs}") if progress else contextlib.nullcontext()
+        with bar:  # closed however the epoch ends, so that no half-drawn bar precedes a message
+            for step, batch in enumerate(train_loader):
+                if schedule is not None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * schedule((epoch * steps_per_epoch + step) / (epochs * steps_per_epoch))
+                images, labels = _to(batch, device)
+                loss = train_step(images, labels)
+                if not torch.isfinite(loss):  # every later step would only spread the NaN
+                    raise NonFiniteLoss(
+                        f"the training loss became {float(loss)} at step {step + 1} of epoch {epoch + 1}"
+                    )
+                loss_sum.add_(loss, alpha=labels.shape[0])
+                seen += labels.shape[0]
+                if progress:
+                    bar.update()
         result = evaluate(model, val_loader)  # every process holds the same weights: the same result
+        if not math.isfinite(result["val_loss"]):  # the epoch's last step left the weights unusable
+            raise NonFiniteLoss(f"the validation loss became {result['val_loss']} after epoch {epoch + 1}")
         if processes.parallel:  # the mean over every process's images
             loss_sum, seen = distributed.sum_(torch.stack([loss_sum, loss_sum.new_tensor(seen)])).tolist()
         result["train_loss"] = float(loss_sum) / seen
@@ -281,6 +295,20 @@ def fit(
             model.epoch_end(epoch, result)
     optimizer.zero_grad()  # no gradient buffers left behind: the lesson's loop ends with none either
     return history
+
+
+def _progress_bar(loader: Iterable, description: str):
+    """A bar over one epoch's batches that never touches the loader itself.
+
+    Wrapping the loader (``tqdm(loader)``) lets the bar iterate it: tqdm.auto's asyncio variant
+    calls ``iter()`` in its constructor, and each extra ``iter()`` of a shuffling DataLoader
+    draws from its generator, so the epoch would train on other batches. The bar is only told
+    how far the loop has got.
+    """
+    from tqdm.auto import tqdm
+
+    total = len(loader) if hasattr(loader, "__len__") else None
+    return tqdm(total=total, desc=description, leave=False, unit="batch")
 
 
 def fit_config(

@@ -28,7 +28,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from ..config import Limits
+from ..config import TOP_K, Limits
 from ..explain import evidence, evidence_pngs
 from ..predict import NotADigitModel, check_reads_digits, predict_image_file, read_image_file, save_pixels
 from ..preprocess import ImageError, ImageTooLarge
@@ -41,7 +41,12 @@ SERVE_VARIABLE = "MNIST_LOGREG_SERVE"  # how `serve --workers N` tells each work
 
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # past this, stop reading an oversized body and just answer
 
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's script, style and icon, served from the installed package
+
 log = logging.getLogger("mnist_logreg.web")
+# The multipart parser logs a warning for each malformed body it meets; the client gets a 400
+# saying so, and the server's console stays quiet.
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +126,7 @@ class DigitReading(BaseModel):
     probability: float
     top_k: list[ClassScore]
     box: list[int] = Field(description="[x, y, w, h] in the uploaded image's pixels")
+    evidence: Evidence | None = Field(default=None, description="with ?explain=1 only")
 
 
 class NumberReading(BaseModel):
@@ -217,7 +223,10 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
         title="mnist-logreg demo",
         version=package_version(),
         description=f"Logistic regression on {info.dataset}: draw or upload an image, get the class.",
+        docs_url=None,  # served below from the package's own copy of Swagger UI, not from a CDN
+        redoc_url=None,
     )
+    serve_docs_offline(app)
     if limits.cors:
         app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors), allow_methods=["GET", "POST"])
 
@@ -227,7 +236,12 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": f"invalid request: {error.errors()}"}, status_code=400)
+        return JSONResponse({"error": f"invalid request: {validation_message(error)}"}, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        """Starlette's own answers (404 no such route, 405 wrong method) in the API's one error shape."""
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> JSONResponse:
@@ -248,27 +262,28 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
         test = None if metrics is None else {k: getattr(metrics, k) for k in ("test_acc", "test_loss", "val_acc")}
         return {"run": run_dir.name, "model": info.to_json(), "metrics": test}
 
+    def evidence_of(pixels) -> dict:
+        found = evidence(model, pixels)
+        pngs = {name: data_url(png) for name, png in evidence_pngs(found).items()}
+        return {"predicted": found["predicted"], "runner_up": found["runner_up"], "limit": found["limit"], **pngs}
+
     def predict_bytes(content: bytes, explain: bool = False) -> dict:
         with image_errors_answered():
-            result = predict_image_file(content, model, info, top_k=3)
+            result = predict_image_file(content, model, info, top_k=TOP_K)
         pixels = result.pop("pixels")
         buffer = io.BytesIO()
         save_pixels(pixels, buffer)
         result["preprocessed"] = data_url(buffer.getvalue())
         if explain:
-            found = evidence(model, pixels)
-            pngs = {name: data_url(png) for name, png in evidence_pngs(found).items()}
-            result["evidence"] = {
-                "predicted": found["predicted"],
-                "runner_up": found["runner_up"],
-                "limit": found["limit"],
-                **pngs,
-            }
+            result["evidence"] = evidence_of(pixels)
         return result
 
-    def read_bytes(content: bytes) -> dict:
+    def read_bytes(content: bytes, explain: bool = False) -> dict:
         with image_errors_answered():
-            return read_image_file(content, model, info, top_k=3)
+            reading = read_image_file(content, model, info, top_k=TOP_K, with_pixels=explain)
+        for digit in reading["digits"] if explain else ():
+            digit["evidence"] = evidence_of(digit.pop("pixels"))
+        return reading
 
     def each_file(answer, files: list[tuple[str, bytes]]) -> list[dict]:
         """One answer per file, in order; a bad file gets its error and the others carry on."""
@@ -319,25 +334,56 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
     @app.post(
         "/api/read",
         response_model=NumberReading | list[FileNumberReading | FileError],
+        response_model_exclude_none=True,  # no "evidence": null unless it was asked for
         responses={
             **{status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
             409: {"model": ErrorAnswer, "description": "the run's model does not read digits (Fashion-MNIST)"},
         },
         openapi_extra={"requestBody": _request_body()},
     )
-    async def read(request: Request) -> dict | list:
+    async def read(request: Request, explain: bool = False) -> dict | list:
         """Read the whole number written in an image: the same bodies as ``/api/predict``.
 
         Answers ``text`` (the digits left to right), ``probability`` (their product) and
         ``digits``, each with ``label``, ``probability``, ``top_k`` and ``box`` [x, y, w, h].
+        With ``explain=1``, each digit also carries its ``evidence``, as in ``/api/predict``.
         """
         try:
             check_reads_digits(info)
         except NotADigitModel as error:
             raise ClientError(409, str(error)) from None
-        return await answer_upload(request, read_bytes)
+        return await answer_upload(request, functools.partial(read_bytes, explain=explain))
 
     return app
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """/docs from the Swagger UI files that swagger-ui-bundle installs: the page renders with no network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+
+def validation_message(error: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as one sentence: ``query parameter 'explain': Input should be ...``."""
+    parts = []
+    for problem in error.errors():
+        where, *path = problem.get("loc", ())
+        name = ".".join(map(str, path))
+        parts.append(f"{where} parameter {name!r}: {problem.get('msg', 'invalid')}" if name else problem.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
 
 
 def data_url(png: bytes) -> str:
