@@ -203,6 +203,9 @@ def test_an_error_answer_that_is_not_json_shows_its_status(page):
 
 
 def test_the_upload_button_is_reached_and_pressed_with_the_keyboard(page):
+    # A file chooser opens only for the page that has the browser's focus: earlier tests' pages
+    # in the same browser may have kept it.
+    page.bring_to_front()
     for _ in range(6):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.dataset.testid") == "upload-button":

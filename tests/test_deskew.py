@@ -12,12 +12,8 @@ from PIL import Image, ImageDraw
 from mnist_logreg import MNISTModel
 from mnist_logreg.cli import build_parser, train_config
 from mnist_logreg.predict import predict_image_file
-from mnist_logreg.preprocess import (
-    apply_input_transform,
-    deskew,
-    open_image,
-    preprocess_image,
-)
+from mnist_logreg.inputs import apply_input_transform, deskew
+from mnist_logreg.preprocess import open_image, preprocess_image
 from mnist_logreg.runs import RunError, RunInfo, load_run, load_weights, save_model
 from mnist_logreg.training import PRESETS, get_preset
 
@@ -115,10 +111,12 @@ def test_presets_deskew_mnist_only_where_it_helps():
     assert get_preset("default", "fashion-mnist").input_transform == "none"  # measured: it hurts garments
     assert get_preset("raw", "mnist").input_transform == "none"
     assert get_preset("notebook", "mnist") == PRESETS["notebook"]
-    assert get_preset("raw", "mnist") == get_preset("default", "mnist").updated(
+    assert get_preset("raw", "mnist") == get_preset("deskewed", "mnist").updated(
         input_transform="none", weight_decay=0.0
     )
-    assert get_preset("default", "fashion-mnist") == get_preset("raw", "fashion-mnist")
+    assert get_preset("default", "fashion-mnist") == get_preset("raw", "fashion-mnist").updated(
+        features="pixel-pairs", epochs=8
+    )
 
 
 def test_a_model_with_a_transform_applies_it_to_every_input():
@@ -160,7 +158,8 @@ def test_cli_library_and_api_give_identical_probabilities(deskew_run, tmp_path):
     assert without_torch["probabilities"] == library["probabilities"]
     # What the model saw is the deskewed input: its slant is gone.
     seen = torch.from_numpy(library["pixels"])
-    assert torch.allclose(seen, apply_input_transform("deskew", preprocess_image(open_image(png))))
+    # numpy (what predict uses) and torch (grid_sample) sample the same points: equal up to rounding
+    assert torch.allclose(seen, apply_input_transform("deskew", preprocess_image(open_image(png))), atol=1e-5)
     _, _, var_row, cov = moments(seen)
     assert abs(cov / var_row) < 0.05
     assert abs(moments(preprocess_image(open_image(png)))[3]) > 1.0  # ... and it was slanted before
@@ -178,13 +177,18 @@ def test_cli_library_and_api_give_identical_probabilities(deskew_run, tmp_path):
 
 
 def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
-    """A run folder written before input transforms existed: no transform, the plain linear model."""
+    """A run folder written before input transforms and feature maps existed: no transform, the
+    pixels, the plain linear model; through torch and through its numpy weights alike."""
     torch.manual_seed(1)
     model = MNISTModel()
     info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "default"}
     save_model(tmp_path / "old", model, info)
+    assert "features" not in json.loads((tmp_path / "old" / "model.json").read_text())
     loaded, loaded_info = load_run(tmp_path / "old")
     assert loaded_info.input_transform == "none" and loaded.input_transform == "none"
+    assert loaded_info.features == "pixels" and loaded.features == "pixels" and loaded.linear.in_features == 784
+    weights, _ = load_weights(tmp_path / "old")
+    assert (weights.input_transform, weights.features, weights.weight.shape) == ("none", "pixels", (10, 784))
     image = Image.new("L", (120, 120), 255)
     ImageDraw.Draw(image).line([(40, 20), (80, 100)], fill=0, width=9)
     image.save(tmp_path / "one.png")
@@ -194,6 +198,13 @@ def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
     got = predict_image_file(tmp_path / "one.png", loaded, loaded_info)
     assert np.allclose(got["probabilities"], expected.numpy(), atol=1e-7)
     assert np.array_equal(got["pixels"], pixels.numpy())  # nothing applied on top of the preprocessing
+
+
+def test_a_run_naming_an_unknown_feature_map_is_refused_clearly(tmp_path):
+    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "features": "edges"}
+    save_model(tmp_path / "run", MNISTModel(), info)
+    with pytest.raises(RunError, match="features='edges' is not one of .* is it from a newer mnist-logreg"):
+        load_weights(tmp_path / "run")
 
 
 def test_a_run_naming_an_unknown_transform_is_refused_clearly(tmp_path):

@@ -77,3 +77,64 @@ def test_the_api_explains_only_when_asked(tmp_path):
         png = base64.b64decode(found[name].split(",", 1)[1])
         assert Image.open(io.BytesIO(png)).size == (224, 224)
     assert explained["probabilities"] == plain["probabilities"]
+
+
+def pair_model(seed: int = 2) -> MNISTModel:
+    torch.manual_seed(seed)
+    model = MNISTModel(input_transform="deskew", features="pixel-pairs").double()
+    with torch.no_grad():
+        model.linear.weight.normal_()  # weights of every size, so that a lost pair would show
+    return model
+
+
+def test_on_pixel_pairs_the_maps_still_sum_with_the_bias_to_the_logits_exactly():
+    from mnist_logreg.inputs import deskew
+
+    model = pair_model()
+    weights = as_weights(model)
+    seen = deskew(np.random.default_rng(3).random((28, 28)))  # what the model saw: the maps are over its pixels
+    model.input_transform = "none"  # torch's own features and linear layer on that image, in float64
+    with torch.no_grad():
+        logits = model(torch.from_numpy(seen).double()[None])[0].numpy()
+    parts = contributions(weights, seen)
+    assert parts.shape == (10, 784)
+    assert np.abs(parts.sum(axis=1) + weights.bias - logits).max() < 1e-9
+    found = evidence(weights, seen)
+    assert found["predicted"] == int(np.argmax(logits))
+    for name, k in (("for_predicted", found["predicted"]), ("for_runner_up", found["runner_up"])):
+        assert abs(found[name].sum() + weights.bias[k] - logits[k]) < 1e-9
+
+
+def pair_run(folder):
+    from mnist_logreg.runs import save_model
+
+    model = pair_model().float()
+    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+    save_model(folder, model, info | {"input_transform": "deskew", "features": "pixel-pairs"})
+    return folder
+
+
+def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_path):
+    from mnist_logreg.explain import save_evidence_figure
+    from mnist_logreg.predict import predict_image_file
+    from mnist_logreg.runs import load_weights
+
+    run = pair_run(tmp_path / "run")
+    seven().save(tmp_path / "seven.png")
+    weights, info = load_weights(run)
+    seen = predict_image_file(tmp_path / "seven.png", weights, info)["pixels"]
+    found = evidence(weights, seen)
+    save_evidence_figure(found, info.classes, tmp_path / "expected.png")
+    done = cli("predict", run, tmp_path / "seven.png", "--explain", tmp_path / "why")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "why" / "0000-seven.png").read_bytes() == (tmp_path / "expected.png").read_bytes()
+    expected = {
+        name: "data:image/png;base64," + base64.b64encode(png).decode() for name, png in evidence_pngs(found).items()
+    }
+    buffer = io.BytesIO()
+    seven().save(buffer, format="PNG")
+    with serving(run) as url:
+        status, answer = request(f"{url}/api/predict?explain=1", *multipart("file", "7.png", buffer.getvalue()))
+    assert status == 200
+    assert {name: answer["evidence"][name] for name in expected} == expected
+    assert answer["evidence"]["predicted"] == found["predicted"] == answer["label"]

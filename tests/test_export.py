@@ -10,7 +10,13 @@ from mnist_logreg.runs import save_model
 
 from helpers import cli
 
-INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "input_transform": "deskew"}
+INFO = {
+    "dataset": "mnist",
+    "classes": [str(d) for d in range(10)],
+    "input_size": 784,
+    "input_transform": "deskew",
+    "features": "pixel-pairs",
+}
 
 
 def test_export_writes_a_checked_onnx_model_with_a_dynamic_batch_and_named_io(tmp_path):
@@ -18,7 +24,7 @@ def test_export_writes_a_checked_onnx_model_with_a_dynamic_batch_and_named_io(tm
     import onnxruntime
 
     torch.manual_seed(0)
-    model = MNISTModel()
+    model = MNISTModel(input_transform="deskew", features="pixel-pairs")
     save_model(tmp_path / "run", model, INFO)
     result = cli("export", tmp_path / "run", "--format", "onnx")
     assert result.returncode == 0, result.stderr
@@ -32,8 +38,8 @@ def test_export_writes_a_checked_onnx_model_with_a_dynamic_batch_and_named_io(tm
     for batch in (1, 7):
         x = np.random.default_rng(batch).random((batch, 1, 28, 28), dtype=np.float32)
         got = session.run(None, {"images": x})[0]
-        with torch.no_grad():  # the export holds no input transform: compare with the bare layer
-            expected = torch.softmax(model.linear(torch.from_numpy(x).reshape(batch, 784)), 1).numpy()
+        with torch.no_grad():  # the export holds the whole model, deskewing and all
+            expected = model.predict_proba(torch.from_numpy(x)).numpy()
         assert got.shape == (batch, 10) and np.abs(got - expected).max() <= 1e-5
 
 
@@ -46,13 +52,15 @@ def test_the_readmes_onnxruntime_example_runs_without_torch(tmp_path):
     from helpers import REPO_ROOT, seven
 
     torch.manual_seed(0)
-    save_model(tmp_path / "runs" / "mnist-default", MNISTModel(), INFO)
+    model = MNISTModel(input_transform="deskew", features="pixel-pairs")
+    save_model(tmp_path / "runs" / "mnist-default", model, INFO)
     (tmp_path / "runs" / "latest").symlink_to("mnist-default")  # as train leaves it
     assert cli("export", tmp_path / "runs" / "latest").returncode == 0
     seven().save(tmp_path / "digit.png")
     readme = (REPO_ROOT / "README.md").read_text()
-    example = re.search(r"```python\n(import numpy as np, onnxruntime\n.*?)```", readme, re.S).group(1)
-    assert len(example.strip().splitlines()) <= 12
+    example = re.search(r"```python\n(import json, numpy as np, onnxruntime\n.*?)```", readme, re.S).group(1)
+    assert len(example.strip().splitlines()) <= 10
+    assert "mnist_logreg" not in example.replace("from mnist_logreg.preprocess import open_image, preprocess_array", "")
     blocker = "import sys\nsys.modules['torch'] = None  # no torch here: importing it fails\n"
     done = subprocess.run(
         [sys.executable, "-c", blocker + example], cwd=tmp_path, capture_output=True, text=True, timeout=60

@@ -44,10 +44,12 @@ def test_raw_preset_reaches_the_raw_pixel_ceiling(raw_run):
 def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     result = default_run
     tmp_path = result.run_dir.parent
-    assert result.info.input_transform == "deskew"
-    assert result.metrics.test_acc >= 0.955
+    assert (result.info.input_transform, result.info.features) == ("deskew", "pixel-pairs")
+    assert result.metrics.test_acc >= 0.985  # one linear layer on deskewed pixels and their neighbours' pairs
     # The weight images read as templates: the rarely inked border no longer outweighs the digit.
-    weight = np.abs(result.model.linear.weight.detach().numpy()).reshape(10, 28, 28)
+    from mnist_logreg.inputs import fold_to_pixels
+
+    weight = np.abs(fold_to_pixels("pixel-pairs", result.model.linear.weight.detach().numpy())).reshape(10, 28, 28)
     frame = np.ones((28, 28), bool)
     frame[3:-3, 3:-3] = False
     assert weight[:, frame].mean() < 0.5 * weight[:, 7:21, 7:21].mean()
@@ -75,7 +77,8 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
 
 def test_default_preset_reaches_its_target_on_fashion_mnist(real_data_dir, tmp_path):
     result = train_preset("fashion-mnist", "default", real_data_dir, tmp_path / "run")
-    assert result.metrics.test_acc >= 0.84
+    assert result.info.features == "pixel-pairs"
+    assert result.metrics.test_acc >= 0.87
     assert result.info.classes[9] == "Ankle boot"
     assert result.info.input_transform == "none"  # deskewing does not help garments
     write_report(result.run_dir, real_data_dir, splits=result.splits)
@@ -163,21 +166,28 @@ def test_realistic_photos_and_drawings_are_read_about_as_well_as_the_test_set(de
     assert plain <= 0.3 and ours >= plain + 0.6, (ours, plain)
 
 
-def test_deskewing_reads_realistic_photos_better_than_raw_pixels(default_run, raw_run):
-    """The same 600 pictures (150 per kind) read by both models. Pooled, since 150 pictures of one
-    kind differ by a few images between random draws: over 1,000 per kind, deskewing reads
-    94.5-94.9 % and raw pixels 89.0-90.5 %."""
+@pytest.fixture(scope="module")
+def deskewed_run(real_data_dir, tmp_path_factory):
+    """The deskewed-pixel model (the default before pixel pairs), trained once on MNIST."""
+    return train_preset("mnist", "deskewed", real_data_dir, tmp_path_factory.mktemp("deskewed") / "run")
+
+
+def test_each_rung_of_the_ladder_reads_realistic_photos_at_least_as_well(default_run, deskewed_run, raw_run):
+    """The same 600 pictures (150 per kind) read by the three models. Pooled, since 150 pictures of
+    one kind differ by a few images between random draws."""
     images, labels = default_run.splits.tensors("test")
-    correct = {"deskewed": [], "raw": []}
+    runs = {"raw": raw_run, "deskewed": deskewed_run, "pairs": default_run}
+    correct = {name: [] for name in runs}
     for maker in sorted(MAKERS):
         rng = np.random.default_rng(11)
         chosen = rng.choice(len(labels), 150, replace=False)
         pictures = torch.stack([preprocess_image(MAKERS[maker](images[i, 0].numpy(), rng)) for i in chosen])
-        for name, run in (("deskewed", default_run), ("raw", raw_run)):
+        for name, run in runs.items():
             correct[name].append((run.model.cpu().predict(pictures) == labels[chosen]).float().mean().item())
-    deskewed, raw = np.mean(correct["deskewed"]), np.mean(correct["raw"])
-    assert deskewed >= raw + 0.01, correct
-    assert min(correct["deskewed"]) >= 0.88, correct
+    mean = {name: np.mean(values) for name, values in correct.items()}
+    assert mean["deskewed"] >= mean["raw"] + 0.01, correct
+    assert mean["pairs"] >= mean["deskewed"] + 0.01, correct
+    assert min(correct["pairs"]) >= 0.93, correct
 
 
 def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(default_run):
@@ -392,25 +402,35 @@ def test_a_two_process_run_killed_mid_epoch_resumes_under_torchrun_to_the_one_pr
     assert not (killed / "resume.pt").exists()
 
 
-def test_the_onnx_export_matches_torch_on_all_10000_test_images(default_run, tmp_path):
-    """onnxruntime on the exported model, fed as the README says (the run's input transform applied
-    first), against torch: the largest difference in any probability."""
+def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_inputs(default_run, tmp_path):
+    """onnxruntime on the exported model, fed the images as they are (the graph deskews and maps
+    them to pixel pairs itself), against the run's torch-free prediction: the largest difference
+    in any probability."""
     import onnxruntime
 
-    from mnist_logreg.data import to_float_pixels
     from mnist_logreg.export import export_onnx
-    from mnist_logreg.preprocess import apply_input_transform
+    from mnist_logreg.inputs import model_inputs
+    from mnist_logreg.predict import probabilities
+    from mnist_logreg.runs import load_weights
 
     path = export_onnx(default_run.run_dir, tmp_path / "model.onnx")
+    weights, info = load_weights(default_run.run_dir)
+    assert (info.input_transform, info.features) == ("deskew", "pixel-pairs")
     images, _ = default_run.splits.tensors("test")
-    pixels = to_float_pixels(images)  # (10000, 1, 28, 28) in [0, 1]
-    onnx_input = apply_input_transform(default_run.info.input_transform, pixels.numpy())
-    got = onnxruntime.InferenceSession(str(path)).run(None, {"images": onnx_input})[0]
-    with torch.no_grad():
-        expected = default_run.model.cpu().predict_proba(pixels).numpy()
-    largest = float(np.abs(got - expected).max())
-    print(f"\nONNX vs torch, 10,000 test images: largest |Δ probability| {largest:.2e}")
-    assert got.shape == (10000, 10) and largest <= 1e-5
+    test_pixels = to_float_pixels(images).numpy()  # (10000, 1, 28, 28) in [0, 1]
+    random_pixels = np.random.default_rng(0).random((500, 1, 28, 28), dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(path))
+    for name, pixels in (("test images", test_pixels), ("random inputs", random_pixels)):
+        got = np.concatenate([session.run(None, {"images": chunk})[0] for chunk in np.array_split(pixels, 20)])
+        expected = np.concatenate(
+            [
+                probabilities(weights, model_inputs("deskew", "pixel-pairs", chunk))
+                for chunk in np.array_split(pixels, 20)
+            ]
+        )
+        largest = float(np.abs(got - expected).max())
+        print(f"\nONNX vs the run, {len(pixels)} {name}: largest |Δ probability| {largest:.2e}")
+        assert got.shape == (len(pixels), 10) and largest <= 1e-5, name
 
 
 def weight_difference(run_a, run_b) -> float:
@@ -428,13 +448,17 @@ def test_torchrun_trains_the_default_preset_in_two_processes_as_one_process_does
     assert json.loads((run / "model.json").read_text())["world_size"] == 2
     test_acc = json.loads((run / "metrics.json").read_text())["test_acc"]
     assert abs(test_acc - default_run.metrics.test_acc) <= 0.003
-    assert weight_difference(run, default_run.run_dir) < 1e-5  # the same steps, up to rounding
+    # The same steps, up to rounding: Adam divides each step by its gradient's running size, and
+    # the weights of rarely inked pixel pairs have tiny gradients, whose rounding differs between
+    # the mean of two shards' means and one batch's mean (on the pixels alone: 1e-5, below).
+    assert weight_difference(run, default_run.run_dir) < 1e-4
 
 
 def test_after_one_epoch_two_processes_hold_the_weights_of_one(real_data_dir, tmp_path):
-    one = train_preset("mnist", "default", real_data_dir, tmp_path / "one", epochs=1).run_dir
+    one = train_preset("mnist", "deskewed", real_data_dir, tmp_path / "one", epochs=1).run_dir
     two = tmp_path / "two"
-    command = ["-m", "mnist_logreg", "train", "--data-dir", real_data_dir, "--epochs", "1", "--out", two, "--no-report"]
+    command = ["-m", "mnist_logreg", "train", "--data-dir", real_data_dir, "--preset", "deskewed", "--epochs", "1"]
+    command += ["--out", two, "--no-report"]
     finished = torchrun(*command, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert weight_difference(one, two) < 1e-5

@@ -187,3 +187,17 @@ def test_metrics_are_complete_without_the_report_and_the_report_leaves_them_alon
     assert [row["class"] for row in metrics["per_class"]] == [str(d) for d in range(10)]
     write_report(tmp_path / "run", data_dir, dataset=spec)
     assert (tmp_path / "run" / "metrics.json").read_bytes() == written
+
+
+def test_a_pair_run_reports_each_pixels_folded_weight_and_says_what_the_pairs_add(fake_data, tmp_path):
+    spec, data_dir = fake_data
+    config = CONFIG.updated(features="pixel-pairs", epochs=1)
+    train_run(
+        spec, config, preset="test", data_dir=data_dir, run_dir=tmp_path / "run", verbose=False, log=lambda m: None
+    )
+    write_report(tmp_path / "run", data_dir, dataset=spec)
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "10192 inputs (784 pixels and the pairs of neighbouring pixels)" in page
+    assert "plus half of every pair weight it takes part in" in page  # what the weight images show
+    for name in FIGURES:
+        assert (tmp_path / "run" / name).is_file(), name

@@ -19,7 +19,7 @@ from .config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .fetch import fetch, missing_files
 from .idx import DataError, IdxFile, read_idx
-from .preprocess import apply_input_transform
+from .inputs import apply_input_transform
 
 
 @dataclass

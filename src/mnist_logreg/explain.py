@@ -1,9 +1,12 @@
 """Why the model said what it said: exact per-pixel evidence of a linear model.
 
-For logistic regression, ``logit_c = Σ_i w_ci · x_i + b_c`` exactly, so pixel i contributes
-``w_ci · x_i`` to class c and nothing else does. An evidence map is that contribution as a
-28×28 image: red where the ink speaks for the class, blue where it speaks against it. The map
-of the predicted class minus that of the runner-up says why this class and not that one.
+For logistic regression, ``logit_c = Σ_i w_ci · x_i + b_c`` exactly, so input i contributes
+``w_ci · x_i`` to class c and nothing else does. On the pixels, an input is a pixel; on pixel
+pairs, a pair's contribution is shared half and half between its two pixels
+(``inputs.fold_to_pixels``), so the maps still sum, with the bias, to the logit exactly. An
+evidence map is that contribution as a 28×28 image: red where the ink speaks for the class,
+blue where it speaks against it. The map of the predicted class minus that of the runner-up
+says why this class and not that one.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ import io
 
 import numpy as np
 
-from .preprocess import SIDE
+from .inputs import SIDE, feature_map, fold_to_pixels
 from .runs import LinearWeights
 
 MAP_SCALE = 8  # a 28×28 map is drawn 224×224, each pixel a block
 
 
 def contributions(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:
-    """Each pixel's contribution to each class's logit, (classes, 784) float64, for one input
-    already transformed (784,): the logits are ``contributions(...).sum(1) + bias``."""
-    return weights.weight.astype(np.float64) * np.asarray(seen, dtype=np.float64).reshape(1, -1)
+    """Each pixel's contribution to each class's logit, (classes, 784) float64, for one image as
+    the model saw it (input transform applied), (784,) or (28, 28): the logits are
+    ``contributions(...).sum(1) + bias``."""
+    inputs = feature_map(weights.features, np.asarray(seen, dtype=np.float64).reshape(1, SIDE, SIDE))[0]
+    parts = weights.weight.astype(np.float64) * inputs.reshape(1, -1)  # (classes, features)
+    return fold_to_pixels(weights.features, parts)
 
 
 def evidence(weights: LinearWeights, seen: np.ndarray) -> dict:

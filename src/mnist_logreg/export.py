@@ -1,8 +1,9 @@
 """Shipping a run's model where PyTorch is not installed: ONNX, through PyTorch's own exporter.
 
-The exported graph is the linear layer and the softmax: input ``images`` (batch, 1, 28, 28)
-float32 in [0, 1], light ink on black, already placed the MNIST way and passed through the
-run's input transform; output ``probabilities`` (batch, classes). Both have a dynamic batch.
+The exported graph is the whole model: the run's input transform (deskewing), its feature map
+(pixel pairs), the linear layer and the softmax. Input ``images`` (batch, 1, 28, 28) float32 in
+[0, 1], light ink on black, placed the MNIST way (``preprocess_array`` does that for a photo);
+output ``probabilities`` (batch, classes). Both have a dynamic batch.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ from pathlib import Path
 
 import torch
 
-from .preprocess import SIDE
+from .inputs import SIDE
 from .runs import load_run
 
 OPSET = 17
 
 
 class _Probabilities(torch.nn.Module):
-    """What is exported: softmax(W x + b) of (batch, 1, 28, 28) images; the input transform stays outside."""
+    """What is exported: the model's own forward (input transform, features, linear layer), then softmax."""
 
-    def __init__(self, linear: torch.nn.Linear) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
-        self.linear = linear
+        self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.linear(images.reshape(images.shape[0], SIDE * SIDE)), dim=1)
+        return torch.softmax(self.model(images), dim=1)
 
 
 def export_onnx(run_dir: Path | str, path: Path | str | None = None) -> Path:
@@ -36,10 +37,11 @@ def export_onnx(run_dir: Path | str, path: Path | str | None = None) -> Path:
     example = torch.zeros(1, 1, SIDE, SIDE)
     with warnings.catch_warnings():
         # The TorchScript-based exporter: the torch.export-based one needs onnxscript, and this
-        # graph (a reshape, a matrix product, a softmax) is what the older one was made for.
+        # graph (gathers, slices, products, one matrix product) is what the older one was made for.
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)  # notes on constant folding of the slices: nothing to act on
         torch.onnx.export(
-            _Probabilities(model.linear).eval(),
+            _Probabilities(model).eval(),
             (example,),
             str(path),
             input_names=["images"],

@@ -1,4 +1,4 @@
-"""The lesson's model: logistic regression as one ``nn.Linear(784, 10)``."""
+"""The lesson's model: logistic regression as one ``nn.Linear(784, 10)``, or on wider fixed features."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .preprocess import INPUT_SIZE, SIDE, apply_input_transform, check_input_transform
+from .inputs import (
+    INPUT_SIZE,
+    SIDE,
+    apply_input_transform,
+    check_features,
+    check_input_transform,
+    feature_count,
+    feature_map,
+)
 
 NUM_CLASSES = 10
 
@@ -26,30 +34,43 @@ class MNISTModel(nn.Module):
     batch is short).
     """
 
-    def __init__(self, input_size: int = INPUT_SIZE, num_classes: int = NUM_CLASSES, input_transform: str = "none"):
+    def __init__(
+        self,
+        input_size: int = INPUT_SIZE,
+        num_classes: int = NUM_CLASSES,
+        input_transform: str = "none",
+        features: str = "pixels",
+    ):
         super().__init__()
-        self.linear = nn.Linear(input_size, num_classes)
-        # Applied to every input before the linear layer (preprocess.INPUT_TRANSFORMS). Not a
-        # weight: model.json records it, and load_run sets it.
+        self.input_size = input_size  # pixels per image
+        # Applied to every input before the linear layer, in this order (inputs.py): not weights,
+        # but part of the model; model.json records both, and load_run sets them.
         self.input_transform = check_input_transform(input_transform)
+        self.features = check_features(features)
+        in_features = input_size if features == "pixels" else feature_count(features)  # pairs: of 28×28 images
+        self.linear = nn.Linear(in_features, num_classes)
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
         return self.linear(self.seen(xb))  # (B, 10) logits
 
-    def seen(self, xb: torch.Tensor) -> torch.Tensor:
-        """The images as the linear layer sees them: checked, input-transformed, flattened (B, 784)."""
-        if xb.dim() < 2 or xb.shape[1:].numel() != self.linear.in_features:
+    def seen(self, xb: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The images as the linear layer sees them: checked, input-transformed, feature-mapped (B, features).
+
+        ``out`` is a buffer the features may be written into (see ``inputs.feature_map``)."""
+        if xb.dim() < 2 or xb.shape[1:].numel() != self.input_size:
             raise ValueError(
-                f"MNISTModel takes a batch of {self.linear.in_features}-pixel images, shaped (B, 1, 28, 28) or "
-                f"(B, {self.linear.in_features}); got shape {tuple(xb.shape)}"
+                f"MNISTModel takes a batch of {self.input_size}-pixel images, shaped (B, 1, 28, 28) or "
+                f"(B, {self.input_size}); got shape {tuple(xb.shape)}"
             )
         if self.input_transform != "none":
             xb = apply_input_transform(self.input_transform, xb.reshape(-1, SIDE, SIDE))
-        return xb.reshape(-1, self.linear.in_features)  # (B, 784)
+        if self.features != "pixels":
+            return feature_map(self.features, xb, out)
+        return xb.reshape(-1, self.input_size)  # (B, 784)
 
     def extra_repr(self) -> str:
-        return f"input_transform={self.input_transform!r}"
+        return f"input_transform={self.input_transform!r}, features={self.features!r}"
 
     def training_step(self, batch) -> torch.Tensor:
         images, labels = batch

@@ -203,7 +203,9 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         splits, config.batch_size, config.seed, loader, torch_device, config.input_transform, processes
     )
     torch.manual_seed(config.seed)  # the model's initial weights
-    model = MNISTModel(input_size=INPUT_SIZE, num_classes=len(spec.classes)).to(torch_device)
+    # The input transform is the loaders' (applied once, above) until the run is saved; the
+    # feature map is the model's own from the start, computed per batch.
+    model = MNISTModel(INPUT_SIZE, len(spec.classes), features=config.features).to(torch_device)
     completed: list[dict] = list(state.get("history", []))  # epochs finished so far
     if completed:  # resuming: the weights, and the shuffling where the last complete epoch left it
         model.load_state_dict(state["model"])
@@ -293,8 +295,9 @@ def _save_run(
         dataset=spec.name,
         classes=list(spec.classes),
         layout=spec.layout,
-        input_size=model.linear.in_features,
+        input_size=model.input_size,
         input_transform=config.input_transform,
+        features=config.features,
         preset=preset,
         hyperparameters=config.to_dict(),
         seed=config.seed,

@@ -19,11 +19,10 @@ from PIL import Image
 
 from .config import TOP_K
 from .datasets import DATASETS
+from .inputs import SIDE, apply_input_transform, feature_map
 from .preprocess import (
-    SIDE,
     WORKING_SIDE,
     ImageError,
-    apply_input_transform,
     ink_of,
     open_image,
     place_ink,
@@ -40,9 +39,9 @@ class NotADigitModel(ValueError):
     """Reading numbers needs a model of the digits 0-9."""
 
 
-def probabilities(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:
-    """softmax(W x + b) of inputs already transformed, (N, 784) -> (N, classes), in float64."""
-    logits = seen.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias
+def probabilities(weights: LinearWeights, inputs: np.ndarray) -> np.ndarray:
+    """softmax(W x + b) of the linear layer's inputs (N, features) -> (N, classes), in float64."""
+    logits = inputs.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias
     logits -= logits.max(axis=1, keepdims=True)
     exp = np.exp(logits)
     return exp / exp.sum(axis=1, keepdims=True)
@@ -51,11 +50,11 @@ def probabilities(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:
 def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dict:
     """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: label, class,
     probability, top_k, probabilities, and ``pixels``, the image as the model saw it (after its
-    input transform), (1, 28, 28) float32."""
+    input transform, before its feature map), (1, 28, 28) float32."""
     weights = as_weights(model)
     image = np.asarray(pixels, dtype=np.float32).reshape(1, SIDE, SIDE)
     seen = apply_input_transform(weights.input_transform, image)  # (1, 28, 28)
-    p = probabilities(weights, seen.reshape(1, -1))[0]
+    p = probabilities(weights, feature_map(weights.features, seen))[0]
     order = np.argsort(-p, kind="stable")[: max(1, min(top_k, len(classes)))].tolist()
     label = order[0]
     return {

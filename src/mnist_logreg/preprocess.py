@@ -1,14 +1,14 @@
-"""Images to model inputs: a photo or drawing made to look like MNIST, and the input transforms.
+"""A photo or drawing made to look like MNIST: a 28×28 image, light ink on black, placed as the dataset's are.
 
 MNIST digits are light ink on black, scaled so the longer side of the ink fits 20 px, and
 centred by centre of mass in 28×28. A photo of a digit is dark ink on light paper, unevenly
 lit, large and off-centre; fed in with a plain resize, a model that scores 92 % on the test set
-gets about one in ten right. ``preprocess_image`` is the one path every caller goes through.
+gets about one in ten right. ``preprocess_array`` is the one path every image takes (the
+command line, the library and the server); what the model then does to the 28×28 image, its
+input transform and feature map, is ``inputs.py``'s.
 
 torch is imported only where a tensor is asked for: predicting with a run's torch-free weights
-needs none of it. An input transform is what a run's model does to every 28×28 input before its linear layer
-(model.json's ``input_transform``): ``"none"``, or ``"deskew"``, which shears each digit
-upright. ``apply_input_transform`` is the one place it is applied.
+needs none of it.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .datasets import Layout
+from .inputs import SIDE
 
-SIDE = 28  # every model input is SIDE × SIDE pixels
-INPUT_SIZE = SIDE * SIDE  # 784 pixels
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression bomb must not eat memory
 WORKING_SIDE = 384  # images are cleaned at this size: enough for strokes, cheap for filters
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much (of the full range)
@@ -277,66 +276,3 @@ def plain_resize(image: Image.Image):
 
     grey = np.asarray(image.convert("L").resize((SIDE, SIDE), Image.Resampling.BILINEAR), dtype=np.float32) / 255
     return torch.from_numpy(grey).unsqueeze(0)
-
-
-# ---------------------------------------------------------------------------------------------
-# Input transforms: applied to 28×28 pixels by the model of a run, in training and prediction
-# ---------------------------------------------------------------------------------------------
-
-CENTRE = SIDE / 2  # where deskewing puts the centre of mass, as the classic deskew does (shape / 2)
-MAX_SLANT = 1.0  # shear at most 45°: a flat dash has an ill-defined slant, and no digit leans further
-
-
-def deskew(images):
-    """Shear each image so that its ink stands upright, and move its centre of mass to the middle.
-
-    Takes light ink on black as (N, 28, 28), (N, 1, 28, 28) or one image (28, 28) / (1, 28, 28),
-    a numpy array or a torch tensor, and returns float32 of the same shape and kind. The slant
-    is the ink's cov(row, col) / var(row) from its second moments; row r of the output samples
-    the input shifted by slant × (r - centre), so a stroke leaning by that slant comes out
-    vertical. Each image is resampled on its own (bilinear, OpenCV's warpAffine), so the same
-    image alone or in any batch gives the same result. An image without ink is returned unchanged.
-    """
-    if not isinstance(images, np.ndarray):  # a torch tensor: the same numbers, back as a tensor
-        import torch
-
-        return torch.from_numpy(deskew(images.detach().cpu().numpy())).to(images.device)
-    shape = images.shape
-    x = np.ascontiguousarray(images, dtype=np.float32).reshape(-1, SIDE, SIDE)  # (N, 28, 28)
-    mass = x.sum(axis=(1, 2), dtype=np.float64)  # (N,)
-    has_ink = mass > 0
-    safe_mass = np.where(has_ink, mass, 1.0)
-    coords = np.arange(SIDE, dtype=np.float64)
-    row_mass, col_mass = x.sum(axis=2, dtype=np.float64), x.sum(axis=1, dtype=np.float64)  # (N, 28) each
-    cy = np.where(has_ink, row_mass @ coords / safe_mass, CENTRE)
-    cx = np.where(has_ink, col_mass @ coords / safe_mass, CENTRE)
-    dy = coords - cy[:, None]  # (N, 28): row offsets from the centre of mass
-    dx = coords - cx[:, None]
-    var_row = (row_mass * dy**2).sum(axis=1) / safe_mass
-    cov = (np.einsum("nrc,nc->nr", x, dx) * dy).sum(axis=1) / safe_mass
-    slant = np.where(has_ink & (var_row > 1e-6), cov / np.maximum(var_row, 1e-6), 0.0).clip(-MAX_SLANT, MAX_SLANT)
-    out = np.empty_like(x)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    for i in range(len(x)):
-        # Output pixel (column u, row v) samples input (u + slant·(v - CENTRE) + cx - CENTRE, v + cy - CENTRE).
-        warp = np.array([[1, slant[i], cx[i] - CENTRE - slant[i] * CENTRE], [0, 1, cy[i] - CENTRE]])
-        out[i] = cv2.warpAffine(x[i], warp, (SIDE, SIDE), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out.reshape(shape)
-
-
-INPUT_TRANSFORMS = {
-    "none": None,  # the pixels as they are
-    "deskew": deskew,  # slant removed: "linear classifier, deskewing" in the MNIST results table
-}
-
-
-def check_input_transform(name: str) -> str:
-    if name not in INPUT_TRANSFORMS:
-        raise ValueError(f"input_transform={name!r} is not one of {sorted(INPUT_TRANSFORMS)}")
-    return name
-
-
-def apply_input_transform(name: str, pixels):
-    """``pixels`` (…, 28, 28) in [0, 1], numpy or torch, as the model of a run with this input transform sees them."""
-    transform = INPUT_TRANSFORMS[check_input_transform(name)]
-    return pixels if transform is None else transform(pixels)

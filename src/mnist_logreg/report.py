@@ -16,7 +16,7 @@ import numpy as np
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .idx import read_idx
 from .metrics import confusion_matrix, per_class_metrics
-from .preprocess import SIDE, apply_input_transform
+from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
 from .runs import Epoch, LinearWeights, Metrics, RunInfo, load_weights, read_history, read_info, read_metrics
 
 FIGURES = {
@@ -78,11 +78,19 @@ def seen_by(weights: LinearWeights, images: np.ndarray) -> np.ndarray:
     return apply_input_transform(weights.input_transform, pixels).reshape(len(images), -1)
 
 
+CHUNK = 1000  # images whose features are held at once: 10,000 test images' pixel pairs would be 400 MB
+
+
 def predict_test_set(weights: LinearWeights, data: ReportData) -> TestPredictions:
     from .predict import probabilities
 
     seen = seen_by(weights, data.test_images)
-    p = probabilities(weights, seen)
+    p = np.concatenate(
+        [
+            probabilities(weights, feature_map(weights.features, seen[start : start + CHUNK]))
+            for start in range(0, len(seen), CHUNK)
+        ]
+    )
     return TestPredictions(data.test_labels, p.argmax(1), p, data.test_images, seen)
 
 
@@ -151,8 +159,9 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> Non
     _save(fig, path)
 
 
-def plot_weights(weight: np.ndarray, classes: list[str], path: Path) -> None:
-    """Each class's weight row as a 28×28 image on a diverging map centred on zero.
+def plot_weights(weights: LinearWeights, classes: list[str], path: Path) -> None:
+    """Each class's weight per pixel as a 28×28 image on a diverging map centred on zero: on pixel
+    pairs, a pixel's own weight plus half of every pair weight it takes part in.
 
     The colour scale stops at the 99th percentile of |weight|: a few border pixels that are
     almost never inked can take large weights, and a scale set by them would wash out the
@@ -161,6 +170,7 @@ def plot_weights(weight: np.ndarray, classes: list[str], path: Path) -> None:
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
+    weight = fold_to_pixels(weights.features, weights.weight)
     limit = float(np.percentile(np.abs(weight), 99)) or 1.0
     norm = Normalize(-limit, limit)
     cells = [colormaps["RdBu_r"](norm(row.reshape(SIDE, SIDE))) for row in weight]
@@ -356,7 +366,7 @@ def write_report(
 
     plot_curves({"": history}, run_dir / "curves.png", f"{info.dataset} — {info.preset} preset")
     plot_confusion(confusion, classes, run_dir / "confusion.png")
-    plot_weights(weights.weight, classes, run_dir / "weights.png")
+    plot_weights(weights, classes, run_dir / "weights.png")
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
     plot_samples(data, classes, run_dir / "samples.png")
     plot_mistakes_evidence(weights, predictions, classes, run_dir / "evidence.png")
@@ -393,6 +403,19 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"  # a loss that was not finite is stored as null
 
 
+PAIRS_NOTE = (
+    "On pixel pairs, each pixel's weight here is its own plus half of every pair weight it takes part in: a pair "
+    "weight says how much ink at both of two neighbouring pixels counts for the class (a stroke), which ink at "
+    "either pixel alone (a speck) does not."
+)
+
+
+def describe_inputs(info: RunInfo) -> str:
+    if info.features == "pixels":
+        return f"{info.input_size} pixels"
+    return f"{feature_count(info.features)} inputs ({info.input_size} pixels and the pairs of neighbouring pixels)"
+
+
 def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[dict], history: list[Epoch]) -> str:
     settings = [["dataset", info.dataset], ["preset", info.preset]]
     settings += [[k, v] for k, v in info.hyperparameters.items()]
@@ -417,8 +440,11 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
     epochs = [
         [h.epoch, _number(h.train_loss), _number(h.val_loss), _number(h.val_acc), f"{h.seconds:.3f}"] for h in history
     ]
+    notes = {"weights.png": PAIRS_NOTE} if info.features != "pixels" else {}
     figures = "".join(
-        f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
+        f"<h2>{html.escape(caption)}</h2>"
+        + (f"<p>{html.escape(notes[name])}</p>" if name in notes else "")
+        + f'<img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
         for name, caption in figures_of(info).items()
     )
     title = f"mnist-logreg run: {info.dataset}, {info.preset} preset"
@@ -427,7 +453,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, {info.input_size} pixels → {len(info.classes)} classes.</p>
+<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, {html.escape(describe_inputs(info))} → {len(info.classes)} classes.</p>
 <div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
 <div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
 <h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}

@@ -28,7 +28,7 @@ import numpy as np
 
 from .datasets import DATASETS, Layout
 from .files import written_atomically
-from .preprocess import INPUT_SIZE, check_input_transform
+from .inputs import INPUT_SIZE, check_features, check_input_transform, feature_count
 
 MODEL_FILE = "model.pth"
 WEIGHTS_FILE = "weights.npz"
@@ -52,7 +52,8 @@ class RunInfo:
     classes: list[str]
     layout: Layout  # how preprocess_image places an image in 28×28 for this model
     input_size: int = INPUT_SIZE
-    input_transform: str = "none"  # a key of preprocess.INPUT_TRANSFORMS, applied by the model itself
+    input_transform: str = "none"  # one of config.INPUT_TRANSFORMS, applied by the model itself
+    features: str = "pixels"  # one of config.FEATURES: what the linear layer weighs (inputs.py)
     preset: str = "custom"
     hyperparameters: dict = field(default_factory=dict)  # TrainConfig.to_dict()
     seed: int | None = None
@@ -69,8 +70,9 @@ class RunInfo:
 
     @classmethod
     def from_json(cls, value, path: Path | str = INFO_FILE) -> "RunInfo":
-        """Check and read a model.json. Runs from before ``layout`` and ``input_transform`` take
-        their dataset's layout and no transform; unknown keys (``input_normalisation``) are ignored."""
+        """Check and read a model.json. Runs from before ``layout``, ``input_transform`` and
+        ``features`` take their dataset's layout, no transform and the pixels; unknown keys
+        (``input_normalisation``) are ignored."""
         if not isinstance(value, dict) or not {"dataset", "classes", "input_size"} <= set(value):
             raise RunError(f"{path} does not describe a model (no dataset, classes or input_size)")
         known = {f.name for f in fields(cls)}
@@ -81,6 +83,7 @@ class RunInfo:
             raise RunError(f"{path}: 'input_size' must be a positive integer")
         try:
             check_input_transform(values.get("input_transform", "none"))
+            check_features(values.get("features", "pixels"))
         except ValueError as error:
             raise RunError(f"{path}: {error}; is it from a newer mnist-logreg?") from None
         if "layout" in values:
@@ -214,9 +217,10 @@ def _checked_run_dir(run_dir: Path | str) -> Path:
 class LinearWeights:
     """A run's model as numpy arrays: what predicting needs, without torch."""
 
-    weight: np.ndarray  # (classes, 784) float32
+    weight: np.ndarray  # (classes, features) float32: (classes, 784) on the pixels
     bias: np.ndarray  # (classes,) float32
     input_transform: str = "none"
+    features: str = "pixels"
 
 
 def as_weights(model) -> LinearWeights:
@@ -224,7 +228,7 @@ def as_weights(model) -> LinearWeights:
     if isinstance(model, LinearWeights):
         return model
     weight, bias = (p.detach().cpu().numpy() for p in (model.linear.weight, model.linear.bias))
-    return LinearWeights(weight, bias, model.input_transform)
+    return LinearWeights(weight, bias, model.input_transform, model.features)
 
 
 def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
@@ -243,11 +247,12 @@ def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
             weight, bias = arrays["weight"].astype(np.float32), arrays["bias"].astype(np.float32)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise RunError(f"{path} is not readable weights ({error}); retrain, or delete it to read model.pth") from None
-    if weight.shape != (len(info.classes), info.input_size) or bias.shape != (len(info.classes),):
+    inputs = info.input_size if info.features == "pixels" else feature_count(info.features)
+    if weight.shape != (len(info.classes), inputs) or bias.shape != (len(info.classes),):
         raise RunError(f"{path} holds weights of shape {weight.shape}, not the model in {INFO_FILE}")
     if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
         raise RunError(f"{path} holds non-finite weights (NaN or inf); retrain with a smaller --lr")
-    return LinearWeights(weight, bias, info.input_transform), info
+    return LinearWeights(weight, bias, info.input_transform, info.features), info
 
 
 def load_run(run_dir: Path | str, device="cpu"):
@@ -269,7 +274,7 @@ def load_run(run_dir: Path | str, device="cpu"):
         raise RunError(f"{checkpoint} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
     if not isinstance(state, dict):
         raise RunError(f"{checkpoint} does not hold a state_dict")
-    model = MNISTModel(info.input_size, len(info.classes), info.input_transform)
+    model = MNISTModel(info.input_size, len(info.classes), info.input_transform, info.features)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -75,7 +75,9 @@ class ClosedFormStep:
     """One optimisation step of ``MNISTModel``, with the gradient of the loss in closed form.
 
     For logits z = W x + b, p = softmax(z) and mean cross-entropy over B images,
-    d(loss)/dz = (p - onehot(y)) / B, so dW = (p - onehot)ᵀ X / B and db = Σ (p - onehot) / B.
+    d(loss)/dz = (p - onehot(y)) / B, so dW = (p - onehot)ᵀ X / B and db = Σ (p - onehot) / B,
+    where x is what the linear layer sees: the pixels, or the model's fixed features of them
+    (``model.seen``), computed per batch.
     Everything runs in the (10, B) orientation: MKL multiplies (10, 784) @ (784, B) faster
     than (B, 784) @ (784, 10). Gradients go into persistent ``.grad`` buffers and the
     optimizer steps as usual; for plain SGD (no momentum, no weight decay) the update
@@ -94,6 +96,8 @@ class ClosedFormStep:
         average: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.weight, self.bias = model.linear.weight, model.linear.bias
+        self.seen = model.seen
+        self._inputs: torch.Tensor | None = None
         self.optimizer = optimizer
         self.average = average
         self.fused_sgd = is_plain_sgd(optimizer) and average is None
@@ -106,9 +110,10 @@ class ClosedFormStep:
             self.bias.grad = self._gradients[self.weight.numel() :]
 
     def residual(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(mean loss, p - onehot of shape (10, B), images as (B, 784))."""
+        """(mean loss, p - onehot of shape (10, B), the linear layer's inputs (B, features))."""
         n = labels.shape[0]
-        x = images.reshape(n, -1)  # (B, 784)
+        x = self.seen(images, self._inputs)  # (B, 784), or (B, 10192) for pixel pairs: per batch, never for all
+        self._inputs = x  # the next batch's features go into the same memory
         log_probs = torch.addmm(self.bias.unsqueeze(1), self.weight, x.t()).log_softmax(0)  # (10, B)
         loss = -log_probs.gather(0, labels.unsqueeze(0)).mean()
         residual = log_probs.exp_()  # softmax, in place
@@ -198,7 +203,6 @@ def uses_closed_form(model: nn.Module) -> bool:
         isinstance(model, MNISTModel)
         and cls.forward is MNISTModel.forward
         and cls.training_step is MNISTModel.training_step
-        and model.input_transform == "none"  # a transform of the inputs sits between x and W x
         and not model._forward_hooks
         and not model._forward_pre_hooks
     )

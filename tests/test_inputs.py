@@ -1,0 +1,129 @@
+"""What the model sees: deskewing and the feature maps, against plain loops, in numpy and in torch."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_logreg.inputs import (
+    INPUT_SIZE,
+    PAIR_OFFSETS,
+    SIDE,
+    deskew,
+    feature_count,
+    feature_map,
+    fold_to_pixels,
+)
+
+from helpers import make_images
+
+
+def small_images(n=5, seed=0) -> np.ndarray:
+    """Fake digits in [0, 1] with a few fully dark ones mixed in, (n, 28, 28) float32."""
+    labels = np.random.default_rng(seed).integers(0, 10, n)
+    images = make_images(labels, seed).astype(np.float32) / 255
+    images[0] = 0  # no ink at all
+    return images
+
+
+def pairs_by_loops(image: np.ndarray) -> np.ndarray:
+    """The pixel-pair features of one image, one pixel and one neighbour at a time."""
+    features = [image.reshape(-1)]
+    for dr, dc in PAIR_OFFSETS:
+        channel = np.zeros((SIDE, SIDE))
+        for r in range(SIDE):
+            for c in range(SIDE):
+                if 0 <= r + dr < SIDE and 0 <= c + dc < SIDE:
+                    channel[r, c] = math.sqrt(image[r, c] * image[r + dr, c + dc])
+        features.append(channel.reshape(-1))
+    return np.concatenate(features)
+
+
+def test_pixel_pairs_are_the_loops_in_numpy_and_in_torch():
+    images = small_images()
+    expected = np.stack([pairs_by_loops(image) for image in images.astype(np.float64)])
+    assert feature_count("pixel-pairs") == 13 * 784 == expected.shape[1]
+    np.testing.assert_allclose(feature_map("pixel-pairs", images), expected, rtol=1e-6, atol=1e-7)
+    got = feature_map("pixel-pairs", torch.from_numpy(images).unsqueeze(1))
+    assert isinstance(got, torch.Tensor) and got.shape == (5, 10192)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_plain_pixels_are_the_lessons_784_inputs():
+    images = small_images()
+    assert feature_count("pixels") == INPUT_SIZE
+    np.testing.assert_array_equal(feature_map("pixels", images), images.reshape(5, -1))
+
+
+def test_folding_onto_pixels_keeps_the_sum_and_shares_each_pair_half_and_half():
+    used = feature_map("pixel-pairs", np.ones((1, SIDE, SIDE), np.float32))  # 0 where a pair is off the image
+    values = np.random.default_rng(1).normal(size=(3, feature_count("pixel-pairs"))) * used
+    folded = fold_to_pixels("pixel-pairs", values)
+    assert folded.shape == (3, INPUT_SIZE)
+    np.testing.assert_allclose(folded.sum(1), values.sum(1), rtol=1e-12)
+    by_loops = values[:, :INPUT_SIZE].reshape(3, SIDE, SIDE).copy()
+    for channel, (dr, dc) in enumerate(PAIR_OFFSETS, start=1):
+        block = values[:, channel * INPUT_SIZE : (channel + 1) * INPUT_SIZE].reshape(3, SIDE, SIDE)
+        for r in range(SIDE):
+            for c in range(SIDE):
+                if 0 <= r + dr < SIDE and 0 <= c + dc < SIDE:
+                    by_loops[:, r, c] += block[:, r, c] / 2
+                    by_loops[:, r + dr, c + dc] += block[:, r, c] / 2
+    np.testing.assert_allclose(folded, by_loops.reshape(3, -1), rtol=1e-12, atol=1e-12)
+
+
+def deskew_by_loops(image: np.ndarray) -> np.ndarray:
+    """The deskew of one image by its definition: moments, then a bilinear sample for each pixel."""
+    mass = image.sum()
+    if mass == 0:
+        return image.copy()
+    rows, cols = np.indices(image.shape)
+    cy, cx = (rows * image).sum() / mass, (cols * image).sum() / mass
+    var_row = ((rows - cy) ** 2 * image).sum() / mass
+    slant = min(max(((rows - cy) * (cols - cx) * image).sum() / mass / var_row, -1.0), 1.0)
+
+    def at(y: int, x: int) -> float:
+        return image[y, x] if 0 <= y < SIDE and 0 <= x < SIDE else 0.0
+
+    out = np.zeros_like(image)
+    for v in range(SIDE):
+        for u in range(SIDE):
+            y, x = v + cy - 14, u + slant * (v - 14) + cx - 14
+            y0, x0 = math.floor(y), math.floor(x)
+            fy, fx = y - y0, x - x0
+            out[v, u] = (
+                (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+                + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+            )  # fmt: skip
+    return out
+
+
+def test_deskew_is_its_definition_in_numpy_and_in_torch():
+    images = small_images(6, seed=3)
+    expected = np.stack([deskew_by_loops(image.astype(np.float64)) for image in images])
+    got = deskew(images)
+    assert got.dtype == np.float32 and got.shape == images.shape
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    from_torch = deskew(torch.from_numpy(images).unsqueeze(1))
+    assert isinstance(from_torch, torch.Tensor) and from_torch.shape == (6, 1, 28, 28)
+    np.testing.assert_allclose(from_torch[:, 0].numpy(), got, atol=1e-6)
+    np.testing.assert_array_equal(got[0], images[0])  # no ink: unchanged
+
+
+def test_the_module_of_inputs_imports_neither_opencv_nor_torch():
+    code = "import sys, mnist_logreg.inputs; print(sorted({'cv2', 'torch'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("features", ["pixels", "pixel-pairs"])
+def test_features_of_one_image_alone_or_in_a_batch_are_the_same(features):
+    images = small_images(4, seed=2)
+    batch = feature_map(features, images)
+    for i in range(4):
+        np.testing.assert_array_equal(feature_map(features, images[i : i + 1])[0], batch[i])
