@@ -60,16 +60,22 @@ def test_closed_form_gradient_matches_autograd():
     ],
 )
 def test_closed_form_steps_match_autograd_steps(make_optimizer):
+    models = three_steps_each_way(make_optimizer)
+    torch.testing.assert_close(models[0].linear.weight, models[1].linear.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(models[0].linear.bias, models[1].linear.bias, rtol=1e-5, atol=1e-6)
+
+
+def three_steps_each_way(make_optimizer, **model_options) -> list[MNISTModel]:
+    """The same model after three steps in closed form, and after the same three through autograd."""
     models = []
     for step_class in (ClosedFormStep, AutogradStep):
         torch.manual_seed(0)
-        model = MNISTModel()
+        model = MNISTModel(**model_options)
         step = step_class(model, make_optimizer(model.parameters()))
         for seed in range(3):
             step(*random_batch(seed=seed))
         models.append(model)
-    torch.testing.assert_close(models[0].linear.weight, models[1].linear.weight, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(models[0].linear.bias, models[1].linear.bias, rtol=1e-5, atol=1e-6)
+    return models
 
 
 def test_only_plain_sgd_is_fused():
@@ -301,14 +307,7 @@ def test_closed_form_gradient_matches_autograd_on_pixel_pairs():
     [lambda params: torch.optim.SGD(params, 0.1), lambda params: torch.optim.Adam(params, 0.01, weight_decay=1e-4)],
 )
 def test_closed_form_steps_match_autograd_steps_on_pixel_pairs(make_optimizer):
-    models = []
-    for step_class in (ClosedFormStep, AutogradStep):
-        torch.manual_seed(0)
-        model = MNISTModel(features="pixel-pairs")
-        step = step_class(model, make_optimizer(model.parameters()))
-        for seed in range(3):
-            step(*random_batch(seed=seed))
-        models.append(model)
+    models = three_steps_each_way(make_optimizer, features="pixel-pairs")
     # Adam divides each step by its gradient's running size: on the weights of pairs that are rarely
     # inked, float rounding of a tiny gradient becomes a step of a few 1e-6, either way.
     torch.testing.assert_close(models[0].linear.weight, models[1].linear.weight, rtol=1e-5, atol=1e-5)
