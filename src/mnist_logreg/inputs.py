@@ -73,7 +73,7 @@ def deskew(images):
     shape = images.shape
     x = np.asarray(images, dtype=np.float64).reshape(-1, SIDE, SIDE)  # (N, 28, 28)
     row_shift, column_shift = _deskew_shifts(x, np)  # (N,), (N, 28)
-    out = _shift_columns(_shift_rows(x, row_shift, np), column_shift, np)
+    out = _shift_columns(_shift_rows(x, row_shift), column_shift)
     return out.astype(np.float32).reshape(shape)
 
 
@@ -101,55 +101,36 @@ def _deskew_shifts(x, xp):
     return row_shift, column_shift
 
 
-def _shift_rows(x, shift, xp):
+def _shift_rows(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """out[n, v] = x[n, v + shift[n]], blended between the two nearest rows; zero rows outside."""
-    whole = xp.floor(shift)
+    whole = np.floor(shift)
     fraction = (shift - whole)[:, None, None]
-    padded = _pad(x, 1, xp)  # rows -SIDE .. 2·SIDE-1: every shift in (-SIDE, SIDE) lands inside
-    base = whole.astype(np.int64) if xp is np else whole.long()
-    rows = xp.arange(SIDE) if xp is np else xp.arange(SIDE, device=x.device)
-    first = base[:, None] + rows[None, :] + SIDE  # (N, 28): the upper row sampled, in the padded image
-    upper = _take(padded, first, 1, xp)
-    lower = _take(padded, first + 1, 1, xp)
+    padded = _pad(x, 1)  # rows -SIDE .. 2·SIDE: every shift in (-SIDE, SIDE) lands inside
+    first = whole.astype(np.int64)[:, None] + np.arange(SIDE)[None, :] + SIDE  # (N, 28): upper rows, padded
+    upper, lower = (_take(padded, index[:, :, None].repeat(SIDE, axis=2), 1) for index in (first, first + 1))
     return (1 - fraction) * upper + fraction * lower
 
 
-def _shift_columns(x, shift, xp):
+def _shift_columns(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """out[n, v, u] = x[n, v, u + shift[n, v]], blended between the two nearest columns; zero outside."""
-    whole = xp.floor(shift)  # (N, 28)
+    whole = np.floor(shift)  # (N, 28)
     fraction = (shift - whole)[:, :, None]
-    padded = _pad(x, 2, xp)
-    base = whole.astype(np.int64) if xp is np else whole.long()
-    columns = xp.arange(SIDE) if xp is np else xp.arange(SIDE, device=x.device)
-    first = base[:, :, None] + columns[None, None, :] + SIDE  # (N, 28, 28)
-    left = _take(padded, first, 2, xp)
-    right = _take(padded, first + 1, 2, xp)
+    padded = _pad(x, 2)
+    first = whole.astype(np.int64)[:, :, None] + np.arange(SIDE)[None, None, :] + SIDE  # (N, 28, 28)
+    left, right = (_take(padded, index, 2) for index in (first, first + 1))
     return (1 - fraction) * left + fraction * right
 
 
-def _pad(x, axis: int, xp):
+def _pad(x: np.ndarray, axis: int) -> np.ndarray:
     """``x`` with SIDE zeros before and SIDE + 1 after, along ``axis``: room for any shift in (-SIDE, SIDE)."""
-    if xp is np:
-        widths = [(0, 0)] * x.ndim
-        widths[axis] = (SIDE, SIDE + 1)
-        return np.pad(x, widths)
-    import torch.nn.functional as F
-
-    pad = (SIDE, SIDE + 1) if axis == 2 else (0, 0, SIDE, SIDE + 1)
-    return F.pad(x, pad)
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (SIDE, SIDE + 1)
+    return np.pad(x, widths)
 
 
-def _take(padded, index, axis: int, xp):
-    """Entries of ``padded`` at ``index`` along ``axis`` (1: rows, with index (N, 28); 2: columns, (N, 28, 28))."""
-    index = index.clip(0, padded.shape[axis] - 1)  # shifts are bounded; this only guards the edges
-    if axis == 1:
-        index = index[:, :, None]
-        if xp is np:
-            return np.take_along_axis(padded, np.broadcast_to(index, (*index.shape[:2], SIDE)), axis=1)
-        return padded.gather(1, index.expand(-1, -1, SIDE))
-    if xp is np:
-        return np.take_along_axis(padded, index, axis=2)
-    return padded.gather(2, index)
+def _take(padded: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """Entries of ``padded`` at ``index`` along ``axis`` (shifts are bounded: the clip only guards the edges)."""
+    return np.take_along_axis(padded, index.clip(0, padded.shape[axis] - 1), axis=axis)
 
 
 def _deskew_torch(images):

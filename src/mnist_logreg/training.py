@@ -71,7 +71,8 @@ def _to(batch, device: torch.device):
     return images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
 
-FEATURE_CHUNK = 128  # images whose pixel-pair features (5 MB) stay in the cache between the two products (best of 64-512 here)
+# Images whose pixel-pair features (5 MB) stay in the cache between the two products (best of 64 to 512 here).
+FEATURE_CHUNK = 128
 
 
 class ClosedFormStep:
