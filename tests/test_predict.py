@@ -190,7 +190,7 @@ def test_predict_files_and_folders_reports_each_and_fails_if_any_failed(run_dir,
     ]
     good, bad = rows[:2], rows[2:]
     for row in good:
-        assert set(row) == {"path", "label", "class", "probability", "top_k", "probabilities"}
+        assert set(row) == {"path", "accepted", "label", "class", "probability", "top_k", "probabilities"}
         assert len(row["top_k"]) == 2 and row["top_k"][0]["label"] == row["label"]
         assert sum(row["probabilities"]) == pytest.approx(1.0, abs=1e-5)
         assert row["probability"] == pytest.approx(max(row["probabilities"]))

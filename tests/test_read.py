@@ -44,7 +44,7 @@ def test_read_prints_json_with_one_entry_per_digit_and_boxes_in_the_images_pixel
     assert set(reading) == {"path", "text", "probability", "digits"}
     assert reading["probability"] == pytest.approx(np.prod([d["probability"] for d in reading["digits"]]))
     for digit, (x, y, w, h) in zip(reading["digits"], expected_boxes):
-        assert set(digit) == {"label", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
+        assert set(digit) == {"accepted", "label", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
         assert np.allclose(digit["box"], [x, y, w, h], atol=10)  # within a few working pixels, scaled back
     assert reading["text"] == "".join(str(d["label"]) for d in reading["digits"])
 
@@ -88,7 +88,7 @@ def test_the_api_reads_one_image_and_a_batch(run_dir, tmp_path):
     with serving(run_dir) as url:
         status, one = request(f"{url}/api/read", *multipart("file", "ten.png", content))
         assert status == 200 and len(one["text"]) == 2 and len(one["digits"]) == 2
-        assert set(one["digits"][0]) == {"label", "probability", "top_k", "box"}
+        assert set(one["digits"][0]) == {"accepted", "label", "probability", "top_k", "box"}
         status, batch = request(
             f"{url}/api/read", *multipart_files([("file", "a.png", content), ("file", "b.txt", b"text")])
         )

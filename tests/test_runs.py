@@ -106,7 +106,7 @@ def test_metrics_from_before_the_confusion_matrix_still_load(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(old))
     metrics = read_metrics(tmp_path)
     assert metrics.confusion is None and not metrics.interrupted
-    assert metrics.to_json() == {**old, "confusion": None, "per_class": None}
+    assert metrics.to_json() == {**old, "confusion": None, "per_class": None, "calibration": None}
 
 
 def test_predicting_reads_numpy_weights_equal_to_the_checkpoint(tmp_path):

@@ -42,6 +42,7 @@ integer = number_type(int, "an integer", lambda v: True, "")  # the rule is chec
 number = number_type(float, "a number", lambda v: True, "")
 positive_int = number_type(int, "an integer", lambda v: v > 0, "a positive integer")
 non_negative_int = number_type(int, "an integer", lambda v: v >= 0, "0 or more")
+probability = number_type(float, "a number", lambda v: 0 <= v <= 1, "a probability, from 0 to 1")
 positive_float = number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "a positive number")
 port_number = number_type(int, "a port number", lambda v: 0 <= v <= 65535, "a port number (0-65535)")
 
@@ -125,7 +126,7 @@ def add_fetch(commands) -> None:
 
 
 # argparse types of TrainConfig's fields; the values' rules are TrainConfig's own (see main)
-FIELD_TYPES = {"int": integer, "float": number, "str": str}
+FIELD_TYPES = {"int": integer, "float": number, "str": str, "bool": None}  # bool: --name / --no-name
 
 
 def add_train(commands) -> None:
@@ -145,11 +146,12 @@ def add_train(commands) -> None:
     )
     settings = train.add_argument_group("settings (each overrides the preset's)")
     for each in fields(TrainConfig):  # one flag per setting, from its declaration
+        kind = {"action": argparse.BooleanOptionalAction} if each.type == "bool" else {"type": FIELD_TYPES[each.type]}
         settings.add_argument(
             "--" + each.name.replace("_", "-"),
-            type=FIELD_TYPES[each.type],
             choices=each.metadata["choices"] or None,
             help=f"{each.metadata['help']} (default: from the preset)",
+            **kind,
         )
     train.add_argument(
         "--out", type=Path, metavar="RUN_DIR", help="run folder to write (default: runs/<dataset>-<preset>-<time>)"
@@ -197,6 +199,25 @@ def add_top_k(parser: argparse.ArgumentParser, per: str) -> None:
     parser.add_argument("--top-k", type=positive_int, default=TOP_K, help=f"how many classes to list per {per}")
 
 
+def add_reject(parser: argparse.ArgumentParser, what: str) -> None:
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument(
+        "--reject-below",
+        type=probability,
+        metavar="P",
+        help=f"call {what} 'not a digit' when its likeliest digit's probability is below P "
+        "(default: the run's own threshold, if it has one)",
+    )
+    rule.add_argument("--no-reject", action="store_true", help=f"take every {what} for a digit")
+
+
+def reject_rule(weights, args):
+    """The run's weights with the threshold the flags ask for."""
+    from .predict import with_threshold
+
+    return with_threshold(weights, args.reject_below, args.no_reject)
+
+
 def add_predict(commands) -> None:
     predict = command(
         commands,
@@ -209,6 +230,7 @@ def add_predict(commands) -> None:
     add_run_dir(predict)
     predict.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="image files or folders of them")
     add_top_k(predict, "image")
+    add_reject(predict, "an image")
     output = predict.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     output.add_argument(
@@ -253,6 +275,7 @@ def add_read(commands) -> None:
     add_run_dir(read)
     read.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders of them")
     add_top_k(read, "digit")
+    add_reject(read, "a part of an image")
     read.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     read.add_argument("--recursive", action="store_true", help="take the images in subfolders of folders too")
     read.add_argument("--save-boxes", type=Path, metavar="DIR", help="write each image with its digits' boxes into DIR")
@@ -414,6 +437,7 @@ def cmd_predict(args) -> int:
     # numpy: predicting files needs no torch. Read here, a bad run folder is one clear error
     # before any worker starts (each worker reads the weights for itself).
     weights, info = load_weights(args.run_dir)
+    weights = reject_rule(weights, args)
     for folder in (args.save_preprocessed, args.explain):
         if folder:
             folder.mkdir(parents=True, exist_ok=True)
@@ -453,7 +477,15 @@ def predict_file_paths(args):
     check_image_paths(args.paths)
     args.skipped = []  # subfolders left out without --recursive, said at the end
     paths = expand_paths(args.paths, args.recursive, args.skipped)
-    return predict_files(paths, args.run_dir, args.top_k, args.workers, args.save_preprocessed, args.explain)
+    return predict_files(
+        paths,
+        args.run_dir,
+        args.top_k,
+        args.workers,
+        args.save_preprocessed,
+        args.explain,
+        (args.reject_below, args.no_reject),
+    )
 
 
 def print_predictions(results, args) -> int:
@@ -500,6 +532,9 @@ def print_prediction_table(results: list[dict]) -> None:
     for r in good:
         top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
         print(f"{r['path']:<{width}}  {r['class']:<12} {r['probability']:>6.3f}  {top}")
+    rejected = sum(not r["accepted"] for r in good)
+    if rejected:
+        print(f"{rejected} of {len(good)} not taken for a digit (their prob: 1 minus the likeliest digit's)")
 
 
 def cmd_read(args) -> int:
@@ -509,6 +544,7 @@ def cmd_read(args) -> int:
     from .runs import load_weights
 
     weights, info = load_weights(args.run_dir)
+    weights = reject_rule(weights, args)
     check_reads_digits(info)
     check_image_paths(args.paths)
     if args.save_boxes:
@@ -533,9 +569,10 @@ def cmd_read(args) -> int:
         good = [r for r in results if "error" not in r]
         width = max([len(r["path"]) for r in good] + [4])
         if good:
-            print(f"{'path':<{width}}  {'number':<10} {'prob':>6}")
+            print(f"{'path':<{width}}  {'number':<10} {'prob':>6}  not digits")
         for r in good:
-            print(f"{r['path']:<{width}}  {r['text']:<10} {r['probability']:>6.3f}")
+            left_out = sum(not d["accepted"] for d in r["digits"])
+            print(f"{r['path']:<{width}}  {r['text'] or '-':<10} {r['probability']:>6.3f}  {left_out or ''}")
         for r in failed:
             log(f"{PROG}: error: {r['path']}: {r['error']}")
     note_skipped(skipped)

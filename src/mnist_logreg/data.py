@@ -37,6 +37,12 @@ class Splits:
     test_labels: torch.Tensor  # (10000,) int64
     train_indices: list[int]  # into the training file, as random_split chose them
     val_indices: list[int]
+    # Non-digits trained on as one more class, after the dataset's (outliers.py): (N, 28, 28) uint8.
+    outliers: torch.Tensor | None = None
+
+    @property
+    def outlier_label(self) -> int:
+        return len(self.spec.classes)
 
     def size(self, split: str) -> int:
         return {"train": len(self.train_indices), "val": len(self.val_indices), "test": len(self.test_labels)}[split]
@@ -48,14 +54,18 @@ class Splits:
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
         index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
-        return self.train_images[index].unsqueeze(1), self.train_labels[index]
+        images, labels = self.train_images[index].unsqueeze(1), self.train_labels[index]
+        if split == "train" and self.outliers is not None:  # after the digits, as torchvision_sets has them
+            images = torch.cat([images, self.outliers.unsqueeze(1)])
+            labels = torch.cat([labels, torch.full((len(self.outliers),), self.outlier_label)])
+        return images, labels
 
     def torchvision_sets(self, input_transform: str = "none"):
         """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test.
 
         ``input_transform`` (a key of preprocess.INPUT_TRANSFORMS) follows ToTensor.
         """
-        from torch.utils.data import Subset
+        from torch.utils.data import ConcatDataset, Subset
         from torchvision import transforms
 
         to_tensor = transforms.ToTensor()
@@ -63,7 +73,23 @@ class Splits:
             to_tensor = transforms.Compose([to_tensor, functools.partial(apply_input_transform, input_transform)])
         full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
         test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
-        return Subset(full, self.train_indices), Subset(full, self.val_indices), test
+        train = Subset(full, self.train_indices)
+        if self.outliers is not None:
+            train = ConcatDataset([train, Labelled(self.outliers.numpy(), self.outlier_label, to_tensor)])
+        return train, Subset(full, self.val_indices), test
+
+
+class Labelled:
+    """Images (N, 28, 28) uint8 that all have one label, as a dataset: ``transform`` on each image."""
+
+    def __init__(self, images, label: int, transform) -> None:
+        self.images, self.label, self.transform = images, label, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.images[index]), self.label
 
 
 def _read_pair(raw_dir: Path, images_file: IdxFile, labels_file: IdxFile) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,8 @@ pairs, a pair's contribution is shared half and half between its two pixels
 (``inputs.fold_to_pixels``), so the maps still sum, with the bias, to the logit exactly. An
 evidence map is that contribution as a 28×28 image: red where the ink speaks for the class,
 blue where it speaks against it. The map of the predicted class minus that of the runner-up
-says why this class and not that one.
+says why this class and not that one. A run's reject class is an output like the others: its
+map shows why the model said "not a digit".
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 
 import numpy as np
 
+from .config import REJECT_CLASS
 from .inputs import SIDE, feature_map, fold_to_pixels
 from .runs import LinearWeights
 
@@ -76,9 +78,14 @@ def evidence_pngs(found: dict) -> dict[str, bytes]:
     return pngs
 
 
+def output_name(classes: list[str], output: int) -> str:
+    """The name of one of the model's outputs: a class, or, past the classes, the reject class."""
+    return classes[output] if output < len(classes) else REJECT_CLASS
+
+
 def draw_evidence(axes, found: dict, classes: list[str], title: str = ""):
     """The four maps into four matplotlib axes; returns the image of the last, for a colour bar."""
-    predicted, runner_up = classes[found["predicted"]], classes[found["runner_up"]]
+    predicted, runner_up = output_name(classes, found["predicted"]), output_name(classes, found["runner_up"])
     panels = [
         (found["input"], "gray", 0, 1, f"{title}what the model saw".strip()),
         (found["for_predicted"], "RdBu_r", -found["limit"], found["limit"], f"for {predicted}"),
@@ -101,9 +108,9 @@ def save_evidence_figure(found: dict, classes: list[str], path) -> None:
     axes = fig.subplots(1, 4)
     shown = draw_evidence(axes, found, classes)
     fig.colorbar(shown, ax=list(axes[1:]), shrink=0.9, label="contribution to the logit")
-    logits = found["logits"]
+    logits, predicted, runner_up = found["logits"], found["predicted"], found["runner_up"]
     fig.suptitle(
-        f"predicted {classes[found['predicted']]} (logit {logits[found['predicted']]:.2f}), "
-        f"runner-up {classes[found['runner_up']]} (logit {logits[found['runner_up']]:.2f}): red for, blue against"
+        f"predicted {output_name(classes, predicted)} (logit {logits[predicted]:.2f}), "
+        f"runner-up {output_name(classes, runner_up)} (logit {logits[runner_up]:.2f}): red for, blue against"
     )
     fig.savefig(path, facecolor="white")

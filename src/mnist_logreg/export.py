@@ -1,9 +1,11 @@
 """Shipping a run's model where PyTorch is not installed: ONNX, through PyTorch's own exporter.
 
 The exported graph is the whole model: the run's input transform (deskewing), its feature map
-(pixel pairs), the linear layer and the softmax. Input ``images`` (batch, 1, 28, 28) float32 in
-[0, 1], light ink on black, placed the MNIST way (``preprocess_array`` does that for a photo);
-output ``probabilities`` (batch, classes). Both have a dynamic batch.
+(pixel pairs), the linear layer and the calibrated softmax (its logits divided by the run's
+temperature). Input ``images`` (batch, 1, 28, 28) float32 in [0, 1], light ink on black, placed
+the MNIST way (``preprocess_array`` does that for a photo); output ``probabilities`` (batch,
+outputs): one per class, then "not a digit" for a run with a reject class, whose threshold
+model.json gives. Both have a dynamic batch.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ OPSET = 17
 
 
 class _Probabilities(torch.nn.Module):
-    """What is exported: the model's own forward (input transform, features, linear layer), then softmax."""
+    """What is exported: the model's own forward (input transform, features, linear layer), then the calibrated softmax."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.model(images), dim=1)
+        return torch.softmax(self.model(images) / self.model.temperature, dim=1)
 
 
 def export_onnx(run_dir: Path | str, path: Path | str | None = None) -> Path:

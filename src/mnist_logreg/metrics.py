@@ -7,23 +7,17 @@ from typing import Iterable
 import numpy as np
 
 
-def predicted_labels(model, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
-    """(true labels, predicted labels) over every batch of ``loader`` (a torch model)."""
-    import torch
-
-    with torch.no_grad():
-        return _predicted_labels(model, loader)
-
-
-def _predicted_labels(model, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
+def logits_and_labels(model, loader: Iterable) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, outputs) float64, true labels (N,)) over every batch of ``loader`` (a torch model)."""
     import torch
 
     device = next(model.parameters()).device
-    true, predicted = [], []
-    for images, labels in loader:
-        predicted.append(model(images.to(device)).argmax(1).cpu())
-        true.append(labels.cpu())
-    return torch.cat(true).numpy(), torch.cat(predicted).numpy()
+    logits, true = [], []
+    with torch.no_grad():
+        for images, labels in loader:
+            logits.append(model(images.to(device)).cpu())
+            true.append(labels.cpu())
+    return torch.cat(logits).double().numpy(), torch.cat(true).numpy()
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -31,6 +25,16 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
     return matrix
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The area under the ROC curve of a score meant to be higher for ``positives``: the chance that a
+    random positive scores above a random negative, ties counting half (the Mann-Whitney U statistic)."""
+    negatives = np.sort(np.asarray(negatives, dtype=np.float64))
+    positives = np.asarray(positives, dtype=np.float64)
+    below = np.searchsorted(negatives, positives, side="left")  # negatives strictly below each positive
+    tied = np.searchsorted(negatives, positives, side="right") - below
+    return float((below + 0.5 * tied).sum() / (len(positives) * len(negatives)))
 
 
 def per_class_metrics(confusion: np.ndarray, classes: list[str]) -> list[dict]:

@@ -49,6 +49,10 @@ class MNISTModel(nn.Module):
         self.features = check_features(features)
         in_features = input_size if features == "pixels" else feature_count(features)  # pairs: of 28×28 images
         self.linear = nn.Linear(in_features, num_classes)
+        # Set from model.json by load_run, as the input transform is: probabilities are
+        # softmax(logits / temperature), and the threshold is the run's reject rule (calibration.py).
+        self.temperature = 1.0
+        self.threshold: float | None = None
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
@@ -95,8 +99,8 @@ class MNISTModel(nn.Module):
 
     @torch.no_grad()
     def predict_proba(self, xb: torch.Tensor) -> torch.Tensor:
-        """Class probabilities, (B, 10), for images (B, 1, 28, 28) or (B, 784)."""
-        return F.softmax(self(xb), dim=1)
+        """Calibrated class probabilities, (B, outputs), for images (B, 1, 28, 28) or (B, 784)."""
+        return F.softmax(self(xb) / self.temperature, dim=1)
 
     @torch.no_grad()
     def predict(self, xb: torch.Tensor) -> torch.Tensor:

@@ -5,21 +5,24 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import data as data_module
 from . import distributed
-from .config import DEVICES, LOADERS, SCORED_SPLITS, SPLITS
+from .calibration import accepted, choose_threshold, digit_scores, expected_calibration_error, fit_temperature, softmax
+from .config import ACCEPT_RATE, DEVICES, REJECT_CLASS, LOADERS, SCORED_SPLITS, SPLITS
 from .data import Splits
-from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .files import written_atomically
-from .metrics import confusion_matrix, per_class_metrics, predicted_labels
+from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
+from .outliers import training_outliers
 from .runs import INFO_FILE, Epoch, Metrics, RunError, RunInfo, load_run, package_version, write_run
 from .training import NonFiniteLoss, TrainConfig, evaluate, fit_config
 
@@ -146,6 +149,8 @@ def train_run(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
     if run_dir.is_symlink():  # runs/latest itself: write where it points, and keep the link a link
         run_dir = Path(os.path.realpath(run_dir))
+    if config.reject and spec.classes != DATASETS["mnist"].classes:
+        raise ValueError(f"--reject learns 'not a digit', and {spec.name}'s classes are not the digits 0-9")
     if distributed.launched().is_main:
         prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
@@ -197,6 +202,10 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     loader, preset = state["loader"], state["preset"]
     with distributed.each_machine_first():  # one download per machine, not one per process
         splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
+        outlier_counts = {}
+        if config.reject:  # the eleventh class learns from these, after the digits in every epoch
+            outliers, outlier_counts = training_outliers(config.seed, data_dir, spec.layout, log)
+            splits = replace(splits, outliers=torch.from_numpy(outliers))
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
     train_loader, val_loader, test_loader = make_loaders(
@@ -205,7 +214,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     torch.manual_seed(config.seed)  # the model's initial weights
     # The input transform is the loaders' (applied once, above) until the run is saved; the
     # feature map is the model's own from the start, computed per batch.
-    model = MNISTModel(INPUT_SIZE, len(spec.classes), features=config.features).to(torch_device)
+    outputs = len(spec.classes) + config.reject  # the reject class comes last
+    model = MNISTModel(INPUT_SIZE, outputs, features=config.features).to(torch_device)
     completed: list[dict] = list(state.get("history", []))  # epochs finished so far
     if completed:  # resuming: the weights, and the shuffling where the last complete epoch left it
         model.load_state_dict(state["model"])
@@ -230,7 +240,18 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
 
     def save() -> RunResult:
         return _save_run(
-            run_dir, model, spec, config, preset, splits, completed, test_loader, loader, torch_device, processes
+            run_dir,
+            model,
+            spec,
+            config,
+            preset,
+            splits,
+            completed,
+            (val_loader, test_loader),
+            outlier_counts,
+            loader,
+            torch_device,
+            processes,
         )
 
     options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
@@ -269,28 +290,33 @@ def _quiet(message: str) -> None:
 
 
 def _save_run(
-    run_dir, model, spec, config, preset, splits, history, test_loader, loader, device, processes
+    run_dir, model, spec, config, preset, splits, history, scored_loaders, outlier_counts, loader, device, processes
 ) -> RunResult:
-    """Score the test set and write the run folder (rank 0 only): weights, model.json, history, metrics."""
-    test = evaluate(model, test_loader)  # the loader's images are transformed already
-    labels, predicted = predicted_labels(model, test_loader)
-    confusion = confusion_matrix(labels, predicted, len(spec.classes))
+    """Calibrate, choose the reject threshold, score the test set and write the run folder (rank 0 only):
+    weights, model.json, history, metrics."""
+    val_loader, test_loader = scored_loaders
+    test = evaluate(model, test_loader)  # the loaders' images are transformed already
+    scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
+    model.temperature = scores.pop("temperature")
+    threshold = scores["reject"]["threshold"] if config.reject else None
     epochs = [
         Epoch(n, h["train_loss"], h["val_loss"], h["val_acc"], h["seconds"]) for n, h in enumerate(history, start=1)
     ]
     interrupted = len(history) < config.epochs
     metrics = Metrics(
-        test_acc=test["val_acc"],
+        test_acc=scores.pop("test_acc"),
         test_loss=test["val_loss"],
         val_acc=history[-1]["val_acc"],
         val_loss=history[-1]["val_loss"],
         train_seconds=sum(epoch.seconds for epoch in epochs),
-        confusion=confusion.tolist(),
-        per_class=per_class_metrics(confusion, list(spec.classes)),
+        **scores,
         interrupted=interrupted,
         epochs_completed=len(history) if interrupted else None,
     )
+    reject = None
+    if config.reject:
+        reject = {"class": REJECT_CLASS, "threshold": threshold, "accept_rate": ACCEPT_RATE, "outliers": outlier_counts}
     info = RunInfo(
         dataset=spec.name,
         classes=list(spec.classes),
@@ -298,6 +324,8 @@ def _save_run(
         input_size=model.input_size,
         input_transform=config.input_transform,
         features=config.features,
+        temperature=model.temperature,
+        reject=reject,
         preset=preset,
         hyperparameters=config.to_dict(),
         seed=config.seed,
@@ -311,6 +339,42 @@ def _save_run(
         write_run(run_dir, model, info, epochs, metrics)
         point_latest_at(run_dir)
     return RunResult(run_dir, model, epochs, metrics, info, splits)
+
+
+def score_run(model, val_loader, test_loader, names: list[str], reject: bool) -> dict:
+    """What training leaves to measure: the temperature fitted on the validation split; the test
+    accuracy, confusion and per-class table over the dataset's classes (the reject class aside,
+    so the figure compares with runs without one); the expected calibration error on the test
+    split before and after calibration; and, for a run with a reject class, the threshold chosen
+    on the validation digits and what it accepts of the test digits."""
+    val_logits, val_labels = logits_and_labels(model, val_loader)
+    test_logits, test_labels = logits_and_labels(model, test_loader)
+    classes = len(names)
+    temperature = fit_temperature(val_logits, val_labels)
+    predicted = test_logits[:, :classes].argmax(axis=1)
+    confusion = confusion_matrix(test_labels, predicted, classes)
+    before, after = softmax(test_logits), softmax(test_logits, temperature)
+    scores = {
+        "temperature": temperature,
+        "test_acc": float(np.mean(predicted == test_labels)),
+        "confusion": confusion.tolist(),
+        "per_class": per_class_metrics(confusion, names),
+        "calibration": {
+            "temperature": temperature,
+            "ece_before": expected_calibration_error(before, test_labels),
+            "ece_after": expected_calibration_error(after, test_labels),
+        },
+    }
+    if reject:
+        threshold = choose_threshold(digit_scores(softmax(val_logits, temperature), classes), ACCEPT_RATE)
+        taken = accepted(after, classes, threshold)
+        scores["reject"] = {
+            "threshold": threshold,
+            "val_accepted": float(accepted(softmax(val_logits, temperature), classes, threshold).mean()),
+            "test_accepted": float(taken.mean()),
+            "test_acc_accepted": float(np.mean(predicted[taken] == test_labels[taken])) if taken.any() else None,
+        }
+    return scores
 
 
 def load_run_splits(

@@ -17,7 +17,8 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from .config import TOP_K
+from .calibration import accepted, softmax
+from .config import REJECT_CLASS, TOP_K
 from .datasets import DATASETS
 from .inputs import SIDE, apply_input_transform, feature_map
 from .preprocess import (
@@ -40,27 +41,45 @@ class NotADigitModel(ValueError):
 
 
 def probabilities(weights: LinearWeights, inputs: np.ndarray) -> np.ndarray:
-    """softmax(W x + b) of the linear layer's inputs (N, features) -> (N, classes), in float64."""
+    """Calibrated softmax((W x + b) / T) of the linear layer's inputs (N, features) -> (N, outputs), in float64."""
     logits = inputs.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return softmax(logits, weights.temperature)
+
+
+def with_threshold(weights: LinearWeights, reject_below: float | None, no_reject: bool = False) -> LinearWeights:
+    """The weights deciding as asked: every image accepted (``no_reject``), or those whose likeliest
+    class has at least ``reject_below``; the run's own threshold when neither is given."""
+    if no_reject:
+        return weights.rejecting(None)
+    return weights if reject_below is None else weights.rejecting(reject_below)
+
+
+def rejected_name(classes: list[str]) -> str:
+    """What a rejected image is called: "not a digit", or, for a model of other classes, none of them."""
+    return REJECT_CLASS if list(classes) == DIGITS else "none of the classes"
 
 
 def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dict:
-    """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: label, class,
-    probability, top_k, probabilities, and ``pixels``, the image as the model saw it (after its
-    input transform, before its feature map), (1, 28, 28) float32."""
+    """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: ``accepted``,
+    label, class, probability, top_k, probabilities, and ``pixels``, the image as the model saw it
+    (after its input transform, before its feature map), (1, 28, 28) float32.
+
+    ``top_k`` lists the likeliest classes. ``probabilities`` has one per output, "not a digit"
+    last for a run with a reject class. An image the run's rule rejects (calibration.py) is
+    ``accepted: False``, with ``label`` None, ``class`` "not a digit" and ``probability`` one
+    minus its likeliest class's."""
     weights = as_weights(model)
     image = np.asarray(pixels, dtype=np.float32).reshape(1, SIDE, SIDE)
     seen = apply_input_transform(weights.input_transform, image)  # (1, 28, 28)
     p = probabilities(weights, feature_map(weights.features, seen))[0]
-    order = np.argsort(-p, kind="stable")[: max(1, min(top_k, len(classes)))].tolist()
+    order = np.argsort(-p[: len(classes)], kind="stable")[: max(1, min(top_k, len(classes)))].tolist()
     label = order[0]
+    taken = bool(accepted(p[None], len(classes), weights.threshold)[0])
     return {
-        "label": label,
-        "class": classes[label],
-        "probability": float(p[label]),
+        "accepted": taken,
+        "label": label if taken else None,
+        "class": classes[label] if taken else rejected_name(classes),
+        "probability": float(p[label]) if taken else 1 - float(p[label]),
         "top_k": [{"label": k, "class": classes[k], "probability": float(p[k])} for k in order],
         "probabilities": [float(v) for v in p],
         "pixels": seen,
@@ -105,10 +124,9 @@ def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
     line = max(2, side // 300)
     for digit in reading["digits"]:
         x, y, w, h = digit["box"]
-        draw.rectangle([x, y, x + w, y + h], outline=(220, 40, 40), width=line)
-        draw.text(
-            (x, max(0, y - side // 28)), f"{digit['label']} {digit['probability']:.2f}", fill=(220, 40, 40), font=font
-        )
+        colour, said = ((220, 40, 40), digit["label"]) if digit["accepted"] else ((130, 130, 130), "×")
+        draw.rectangle([x, y, x + w, y + h], outline=colour, width=line)
+        draw.text((x, max(0, y - side // 28)), f"{said} {digit['probability']:.2f}", fill=colour, font=font)
     draw.text((line * 2, line * 2), reading["text"], fill=(40, 90, 220), font=font)
     return canvas
 
@@ -117,8 +135,10 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP
     """Read the number written in an image: ``{"text", "probability", "digits"}``.
 
     The ink is found with ``predict``'s cleaning, split into digits (``segment.split_digits``),
-    and each digit is placed the MNIST way and classified. ``probability`` is the product of the
-    digits' probabilities; each digit's ``box`` is [x, y, w, h] in the original image's pixels.
+    and each digit is placed the MNIST way and classified. A part the run rejects (a letter, a
+    smudge) stays in ``digits`` with ``accepted: False`` and is left out of ``text``.
+    ``probability`` is the product of the accepted digits' probabilities (0 if none is); each
+    digit's ``box`` is [x, y, w, h] in the original image's pixels.
     ``with_pixels`` keeps each digit's ``pixels``, as the model saw them (to explain it).
     Raises ImageError for a bad file or one without ink.
     """
@@ -133,16 +153,18 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP
         return predict_pixels(place_ink(np.where(mask, ink, 0), layout), model, classes, top_k)
 
     digits = []
-    for digit in split_digits(ink, confidence=lambda mask: read(mask)["probability"]):
+    # A cut is judged by how likely the digit it leaves is, whether or not the part is accepted.
+    for digit in split_digits(ink, confidence=lambda mask: read(mask)["top_k"][0]["probability"]):
         reading = read(digit.mask)
         box = [round(v * scale) for v in digit.box]
-        keys = ("label", "probability", "top_k", "pixels") if with_pixels else ("label", "probability", "top_k")
+        keys = ("accepted", "label", "probability", "top_k") + (("pixels",) if with_pixels else ())
         digits.append({k: reading[k] for k in keys} | {"box": box})
     if not digits:
         raise ImageError("no digits found")
+    read_digits = [d for d in digits if d["accepted"]]
     return {
-        "text": "".join(classes[d["label"]] for d in digits),
-        "probability": float(np.prod([d["probability"] for d in digits])),
+        "text": "".join(classes[d["label"]] for d in read_digits),
+        "probability": float(np.prod([d["probability"] for d in read_digits])) if read_digits else 0.0,
         "digits": digits,
     }
 
@@ -154,19 +176,20 @@ def predict_files(
     workers: int = 1,
     save_preprocessed: Path | None = None,
     explain: Path | None = None,
+    reject: tuple[float | None, bool] = (None, False),
 ) -> Iterator[dict]:
     """Predict each file, in input order, as a stream: ``{"path", ...prediction}`` or ``{"path", "error"}``.
 
     With ``workers`` > 1, files are decoded, cleaned and classified in that many processes (no
     more than there are files), each loading the run's weights once; results come back in input
     order as they are ready, so a caller that writes each one out keeps its memory flat over any
-    number of files.
+    number of files. ``reject`` is ``with_threshold``'s (reject_below, no_reject).
     """
     jobs = enumerate(paths)  # consumed as the workers take them: no list of every file
     first = list(itertools.islice(jobs, workers))  # starting a process costs more than one file
     jobs = itertools.chain(first, jobs)
     workers = min(workers, len(first))
-    options = (Path(run_dir), top_k, save_preprocessed, explain)
+    options = (Path(run_dir), top_k, save_preprocessed, explain, reject)
     if workers <= 1:
         _start_worker(*options)
         yield from map(_predict_one, jobs)
@@ -182,13 +205,16 @@ def predict_files(
 _worker: dict = {}  # what one predicting process holds: weights, info and options, loaded once
 
 
-def _start_worker(run_dir: Path, top_k: int, save_preprocessed: Path | None, explain: Path | None) -> None:
+def _start_worker(
+    run_dir: Path, top_k: int, save_preprocessed: Path | None, explain: Path | None, reject: tuple[float | None, bool]
+) -> None:
     import cv2
 
     from .runs import load_weights
 
     cv2.setNumThreads(1)  # the processes are the parallelism
     weights, info = load_weights(run_dir)
+    weights = with_threshold(weights, *reject)
     _worker.update(weights=weights, info=info, top_k=top_k, save_preprocessed=save_preprocessed, explain=explain)
 
 

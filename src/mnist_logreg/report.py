@@ -17,6 +17,7 @@ from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .idx import read_idx
 from .metrics import confusion_matrix, per_class_metrics
 from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
+from .explain import output_name
 from .runs import Epoch, LinearWeights, Metrics, RunInfo, load_weights, read_history, read_info, read_metrics
 
 FIGURES = {
@@ -26,6 +27,7 @@ FIGURES = {
     "misclassified.png": "The test images the model got most confidently wrong",
     "samples.png": "Training images with their labels",
     "evidence.png": "Why: four confident test mistakes, with each pixel's contribution to the two likeliest classes",
+    "calibration.png": "Reliability: how sure the model says it is, against how often it is right",
 }
 # Figures only some runs have, with the input transform they belong to.
 TRANSFORM_FIGURES = {"deskew": {"deskew.png": "Deskewing: training images before (top) and after (bottom)"}}
@@ -81,7 +83,9 @@ def seen_by(weights: LinearWeights, images: np.ndarray) -> np.ndarray:
 CHUNK = 1000  # images whose features are held at once: 10,000 test images' pixel pairs would be 400 MB
 
 
-def predict_test_set(weights: LinearWeights, data: ReportData) -> TestPredictions:
+def predict_test_set(weights: LinearWeights, data: ReportData, classes: int) -> TestPredictions:
+    """The test images' calibrated probabilities, and the likeliest of the ``classes`` (a reject class aside,
+    as metrics.json counts them)."""
     from .predict import probabilities
 
     seen = seen_by(weights, data.test_images)
@@ -91,7 +95,7 @@ def predict_test_set(weights: LinearWeights, data: ReportData) -> TestPrediction
             for start in range(0, len(seen), CHUNK)
         ]
     )
-    return TestPredictions(data.test_labels, p.argmax(1), p, data.test_images, seen)
+    return TestPredictions(data.test_labels, p[:, :classes].argmax(1), p, data.test_images, seen)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +178,8 @@ def plot_weights(weights: LinearWeights, classes: list[str], path: Path) -> None
     limit = float(np.percentile(np.abs(weight), 99)) or 1.0
     norm = Normalize(-limit, limit)
     cells = [colormaps["RdBu_r"](norm(row.reshape(SIDE, SIDE))) for row in weight]
-    fig = _mosaic(cells, classes, columns=5, cell_inches=1.7, font=10, bar_inches=1.4)
+    names = [output_name(classes, k) for k in range(len(weight))]  # "not a digit" last, for a run that rejects
+    fig = _mosaic(cells, names, columns=5, cell_inches=1.7, font=10, bar_inches=1.4)
     _colour_bar(fig, norm, "weight (red: ink here raises the score)", 1.4, extend="both")
     fig.suptitle("Weights per class: red pixels count for the class, blue against it")
     _save(fig, path)
@@ -292,7 +297,7 @@ def plot_mistakes_evidence(
     norm = Normalize(-limit, limit)
     cells, titles = [], []
     for i, f in zip(chosen, found):
-        predicted, runner_up = classes[f["predicted"]], classes[f["runner_up"]]
+        predicted, runner_up = output_name(classes, f["predicted"]), output_name(classes, f["runner_up"])
         cells.append(np.clip(f["input"], 0, 1) * 255)
         cells += [colormaps["RdBu_r"](norm(f[name])) for name in ("for_predicted", "for_runner_up", "difference")]
         titles += [
@@ -304,6 +309,34 @@ def plot_mistakes_evidence(
     fig = _mosaic(cells, titles, columns=4, cell_inches=1.9, font=9, bar_inches=1.4)
     _colour_bar(fig, norm, "contribution to the logit (red: for)", 1.4)
     fig.suptitle("Why the model was wrong: evidence for its answer, for the runner-up, and their difference")
+    _save(fig, path)
+
+
+def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path: Path) -> None:
+    """The reliability diagram of the test split, before and after calibration: per confidence bin,
+    the share of images that were right; a calibrated model's bars meet the diagonal."""
+    from .calibration import expected_calibration_error, reliability, softmax
+
+    logits = np.log(np.maximum(predictions.probabilities, 1e-300)) * weights.temperature  # the logits, up to a constant per image
+    fig = _figure(10, 4)
+    for ax, temperature, name in zip(fig.subplots(1, 2), (1.0, weights.temperature), ("before", "after")):
+        p = softmax(logits, temperature)
+        rows = [row for row in reliability(p, predictions.labels) if row["count"]]
+        ece = expected_calibration_error(p, predictions.labels)
+        ax.bar(
+            [(row["low"] + row["high"]) / 2 for row in rows],
+            [row["accuracy"] for row in rows],
+            width=rows[0]["high"] - rows[0]["low"],
+            edgecolor="black",
+            label="accuracy in the bin",
+        )
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        ax.set_title(f"{name} calibration (T = {temperature:.3f}): ECE {ece:.4f}")
+        ax.set_xlabel("confidence (largest probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left")
     _save(fig, path)
 
 
@@ -360,7 +393,7 @@ def write_report(
 
     # The figures' own count of the test predictions (metrics.json holds the same for new runs;
     # runs from before it was written at training time lack it).
-    predictions = predict_test_set(weights, data)
+    predictions = predict_test_set(weights, data, len(classes))
     confusion = confusion_matrix(predictions.labels, predictions.predicted, len(classes))
     per_class = per_class_metrics(confusion, classes)
 
@@ -370,6 +403,7 @@ def write_report(
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
     plot_samples(data, classes, run_dir / "samples.png")
     plot_mistakes_evidence(weights, predictions, classes, run_dir / "evidence.png")
+    plot_reliability(weights, predictions, run_dir / "calibration.png")
     if info.input_transform != "none":
         plot_transformed(data, info.input_transform, run_dir / "deskew.png")
 
@@ -416,6 +450,13 @@ def describe_inputs(info: RunInfo) -> str:
     return f"{feature_count(info.features)} inputs ({info.input_size} pixels and the pairs of neighbouring pixels)"
 
 
+def describe_reject(info: RunInfo) -> str:
+    if info.reject is None:
+        return ""
+    sources = ", ".join(f"{count} {source}" for source, count in info.reject["outliers"].items())
+    return f" and one more, \"{info.reject['class']}\", learnt from outliers ({sources})"
+
+
 def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[dict], history: list[Epoch]) -> str:
     settings = [["dataset", info.dataset], ["preset", info.preset]]
     settings += [[k, v] for k, v in info.hyperparameters.items()]
@@ -434,6 +475,19 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
         ["validation loss", _number(metrics.val_loss)],
         ["training time", f"{metrics.train_seconds:.2f} s ({len(history)} epochs)"],
     ]
+    if metrics.calibration is not None:
+        calibration = metrics.calibration
+        headline += [
+            ["temperature (fitted on validation)", _number(calibration["temperature"])],
+            ["test ECE before / after calibration", f"{_number(calibration['ece_before'])} / {_number(calibration['ece_after'])}"],
+        ]
+    if metrics.reject is not None:
+        reject = metrics.reject
+        headline += [
+            ["reject threshold (likeliest digit's probability)", _number(reject["threshold"])],
+            ["test digits accepted", _number(reject["test_accepted"])],
+            ["test accuracy on the accepted", _number(reject["test_acc_accepted"])],
+        ]
     per_class = [
         [r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]] for r in per_class
     ]
@@ -453,7 +507,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, {html.escape(describe_inputs(info))} → {len(info.classes)} classes.</p>
+<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, {html.escape(describe_inputs(info))} → {len(info.classes)} classes{html.escape(describe_reject(info))}.</p>
 <div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
 <div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
 <h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}

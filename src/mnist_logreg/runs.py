@@ -19,7 +19,7 @@ import json
 import math
 import pickle
 import zipfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +54,10 @@ class RunInfo:
     input_size: int = INPUT_SIZE
     input_transform: str = "none"  # one of config.INPUT_TRANSFORMS, applied by the model itself
     features: str = "pixels"  # one of config.FEATURES: what the linear layer weighs (inputs.py)
+    temperature: float = 1.0  # every probability is softmax(logits / temperature) (calibration.py); 1 before it
+    # A run with the class "not a digit" (outliers.py): {"class", "threshold", "accept_rate",
+    # "outliers": {source: count}}; its output comes after the classes'. None: no reject class.
+    reject: dict | None = None
     preset: str = "custom"
     hyperparameters: dict = field(default_factory=dict)  # TrainConfig.to_dict()
     seed: int | None = None
@@ -81,6 +85,12 @@ class RunInfo:
             raise RunError(f"{path}: 'classes' must be a list of names")
         if not (isinstance(values["input_size"], int) and values["input_size"] > 0):
             raise RunError(f"{path}: 'input_size' must be a positive integer")
+        temperature = values.get("temperature", 1.0)
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise RunError(f"{path}: 'temperature' must be a positive number")
+        reject = values.get("reject")
+        if reject is not None and not (isinstance(reject, dict) and isinstance(reject.get("threshold"), (int, float))):
+            raise RunError(f"{path}: 'reject' must be null or an object with a numeric 'threshold'")
         try:
             check_input_transform(values.get("input_transform", "none"))
             check_features(values.get("features", "pixels"))
@@ -99,6 +109,16 @@ class RunInfo:
                 'and gives no \'layout\'; add one, e.g. "layout": {"box": 20, "centre_of_mass": true}'
             )
         return cls(**values)
+
+    @property
+    def outputs(self) -> int:
+        """The model's outputs: one per class, and one more for "not a digit" when it rejects."""
+        return len(self.classes) + (self.reject is not None)
+
+    @property
+    def threshold(self) -> float | None:
+        """The run's own reject threshold (None: it accepts every image)."""
+        return self.reject["threshold"] if self.reject is not None else None
 
 
 @dataclass
@@ -123,6 +143,11 @@ class Metrics:
     train_seconds: float  # training and validation, without start-up, data loading or the report
     confusion: list[list[int]] | None = None  # test set, rows = true class (None: runs from before it)
     per_class: list[dict] | None = None  # precision, recall, f1, support per class
+    # {"temperature", "ece_before", "ece_after"} on the test split (None: runs from before it)
+    calibration: dict | None = None
+    # A run with a reject class: its "threshold", and the shares of validation and test digits it
+    # accepts ("val_accepted", "test_accepted") with the accuracy on those test digits ("test_acc_accepted").
+    reject: dict | None = None
     interrupted: bool = False  # stopped by Ctrl-C: the weights are those of the last complete epoch
     epochs_completed: int | None = None
 
@@ -130,6 +155,8 @@ class Metrics:
         value = clean_floats(asdict(self))
         if not self.interrupted:  # a finished run says nothing about interruption
             del value["interrupted"], value["epochs_completed"]
+        if self.reject is None:
+            del value["reject"]
         return value
 
     @classmethod
@@ -217,10 +244,16 @@ def _checked_run_dir(run_dir: Path | str) -> Path:
 class LinearWeights:
     """A run's model as numpy arrays: what predicting needs, without torch."""
 
-    weight: np.ndarray  # (classes, features) float32: (classes, 784) on the pixels
-    bias: np.ndarray  # (classes,) float32
+    weight: np.ndarray  # (outputs, features) float32: (classes, 784) on the pixels; "not a digit" last
+    bias: np.ndarray  # (outputs,) float32
     input_transform: str = "none"
     features: str = "pixels"
+    temperature: float = 1.0  # probabilities are softmax(logits / temperature)
+    threshold: float | None = None  # accept an image only if its likeliest class has this probability
+
+    def rejecting(self, threshold: float | None) -> "LinearWeights":
+        """The same model deciding with another threshold (None: accept every image)."""
+        return replace(self, threshold=threshold)
 
 
 def as_weights(model) -> LinearWeights:
@@ -228,7 +261,7 @@ def as_weights(model) -> LinearWeights:
     if isinstance(model, LinearWeights):
         return model
     weight, bias = (p.detach().cpu().numpy() for p in (model.linear.weight, model.linear.bias))
-    return LinearWeights(weight, bias, model.input_transform, model.features)
+    return LinearWeights(weight, bias, model.input_transform, model.features, model.temperature, model.threshold)
 
 
 def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
@@ -248,11 +281,11 @@ def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise RunError(f"{path} is not readable weights ({error}); retrain, or delete it to read model.pth") from None
     inputs = info.input_size if info.features == "pixels" else feature_count(info.features)
-    if weight.shape != (len(info.classes), inputs) or bias.shape != (len(info.classes),):
+    if weight.shape != (info.outputs, inputs) or bias.shape != (info.outputs,):
         raise RunError(f"{path} holds weights of shape {weight.shape}, not the model in {INFO_FILE}")
     if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
         raise RunError(f"{path} holds non-finite weights (NaN or inf); retrain with a smaller --lr")
-    return LinearWeights(weight, bias, info.input_transform, info.features), info
+    return LinearWeights(weight, bias, info.input_transform, info.features, info.temperature, info.threshold), info
 
 
 def load_run(run_dir: Path | str, device="cpu"):
@@ -274,7 +307,8 @@ def load_run(run_dir: Path | str, device="cpu"):
         raise RunError(f"{checkpoint} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
     if not isinstance(state, dict):
         raise RunError(f"{checkpoint} does not hold a state_dict")
-    model = MNISTModel(info.input_size, len(info.classes), info.input_transform, info.features)
+    model = MNISTModel(info.input_size, info.outputs, info.input_transform, info.features)
+    model.temperature, model.threshold = info.temperature, info.threshold
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

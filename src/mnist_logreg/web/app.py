@@ -83,19 +83,20 @@ class ClassScore(BaseModel):
 class Prediction(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    label: int
-    class_name: str = Field(alias="class")
-    probability: float
-    top_k: list[ClassScore]
-    probabilities: list[float]
+    accepted: bool = Field(description="false: the model takes the image for no digit (a letter, a scribble, a blank)")
+    label: int | None = Field(description="the class's index; null when the image is not accepted")
+    class_name: str = Field(alias="class", description='the class, or "not a digit" when the image is not accepted')
+    probability: float = Field(description="of the class; when not accepted, 1 minus that of the likeliest digit")
+    top_k: list[ClassScore] = Field(description="the likeliest classes, whether or not the image is accepted")
+    probabilities: list[float] = Field(description='one per class, then one for "not a digit" if the model has it')
     preprocessed: str = Field(description="the 28×28 image the model saw, as a PNG data URL")
     evidence: Evidence | None = Field(default=None, description="with ?explain=1 only")
 
 
 class Evidence(BaseModel):
-    """Why: each pixel's exact contribution (w · x) to the two likeliest classes, as PNG data URLs."""
+    """Why: each pixel's exact contribution (w · x) to the two likeliest outputs, as PNG data URLs."""
 
-    predicted: int
+    predicted: int = Field(description='the likeliest output: a class index, or the last one for "not a digit"')
     runner_up: int
     limit: float = Field(description="the |contribution| at the colour scale's ends (red +, blue -)")
     input: str = Field(description="what the model saw")
@@ -122,7 +123,8 @@ class FileError(BaseModel):
 
 
 class DigitReading(BaseModel):
-    label: int
+    accepted: bool = Field(description="false: this part is not a digit, and is left out of the number")
+    label: int | None = Field(description="the digit; null when the part is not accepted")
     probability: float
     top_k: list[ClassScore]
     box: list[int] = Field(description="[x, y, w, h] in the uploaded image's pixels")
@@ -130,8 +132,8 @@ class DigitReading(BaseModel):
 
 
 class NumberReading(BaseModel):
-    text: str = Field(description="the number, digits left to right")
-    probability: float = Field(description="the product of the digits' probabilities")
+    text: str = Field(description="the number: the accepted digits, left to right")
+    probability: float = Field(description="the product of the accepted digits' probabilities (0 if none is)")
     digits: list[DigitReading]
 
 
