@@ -14,8 +14,10 @@ import torch
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.data import to_float_pixels
 from mnist_logreg.pipeline import evaluate_run
+from mnist_logreg.predict import predict_pixels
 from mnist_logreg.preprocess import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
+from mnist_logreg.runs import load_weights
 from mnist_logreg.training import get_preset
 
 from helpers import run_process, torchrun, train_preset
@@ -49,7 +51,8 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     # The weight images read as templates: the rarely inked border no longer outweighs the digit.
     from mnist_logreg.inputs import fold_to_pixels
 
-    weight = np.abs(fold_to_pixels("pixel-pairs", result.model.linear.weight.detach().numpy())).reshape(10, 28, 28)
+    weight = result.model.linear.weight.detach().numpy()[:10]  # the digits' rows: "not a digit" is the last
+    weight = np.abs(fold_to_pixels("pixel-pairs", weight)).reshape(10, 28, 28)
     frame = np.ones((28, 28), bool)
     frame[3:-3, 3:-3] = False
     assert weight[:, frame].mean() < 0.5 * weight[:, 7:21, 7:21].mean()
@@ -156,14 +159,21 @@ def test_realistic_photos_and_drawings_are_read_about_as_well_as_the_test_set(de
     chosen = rng.choice(len(labels), 150, replace=False)
     model = default_run.model.cpu()
     on_digits = (model.predict(to_float_pixels(images[chosen])) == labels[chosen]).float().mean().item()
-    ours = plain = 0
+    ours = plain = accepted = 0
     for i in chosen:
         picture = MAKERS[maker](images[i, 0].numpy(), rng)
-        ours += int(model.predict(preprocess_image(picture).unsqueeze(0))[0]) == int(labels[i])
+        pixels = preprocess_image(picture)
+        ours += int(model.predict(pixels.unsqueeze(0))[0]) == int(labels[i])
         plain += int(model.predict(plain_resize(picture).unsqueeze(0))[0]) == int(labels[i])
-    ours, plain = ours / len(chosen), plain / len(chosen)
+        accepted += predict_pixels(pixels, model, default_run.info.classes)["accepted"]
+    ours, plain, accepted = ours / len(chosen), plain / len(chosen), accepted / len(chosen)
+    on_digits_accepted = np.mean(
+        [predict_pixels(to_float_pixels(images[i]), model, default_run.info.classes)["accepted"] for i in chosen]
+    )
+    print(f"\n{maker}: read {ours:.3f} (the digits themselves {on_digits:.3f}); accepted {accepted:.3f} ({on_digits_accepted:.3f})")
     assert ours >= on_digits - 0.05, (ours, on_digits)
     assert plain <= 0.3 and ours >= plain + 0.6, (ours, plain)
+    assert accepted >= on_digits_accepted - 0.05, (accepted, on_digits_accepted)  # "not a digit" seldom for a digit
 
 
 @pytest.fixture(scope="module")
@@ -519,3 +529,103 @@ def test_a_report_needs_no_torch(default_run, real_data_dir):
     assert done.returncode == 0, done.stderr
     assert "torch imported: False" in done.stdout
     assert (default_run.run_dir / "report.html").is_file() and (default_run.run_dir / "deskew.png").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# "Not a digit": the default run's reject class and calibration
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_default_run_is_calibrated_and_keeps_at_least_95_percent_of_test_digits(default_run):
+    metrics, info = default_run.metrics, default_run.info
+    print(f"\nreject: {metrics.reject}\ncalibration: {metrics.calibration}")
+    assert info.reject["class"] == "not a digit"
+    assert info.reject["outliers"] == {"drawn": 40000, "fashion-mnist": 60000}
+    assert info.reject["threshold"] == metrics.reject["threshold"] and info.temperature > 0
+    assert metrics.reject["val_accepted"] >= 0.96  # the share the threshold is chosen to accept
+    assert metrics.reject["test_accepted"] >= 0.95
+    assert metrics.reject["test_acc_accepted"] >= 0.995
+    assert metrics.calibration["ece_after"] <= 0.01
+
+
+def test_the_reject_class_costs_the_digits_no_more_than_0_002(real_data_dir, default_run, tmp_path):
+    without = train_preset("mnist", "default", real_data_dir, tmp_path / "run", reject=False)
+    print(f"\ntest accuracy with the reject class {default_run.metrics.test_acc}, without {without.metrics.test_acc}")
+    assert without.info.reject is None and without.metrics.reject is None
+    assert default_run.metrics.test_acc >= without.metrics.test_acc - 0.002
+
+
+def test_held_out_handwritten_letters_are_rejected_and_scored_below_the_digits(default_run):
+    """Letters from handwriting fonts (tests/letters.py): no outlier came from a font or a letter."""
+    from mnist_logreg.calibration import digit_scores
+    from mnist_logreg.metrics import auroc
+    from mnist_logreg.predict import predict_image_file, predict_pixels
+
+    from letters import letter_photos
+
+    weights, info = load_weights(default_run.run_dir)
+    letters = []
+    for font, letter, photo in letter_photos():
+        result = predict_image_file(png_bytes(photo), weights, info)
+        letters.append((font, letter, result))
+    rejected = np.mean([not result["accepted"] for _, _, result in letters])
+    images, labels = default_run.splits.tensors("test")
+    digit_probabilities = np.array(
+        [predict_pixels(images[i] / 255, weights, info.classes)["probabilities"] for i in range(len(labels))]
+    )
+    letter_probabilities = np.array([result["probabilities"] for _, _, result in letters])
+    area = auroc(digit_scores(digit_probabilities, 10), digit_scores(letter_probabilities, 10))
+    taken = sorted({letter for _, letter, result in letters if result["accepted"]})
+    print(f"\n{len(letters)} letters: {rejected:.3f} rejected, AUROC {area:.4f}; accepted among them: {taken}")
+    assert rejected >= 0.80
+    assert area >= 0.95
+
+
+def png_bytes(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_blank_noise_and_single_dot_images_are_all_rejected(default_run):
+    from mnist_logreg.predict import predict_image_file, predict_pixels
+
+    from letters import single_dot, uniform_noise
+
+    weights, info = load_weights(default_run.run_dir)
+    rng = np.random.default_rng(3)
+    pixels = [np.zeros((28, 28)), np.ones((28, 28))]
+    pixels += [rng.uniform(0, 1, (28, 28)) for _ in range(20)]
+    for row, column in rng.integers(0, 28, (20, 2)):  # one lit pixel, anywhere
+        dot = np.zeros((28, 28))
+        dot[row, column] = 1.0
+        pixels.append(dot)
+    for image in pixels:
+        assert not predict_pixels(image, weights, info.classes)["accepted"]
+    for photo in [single_dot()] + [uniform_noise(seed) for seed in range(10)]:
+        result = predict_image_file(png_bytes(photo), weights, info)
+        assert not result["accepted"] and result["class"] == "not a digit", result["top_k"]
+
+
+def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default_run):
+    """A12 on a note: the A is listed, not accepted, and the number is 12."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from mnist_logreg.predict import read_image_file
+
+    from letters import fonts
+    from written_numbers import compose, on_lit_paper
+
+    images, labels = default_run.splits.tensors("test")
+    images, labels = images[:, 0].numpy(), labels.numpy()
+    one, two = (images[np.flatnonzero(labels == digit)[0]] for digit in (1, 2))
+    letter = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(letter).text((14, 14), "A", fill=255, font=ImageFont.truetype(str(fonts()[0]), 24), anchor="mm")
+    rng = np.random.default_rng(2)
+    photo = on_lit_paper(compose([np.asarray(letter), one, two], rng, gaps=(20, 30)), rng)
+    reading = read_image_file(png_bytes(photo), default_run.model, default_run.info)
+    assert reading["text"] == "12", reading
+    assert [digit["accepted"] for digit in reading["digits"]] == [False, True, True]
+    assert reading["digits"][0]["label"] is None

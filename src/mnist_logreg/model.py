@@ -32,6 +32,9 @@ class MNISTModel(nn.Module):
     size and correct count, so ``validation_epoch_end`` weighs batches by size and the accuracy
     is a count over the whole set rather than a mean of batch means (they differ when the last
     batch is short).
+
+    With ``reject``, the layer has one more output after the ``num_classes``, "not a digit",
+    trained on outliers; accuracy counts the likeliest of the classes, as for a model without it.
     """
 
     def __init__(
@@ -40,15 +43,18 @@ class MNISTModel(nn.Module):
         num_classes: int = NUM_CLASSES,
         input_transform: str = "none",
         features: str = "pixels",
+        reject: bool = False,
     ):
         super().__init__()
         self.input_size = input_size  # pixels per image
+        self.num_classes = num_classes
+        self.reject = reject  # one more output after the classes: "not a digit" (outliers.py)
         # Applied to every input before the linear layer, in this order (inputs.py): not weights,
         # but part of the model; model.json records both, and load_run sets them.
         self.input_transform = check_input_transform(input_transform)
         self.features = check_features(features)
         in_features = input_size if features == "pixels" else feature_count(features)  # pairs: of 28×28 images
-        self.linear = nn.Linear(in_features, num_classes)
+        self.linear = nn.Linear(in_features, num_classes + reject)
         # Set from model.json by load_run, as the input transform is: probabilities are
         # softmax(logits / temperature), and the threshold is the run's reject rule (calibration.py).
         self.temperature = 1.0
@@ -74,7 +80,7 @@ class MNISTModel(nn.Module):
         return xb.reshape(-1, self.input_size)  # (B, 784)
 
     def extra_repr(self) -> str:
-        return f"input_transform={self.input_transform!r}, features={self.features!r}"
+        return f"input_transform={self.input_transform!r}, features={self.features!r}, reject={self.reject}"
 
     def training_step(self, batch) -> torch.Tensor:
         images, labels = batch
@@ -85,7 +91,7 @@ class MNISTModel(nn.Module):
         images, labels = batch
         out = self(images)
         loss = F.cross_entropy(out, labels)
-        correct = (out.argmax(dim=1) == labels).sum()
+        correct = (out[:, : self.num_classes].argmax(dim=1) == labels).sum()  # the likeliest class, a reject class aside
         return {"val_loss": loss, "val_acc": correct / len(labels), "n": len(labels), "correct": correct}
 
     def validation_epoch_end(self, outputs: list[dict]) -> dict:
@@ -104,12 +110,13 @@ class MNISTModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, xb: torch.Tensor) -> torch.Tensor:
-        """Predicted class index per image, (B,)."""
-        return self(xb).argmax(dim=1)
+        """Predicted class index per image, (B,): the likeliest class, a reject class aside."""
+        return self(xb)[:, : self.num_classes].argmax(dim=1)
 
 
 def predict_image(img: torch.Tensor, model: nn.Module) -> int:
-    """The lesson's helper: the predicted label of one image tensor (1, 28, 28)."""
+    """The lesson's helper: the predicted label of one image tensor (1, 28, 28); for a run with a reject
+    class, its index (the number of classes) when "not a digit" is likeliest."""
     xb = img.unsqueeze(0).to(next(model.parameters()).device)
     with torch.no_grad():
         yb = model(xb)

@@ -10,6 +10,9 @@ digit, learns where the digits end. Two kinds of outliers come with the project:
 - garments: Fashion-MNIST's training images (``garment_outliers``), placed as a photo of one
   would be (``preprocess.place_ink``), when that dataset has been fetched.
 
+The letters, symbols and handwriting the tests check the reject class on come from none of
+these sources (tests/letters.py renders them from handwriting fonts).
+
 Every outlier is placed in 28×28 the way ``preprocess_array`` places a photo's ink, so that
 the model learns what users' non-digits look like after the same cleaning.
 """
@@ -22,10 +25,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .config import DRAWN_OUTLIERS
+from .config import DRAWN_OUTLIERS_PER_DIGIT
 from .datasets import DATASETS, Layout
-from .fetch import fetch
-from .idx import DataError, read_idx
+from .fetch import missing_files
+from .idx import read_idx
 from .inputs import SIDE
 from .preprocess import place_ink
 
@@ -34,23 +37,21 @@ CANVAS = 64  # drawn at this size, then cropped, scaled and centred like a photo
 
 
 def training_outliers(
-    seed: int, data_dir: Path | str, layout: Layout = Layout(), log: Callable[[str], None] = print
+    digits: int, seed: int, data_dir: Path | str, layout: Layout = Layout(), log: Callable[[str], None] = print
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """The outliers a reject class learns from, (N, 28, 28) uint8, and how many of each source:
-    the drawn ones, then Fashion-MNIST's training garments, fetched if need be. Where they cannot
-    be had, the drawn ones alone, and one line says so."""
-    drawn = drawn_outliers(DRAWN_OUTLIERS, seed, layout)
+    """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
+    and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
+    dataset has been fetched into ``data_dir``. Without it, the drawn ones alone, and one line says
+    so: training never downloads a second dataset unasked."""
+    drawn = drawn_outliers(round(DRAWN_OUTLIERS_PER_DIGIT * digits), seed, layout)
     fashion = DATASETS["fashion-mnist"]
-    said: list[str] = []  # fetch's own lines, shown only if it succeeds
-    try:
-        fetch(fashion, data_dir, log=said.append)
-        garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name)
-    except (DataError, OSError) as error:
-        reason = str(error).splitlines()[0][:160]
-        log(f"note: Fashion-MNIST could not be fetched ({reason}); 'not a digit' is learnt from drawn outliers only")
+    if missing_files(fashion, data_dir):
+        log(
+            f"note: Fashion-MNIST is not in {data_dir} ('mnist-logreg fetch --dataset fashion-mnist' brings it); "
+            "'not a digit' is learnt from drawn outliers only"
+        )
         return drawn, {"drawn": len(drawn)}
-    for line in said:
-        log(line)
+    garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name)
     return np.concatenate([drawn, garment_outliers(garments, layout)]), {"drawn": len(drawn), fashion.name: len(garments)}
 
 

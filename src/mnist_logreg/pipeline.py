@@ -204,7 +204,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
         outlier_counts = {}
         if config.reject:  # the eleventh class learns from these, after the digits in every epoch
-            outliers, outlier_counts = training_outliers(config.seed, data_dir, spec.layout, log)
+            digits = splits.size("train")
+            outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log)
             splits = replace(splits, outliers=torch.from_numpy(outliers))
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
@@ -214,8 +215,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     torch.manual_seed(config.seed)  # the model's initial weights
     # The input transform is the loaders' (applied once, above) until the run is saved; the
     # feature map is the model's own from the start, computed per batch.
-    outputs = len(spec.classes) + config.reject  # the reject class comes last
-    model = MNISTModel(INPUT_SIZE, outputs, features=config.features).to(torch_device)
+    model = MNISTModel(INPUT_SIZE, len(spec.classes), features=config.features, reject=config.reject)
+    model = model.to(torch_device)
     completed: list[dict] = list(state.get("history", []))  # epochs finished so far
     if completed:  # resuming: the weights, and the shuffling where the last complete epoch left it
         model.load_state_dict(state["model"])
@@ -299,7 +300,7 @@ def _save_run(
     scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
     model.temperature = scores.pop("temperature")
-    threshold = scores["reject"]["threshold"] if config.reject else None
+    model.threshold = scores["reject"]["threshold"] if config.reject else None
     epochs = [
         Epoch(n, h["train_loss"], h["val_loss"], h["val_acc"], h["seconds"]) for n, h in enumerate(history, start=1)
     ]
@@ -316,7 +317,7 @@ def _save_run(
     )
     reject = None
     if config.reject:
-        reject = {"class": REJECT_CLASS, "threshold": threshold, "accept_rate": ACCEPT_RATE, "outliers": outlier_counts}
+        reject = {"class": REJECT_CLASS, "threshold": model.threshold, "accept_rate": ACCEPT_RATE, "outliers": outlier_counts}
     info = RunInfo(
         dataset=spec.name,
         classes=list(spec.classes),

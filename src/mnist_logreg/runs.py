@@ -307,7 +307,7 @@ def load_run(run_dir: Path | str, device="cpu"):
         raise RunError(f"{checkpoint} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
     if not isinstance(state, dict):
         raise RunError(f"{checkpoint} does not hold a state_dict")
-    model = MNISTModel(info.input_size, info.outputs, info.input_transform, info.features)
+    model = MNISTModel(info.input_size, len(info.classes), info.input_transform, info.features, info.reject is not None)
     model.temperature, model.threshold = info.temperature, info.threshold
     try:
         model.load_state_dict(state)
