@@ -134,6 +134,25 @@ def untrained_run(folder: Path, **info) -> Path:
     return folder
 
 
+REJECT_INFO = {"class": "not a digit", "threshold": 0.5, "accept_rate": 0.96, "outliers": {"drawn": 0}}
+
+
+def rejecting_run(folder: Path, temperature: float = 2.0) -> Path:
+    """A run folder whose untrained model (seed 0) has the eleventh output "not a digit", its bias so
+    large that every image is rejected; model.json gives the ``temperature`` and REJECT_INFO."""
+    import torch
+
+    from mnist_logreg import MNISTModel
+    from mnist_logreg.runs import save_model
+
+    torch.manual_seed(0)
+    model = MNISTModel(reject=True)
+    with torch.no_grad():
+        model.linear.bias[10] = 50.0
+    save_model(folder, model, DIGITS_INFO | {"reject": REJECT_INFO, "temperature": temperature})
+    return folder
+
+
 def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
     """A fake dataset written under ``root`` and fetched into ``root/data``: (spec, data_dir)."""
     from mnist_logreg.fetch import fetch, from_folder

@@ -39,6 +39,7 @@ CHROMIUM_ARGS = [
 
 # Strokes in canvas fractions (0 to 1), drawn as a person would draw the digit.
 STROKES = {
+    "4": [[(0.45, 0.15), (0.25, 0.6), (0.75, 0.6)], [(0.62, 0.3), (0.6, 0.88)]],
     "1": [[(0.55, 0.15), (0.47, 0.85)]],
     "7": [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
     "0": [
@@ -69,7 +70,7 @@ def browser():
 def page(browser, server):
     page = browser.new_page(viewport={"width": 900, "height": 700})
     page.goto(server + "/")
-    page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 10")
+    page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 11")  # and "not a digit"
     yield page
     page.close()
 
@@ -97,12 +98,13 @@ def wait_for_prediction(page, digit: str) -> str:
 
 # The bars' texts and drawn widths at one moment, or false while any bar is still moving.
 SETTLED_BARS = """() => {
-    const fills = [...Array(10).keys()].map(k => document.querySelector(`[data-testid=bar-${k}]`));
+    const bars = document.querySelectorAll('[data-testid^=bar-value-]').length;  // the classes and "not a digit"
+    const fills = [...Array(bars).keys()].map(k => document.querySelector(`[data-testid=bar-${k}]`));
     const track = fills[0].parentElement.getBoundingClientRect().width;
     const widths = fills.map(f => f.getBoundingClientRect().width);
     const settled = fills.every((f, k) => Math.abs(widths[k] - track * parseFloat(f.style.width || 0) / 100) < 0.5);
     if (!settled) return false;
-    const texts = [...Array(10).keys()].map(k => document.querySelector(`[data-testid=bar-value-${k}]`).textContent);
+    const texts = [...Array(bars).keys()].map(k => document.querySelector(`[data-testid=bar-value-${k}]`).textContent);
     return { texts, widths, track };
 }"""
 
@@ -182,7 +184,7 @@ def test_an_answer_that_arrives_after_clear_is_dropped(browser, server):
     page = browser.new_page(viewport={"width": 900, "height": 700})
     page.add_init_script(SLOW_PREDICT)
     page.goto(server + "/")
-    page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 10")
+    page.wait_for_function("document.querySelectorAll('[data-testid^=bar-value-]').length === 11")  # and "not a digit"
     with page.expect_request("**/api/predict*"):
         draw(page, STROKES["7"])
     page.get_by_test_id("clear").click()  # while the answer is still on its way
@@ -305,3 +307,32 @@ def test_the_api_docs_render_with_the_network_off(browser, server):
     assert page.locator(".opblock").count() >= 4  # predict, read, health, model
     assert elsewhere == []
     page.close()
+
+
+# Every text the prediction shows, in order, recorded as the page changes it.
+RECORD_PREDICTIONS = """() => {
+    window.shown = [];
+    const view = document.querySelector('[data-testid=prediction]');
+    new MutationObserver(() => window.shown.push(view.textContent)).observe(view, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_a_scribble_is_shown_as_not_a_digit_once_the_hand_rests(page):
+    scribble = [
+        [(0.2 + 0.6 * (t % 7) / 6, 0.2 + 0.6 * ((t * 3) % 5) / 4) for t in range(14)],
+        [(0.15, 0.8), (0.85, 0.25), (0.3, 0.3), (0.8, 0.85)],
+    ]
+    draw(page, scribble)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=prediction]').textContent === 'not a digit'", timeout=10_000
+    )
+    assert page.locator("#bars").get_attribute("class") == "bars rejected"  # the bars greyed, not a confident bar
+
+
+def test_the_first_stroke_of_a_4_is_never_called_not_a_digit(page):
+    """The first stroke alone may be no digit; the second follows within the page's patience."""
+    page.evaluate(RECORD_PREDICTIONS)
+    draw(page, STROKES["4"])
+    wait_for_prediction(page, "4")
+    page.wait_for_timeout(1500)  # past the patience: a late "not a digit" would show by now
+    assert "not a digit" not in page.evaluate("window.shown"), page.evaluate("window.shown")

@@ -13,7 +13,7 @@ from mnist_logreg import MNISTModel
 from mnist_logreg.explain import contributions, evidence, evidence_pngs
 from mnist_logreg.predict import as_weights
 
-from helpers import cli, multipart, request, serving, seven, untrained_run
+from helpers import cli, multipart, rejecting_run, request, serving, seven, untrained_run
 
 
 def test_contributions_plus_the_bias_are_the_models_logits_exactly():
@@ -138,3 +138,19 @@ def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_pat
     assert status == 200
     assert {name: answer["evidence"][name] for name in expected} == expected
     assert answer["evidence"]["predicted"] == found["predicted"] == answer["label"]
+
+
+def test_a_rejected_image_is_explained_by_the_evidence_for_not_a_digit(tmp_path):
+    from mnist_logreg.explain import output_name
+    from mnist_logreg.runs import load_weights
+
+    rejecting_run(tmp_path / "run")
+    weights, info = load_weights(tmp_path / "run")
+    found = evidence(weights, np.random.default_rng(0).random((28, 28)))
+    assert found["predicted"] == 10 and output_name(info.classes, found["predicted"]) == "not a digit"
+    seven().save(tmp_path / "seven.png")
+    result = cli("predict", tmp_path / "run", tmp_path / "seven.png", "--explain", tmp_path / "why")
+    assert result.returncode == 0, result.stderr
+    [figure] = (tmp_path / "why").iterdir()
+    with Image.open(figure) as image:
+        assert image.width >= 600

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
+from mnist_logreg.preprocess import ImageError, open_image, preprocess_array, preprocess_image
 
-from helpers import assert_clean_error, cli, seven, untrained_run
+from helpers import assert_clean_error, cli, rejecting_run, seven, untrained_run
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:
@@ -431,3 +431,94 @@ def test_a_run_folder_given_as_images_is_refused(run_dir, tmp_path, command):
     result = cli(command, run_dir, other, tmp_path / "photo.png")
     assert result.returncode == 1
     assert_clean_error(result, f"{other} is a run folder, not images: give one run, first, as RUN_DIR")
+
+
+# ---------------------------------------------------------------------------------------------
+# "Not a digit": the reject rule and calibrated probabilities
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_rejected_image_keeps_its_top_k_and_is_called_not_a_digit(tmp_path):
+    rejecting_run(tmp_path / "run")
+    seven().save(tmp_path / "seven.png")
+    result = cli("predict", tmp_path / "run", tmp_path / "seven.png", "--json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["accepted"] is False and row["label"] is None and row["class"] == "not a digit"
+    assert len(row["probabilities"]) == 11 and row["probabilities"][10] > 0.99
+    assert [t["class"] for t in row["top_k"]] == [str(t["label"]) for t in row["top_k"]]  # digits only
+    assert row["probability"] == pytest.approx(1 - row["top_k"][0]["probability"])
+    table = cli("predict", tmp_path / "run", tmp_path / "seven.png")
+    assert "not a digit" in table.stdout and "1 of 1 not taken for a digit" in table.stdout
+
+
+def test_no_reject_accepts_every_image_and_reject_below_sets_the_threshold(tmp_path):
+    untrained_run(tmp_path / "run")  # no reject class: every image accepted, unless a threshold is given
+    seven().save(tmp_path / "seven.png")
+
+    def row(*flags):
+        result = cli("predict", tmp_path / "run", tmp_path / "seven.png", "--json", *flags)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)[0]
+
+    plain = row()
+    assert plain["accepted"] is True and plain["label"] == plain["top_k"][0]["label"]
+    assert row("--reject-below", "0.99")["accepted"] is False  # an untrained model is never that sure
+    assert row("--reject-below", "0")["accepted"] is True
+    rejecting_run(tmp_path / "run")
+    rejected, taken = row(), row("--no-reject")
+    assert rejected["accepted"] is False and taken["accepted"] is True
+    assert taken["label"] == rejected["top_k"][0]["label"] and taken["top_k"] == rejected["top_k"]
+    assert taken["probability"] == taken["top_k"][0]["probability"]
+
+
+@pytest.mark.parametrize("flags", [["--reject-below", "1.5"], ["--reject-below", "0.5", "--no-reject"]])
+def test_bad_reject_flags_are_one_line_errors(tmp_path, flags):
+    untrained_run(tmp_path / "run")
+    result = cli("predict", tmp_path / "run", "x.png", *flags)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_probabilities_are_the_softmax_of_the_logits_over_the_runs_temperature(tmp_path):
+    from mnist_logreg.calibration import softmax
+    from mnist_logreg.predict import predict_pixels
+    from mnist_logreg.runs import load_run, load_weights
+
+    rejecting_run(tmp_path / "run", temperature=3.0)
+    pixels = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    weights, info = load_weights(tmp_path / "run")
+    logits = weights.weight.astype(np.float64) @ pixels.reshape(-1) + weights.bias
+    expected = softmax(logits, 3.0)
+    assert predict_pixels(pixels, weights, info.classes)["probabilities"] == pytest.approx(expected.tolist())
+    model, _ = load_run(tmp_path / "run")
+    torch_probabilities = model.predict_proba(torch.from_numpy(pixels).reshape(1, 1, 28, 28))[0].numpy()
+    assert torch_probabilities == pytest.approx(expected, abs=1e-6)
+
+
+def test_an_old_run_folder_without_temperature_or_reject_predicts_as_before(tmp_path):
+    from mnist_logreg.runs import load_weights
+
+    untrained_run(tmp_path / "run")
+    assert not {"temperature", "reject"} & set(json.loads((tmp_path / "run" / "model.json").read_text()))
+    seven().save(tmp_path / "seven.png")
+    [row] = json.loads(cli("predict", tmp_path / "run", tmp_path / "seven.png", "--json").stdout)
+    weights, _ = load_weights(tmp_path / "run")
+    pixels = preprocess_array(Image.open(tmp_path / "seven.png")).reshape(-1).astype(np.float64)
+    logits = weights.weight.astype(np.float64) @ pixels + weights.bias
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()  # temperature 1
+    assert row["probabilities"] == pytest.approx(expected.tolist())
+    assert row["accepted"] is True and row["label"] == int(expected.argmax())
+
+
+def test_read_lists_rejected_parts_and_leaves_them_out_of_the_number(tmp_path):
+    rejecting_run(tmp_path / "run")
+    seven().save(tmp_path / "seven.png")
+    result = cli("read", tmp_path / "run", tmp_path / "seven.png", "--json")
+    [reading] = json.loads(result.stdout)
+    assert reading["text"] == "" and reading["probability"] == 0.0
+    assert reading["digits"] and all(not d["accepted"] and d["label"] is None for d in reading["digits"])
+    accepted = json.loads(cli("read", tmp_path / "run", tmp_path / "seven.png", "--json", "--no-reject").stdout)[0]
+    assert accepted["text"] and all(d["accepted"] for d in accepted["digits"])
+    table = cli("read", tmp_path / "run", tmp_path / "seven.png").stdout
+    assert table.splitlines()[1].split()[1:3] == ["-", "0.000"]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from mnist_logreg.runs import write_json
 
-from helpers import DIGITS_INFO, multipart, multipart_files, request, serving, seven, untrained_run
+from helpers import DIGITS_INFO, multipart, multipart_files, rejecting_run, request, serving, seven, untrained_run
 
 
 def png(image: Image.Image) -> bytes:
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
 
 
 def check_prediction(answer: dict) -> None:
-    assert set(answer) >= {"label", "class", "probability", "top_k", "probabilities"}
+    assert set(answer) >= {"accepted", "label", "class", "probability", "top_k", "probabilities"}
     assert len(answer["probabilities"]) == 10
     assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     assert answer["label"] == max(range(10), key=lambda k: answer["probabilities"][k])
@@ -347,3 +347,28 @@ def request_or_none(url: str):
         return request(url)
     except OSError:
         return None
+
+
+def test_the_api_answers_accepted_and_documents_it(tmp_path):
+    rejecting_run(tmp_path / "run")
+    with serving(tmp_path / "run") as url:
+        status, answer = request(f"{url}/api/predict", *multipart("file", "seven.png", png(seven())))
+        assert status == 200
+        assert answer["accepted"] is False and answer["label"] is None and answer["class"] == "not a digit"
+        assert len(answer["probabilities"]) == 11 and len(answer["top_k"]) == 3
+        status, reading = request(f"{url}/api/read", *multipart("file", "seven.png", png(seven())))
+        assert status == 200 and reading["text"] == ""
+        assert all(digit["accepted"] is False for digit in reading["digits"])
+        status, explained = request(f"{url}/api/predict?explain=1", *multipart("file", "seven.png", png(seven())))
+        assert explained["evidence"]["predicted"] == 10  # why: the evidence for "not a digit"
+        _, schema = request(f"{url}/openapi.json")
+    schemas = schema["components"]["schemas"]
+    for name in ("Prediction", "DigitReading"):
+        assert "accepted" in schemas[name]["required"]
+        assert schemas[name]["properties"]["accepted"]["type"] == "boolean"
+        assert {"type": "null"} in schemas[name]["properties"]["label"]["anyOf"]
+
+
+def test_an_old_run_is_answered_accepted(server):
+    status, answer = request(f"{server}/api/predict", *multipart("file", "seven.png", png(seven())))
+    assert status == 200 and answer["accepted"] is True and answer["label"] == answer["top_k"][0]["label"]

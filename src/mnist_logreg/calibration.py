@@ -87,9 +87,10 @@ def digit_scores(probabilities: np.ndarray, digits: int) -> np.ndarray:
 
 
 def choose_threshold(scores: np.ndarray, accept_rate: float) -> float:
-    """The largest threshold that accepts at least ``accept_rate`` of these (validation) scores."""
+    """The largest threshold that accepts at least ``accept_rate`` of these (validation) scores; 0 where
+    no threshold can, because so many images have "not a digit" likeliest (a score of -1)."""
     ordered = np.sort(np.asarray(scores))[::-1]
-    return float(ordered[min(len(ordered), int(np.ceil(accept_rate * len(ordered)))) - 1])
+    return max(0.0, float(ordered[min(len(ordered), int(np.ceil(accept_rate * len(ordered)))) - 1]))
 
 
 def accepted(probabilities: np.ndarray, digits: int, threshold: float | None) -> np.ndarray:

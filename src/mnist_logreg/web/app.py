@@ -318,7 +318,7 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
     @app.post(
         "/api/predict",
         response_model=Prediction | list[FilePrediction | FileError],
-        response_model_exclude_none=True,  # no "evidence": null unless it was asked for
+        response_model_exclude_unset=True,  # no "evidence": null unless it was asked for; a rejected label stays null
         responses={status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
         openapi_extra={"requestBody": _request_body()},
     )
@@ -336,7 +336,7 @@ def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
     @app.post(
         "/api/read",
         response_model=NumberReading | list[FileNumberReading | FileError],
-        response_model_exclude_none=True,  # no "evidence": null unless it was asked for
+        response_model_exclude_unset=True,  # no "evidence": null unless it was asked for; a rejected label stays null
         responses={
             **{status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()},
             409: {"model": ErrorAnswer, "description": "the run's model does not read digits (Fashion-MNIST)"},

@@ -1,0 +1,79 @@
+"""calibration.py: the temperature, the expected calibration error, and the reject rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_logreg.calibration import (
+    accepted,
+    choose_threshold,
+    digit_scores,
+    expected_calibration_error,
+    fit_temperature,
+    reliability,
+    softmax,
+)
+from mnist_logreg.metrics import auroc
+
+
+def sampled(temperature: float, n: int = 20000, seed: int = 0):
+    """Logits, and labels drawn from softmax(logits / temperature): T is the one calibrating them."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (n, 10))
+    p = softmax(logits, temperature)
+    labels = np.array([rng.choice(10, p=row) for row in p])
+    return logits, labels
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 1.0, 2.5])
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with(true_temperature):
+    logits, labels = sampled(true_temperature)
+    assert fit_temperature(logits, labels) == pytest.approx(true_temperature, rel=0.05)
+
+
+def test_calibration_lowers_the_error_of_overconfident_logits():
+    logits, labels = sampled(2.5)  # the raw logits are 2.5 times too sure
+    temperature = fit_temperature(logits, labels)
+    before = expected_calibration_error(softmax(logits), labels)
+    after = expected_calibration_error(softmax(logits, temperature), labels)
+    assert before > 0.1 and after < 0.02
+    assert (softmax(logits, temperature).argmax(1) == logits.argmax(1)).all()  # no prediction changes
+
+
+def test_the_calibration_error_by_hand():
+    # Two bins used: confidence 0.9 (right 1 of 2) and 0.6 (right 2 of 2); 15 bins of width 1/15.
+    p = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    labels = np.array([0, 1, 0, 1])
+    expected = 2 / 4 * abs(0.5 - 0.9) + 2 / 4 * abs(1.0 - 0.6)
+    assert expected_calibration_error(p, labels) == pytest.approx(expected)
+    rows = reliability(p, labels)
+    assert len(rows) == 15 and sum(row["count"] for row in rows) == 4
+    assert [row["count"] for row in rows if row["count"]] == [2, 2]
+
+
+def test_the_threshold_accepts_the_share_asked_and_no_more_than_it_must():
+    scores = np.linspace(0, 1, 101)
+    threshold = choose_threshold(scores, 0.96)
+    assert np.mean(scores >= threshold) >= 0.96
+    assert np.mean(scores >= np.nextafter(threshold, 2)) < 0.96  # any higher threshold accepts too few
+
+
+def test_no_threshold_is_below_0_even_where_too_many_images_are_rejected_by_the_reject_class():
+    scores = np.array([-1.0] * 10 + [0.9] * 90)  # a tenth have "not a digit" likeliest
+    assert choose_threshold(scores, 0.96) == 0.0
+
+
+def test_an_image_whose_likeliest_output_is_the_reject_class_is_never_accepted():
+    p = np.array([[0.7, 0.1, 0.2], [0.3, 0.2, 0.5], [0.45, 0.1, 0.45]])  # two classes, then "not a digit"
+    assert digit_scores(p, 2).tolist() == [0.7, -1.0, 0.45]
+    assert accepted(p, 2, 0.0).tolist() == [True, False, True]  # a tie is not "likelier"
+    assert accepted(p, 2, 0.5).tolist() == [True, False, False]
+    assert accepted(p, 2, None).tolist() == [True, True, True]  # no threshold: no reject option
+
+
+def test_auroc_counts_pairs_and_halves_ties():
+    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert auroc(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
+    assert auroc(np.array([2.0]), np.array([2.0, 1.0])) == 0.75

@@ -1,0 +1,68 @@
+"""outliers.py: the non-digits a reject class learns from, and a run that learns it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_logreg.data import load_splits, to_float_pixels
+from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, training_outliers
+
+from helpers import cli, train_preset
+
+
+def test_drawn_outliers_are_the_same_for_a_seed_and_differ_between_seeds():
+    first, again, other = drawn_outliers(60, 1), drawn_outliers(60, 1), drawn_outliers(60, 2)
+    assert first.shape == (60, 28, 28) and first.dtype == np.uint8
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_every_kind_is_drawn_in_turn_and_placed_like_a_photos_ink():
+    images = drawn_outliers(len(DRAWN_KINDS) * 20, 0).astype(np.float32) / 255
+    by_kind = {kind: images[k :: len(DRAWN_KINDS)] for k, kind in enumerate(DRAWN_KINDS)}
+    for kind in ("scribble", "strokes", "shape", "blob"):  # pen marks: scaled so their ink fits 20 px, centred
+        for image in by_kind[kind]:
+            rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
+            assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21, kind
+            assert image.max() == pytest.approx(1.0, abs=1 / 255)
+    assert (by_kind["noise"].std(axis=(1, 2)) > 0.05).all()
+    assert any(image.max() == 0 for image in by_kind["blank"])  # an empty image is among them
+
+
+def test_without_fashion_mnist_the_outliers_are_drawn_ones_and_one_line_says_so(tmp_path):
+    said = []
+    images, counts = training_outliers(100, 0, tmp_path, log=said.append)
+    assert counts == {"drawn": 80} and len(images) == 80  # 0.8 per training digit
+    assert len(said) == 1 and "drawn outliers only" in said[0] and "fetch --dataset fashion-mnist" in said[0]
+
+
+def test_a_run_with_a_reject_class_trains_on_its_outliers_and_records_them(fake_data, tmp_path):
+    spec, data_dir = fake_data
+    result = train_preset(spec, "default", data_dir, tmp_path / "run", epochs=6, val_size=60)
+    info = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert info["reject"]["class"] == "not a digit" and info["reject"]["outliers"] == {"drawn": 192}
+    assert 0 <= info["reject"]["threshold"] <= 1 and info["temperature"] > 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["reject"]) == {"threshold", "val_accepted", "test_accepted", "test_acc_accepted"}
+    assert 0 < metrics["reject"]["val_accepted"] <= 1
+    assert set(metrics["calibration"]) == {"temperature", "ece_before", "ece_after"}
+    assert result.model.linear.out_features == 11 and len(metrics["confusion"]) == 10
+    # The outliers follow the digits, labelled 10, in both loaders' training set.
+    splits = load_splits(spec, data_dir, val_size=60)
+    with_outliers = type(splits)(**{**vars(splits), "outliers": result.splits.outliers})
+    images, labels = with_outliers.tensors("train")
+    assert len(labels) == 240 + 192 and (labels[240:] == 10).all() and (labels[:240] < 10).all()
+    torchvision_train = with_outliers.torchvision_sets()[0]
+    assert len(torchvision_train) == len(labels)
+    image, label = torchvision_train[300]
+    assert label == 10 and torch.equal(image, to_float_pixels(images[300]))
+
+
+def test_reject_is_refused_for_classes_that_are_not_digits(fake_data, tmp_path):
+    result = cli("train", "--dataset", "fashion-mnist", "--reject", "--out", tmp_path / "run", "--data-dir", tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "not the digits 0-9" in result.stderr
