@@ -170,7 +170,9 @@ def test_realistic_photos_and_drawings_are_read_about_as_well_as_the_test_set(de
     on_digits_accepted = np.mean(
         [predict_pixels(to_float_pixels(images[i]), model, default_run.info.classes)["accepted"] for i in chosen]
     )
-    print(f"\n{maker}: read {ours:.3f} (the digits themselves {on_digits:.3f}); accepted {accepted:.3f} ({on_digits_accepted:.3f})")
+    print(
+        f"\n{maker}: read {ours:.3f} (the digits themselves {on_digits:.3f}); accepted {accepted:.3f} ({on_digits_accepted:.3f})"
+    )
     assert ours >= on_digits - 0.05, (ours, on_digits)
     assert plain <= 0.3 and ours >= plain + 0.6, (ours, plain)
     assert accepted >= on_digits_accepted - 0.05, (accepted, on_digits_accepted)  # "not a digit" seldom for a digit
@@ -202,31 +204,35 @@ def test_each_rung_of_the_ladder_reads_realistic_photos_at_least_as_well(default
 
 def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(default_run):
     """100 four-digit numbers from MNIST test digits, with gaps, on lit paper as JPEGs: reading the
-    whole number right costs almost nothing beyond reading each digit right (p^4)."""
+    whole number right costs almost nothing beyond reading each digit right (p^4). With the run's
+    reject rule, a digit the model takes for no digit is left out of the number: that costs
+    numbers too, and the test bounds how many."""
     import io
 
-    from mnist_logreg.predict import predict_pixels, read_image_file
+    from mnist_logreg.predict import predict_pixels, read_image_file, with_threshold
 
     from written_numbers import compose, on_lit_paper
 
     images, labels = default_run.splits.tensors("test")
     images, labels = images[:, 0].numpy(), labels.numpy()
+    weights, info = load_weights(default_run.run_dir)
+    every_part = with_threshold(weights, None, no_reject=True)
     rng = np.random.default_rng(1)
-    exact = single = 0
+    exact = exact_rejecting = single = 0
     for _ in range(100):
         chosen = rng.choice(len(labels), 4, replace=False)
         photo = on_lit_paper(compose([images[i] for i in chosen], rng, gaps=(8, 24)), rng)
         buffer = io.BytesIO()
         photo.save(buffer, format="PNG")
-        reading = read_image_file(buffer.getvalue(), default_run.model, default_run.info)
-        exact += reading["text"] == "".join(str(labels[i]) for i in chosen)
-        single += sum(
-            predict_pixels(images[i] / 255, default_run.model, default_run.info.classes)["label"] == labels[i]
-            for i in chosen
-        )
+        number = "".join(str(labels[i]) for i in chosen)
+        exact += read_image_file(buffer.getvalue(), every_part, info)["text"] == number
+        exact_rejecting += read_image_file(buffer.getvalue(), weights, info)["text"] == number
+        single += sum(predict_pixels(images[i] / 255, every_part, info.classes)["label"] == labels[i] for i in chosen)
     p = single / 400
+    print(f"\nnumbers read exactly: {exact} of 100 (--no-reject), {exact_rejecting} with the run's threshold; p = {p}")
     assert exact / 100 >= 0.80, (exact, p)
     assert exact / 100 >= p**4 - 0.05, (exact, p)
+    assert exact_rejecting >= exact - 15, (exact_rejecting, exact)
 
 
 @pytest.mark.parametrize("loader", ["memory", "dataloader"])
@@ -234,6 +240,8 @@ def test_the_same_train_command_twice_gives_a_bitwise_identical_model(real_data_
     runs = []
     for name in ("first", "second"):
         command = ["train", "--epochs", "2", "--loader", loader, "--data-dir", real_data_dir]
+        if loader == "dataloader":  # 150,000 images an epoch, outliers included, would take minutes here
+            command.append("--no-reject")
         done = run_process(*command, "--out", tmp_path / name, "--no-report", "--no-progress")
         assert done.returncode == 0, done.stderr
         runs.append(tmp_path / name)
@@ -440,7 +448,7 @@ def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_
         )
         largest = float(np.abs(got - expected).max())
         print(f"\nONNX vs the run, {len(pixels)} {name}: largest |Δ probability| {largest:.2e}")
-        assert got.shape == (len(pixels), 10) and largest <= 1e-5, name
+        assert got.shape == (len(pixels), 11) and largest <= 1e-5, name  # the digits, then "not a digit"
 
 
 def weight_difference(run_a, run_b) -> float:
@@ -460,14 +468,30 @@ def test_torchrun_trains_the_default_preset_in_two_processes_as_one_process_does
     assert abs(test_acc - default_run.metrics.test_acc) <= 0.003
     # The same steps, up to rounding: Adam divides each step by its gradient's running size, and
     # the weights of rarely inked pixel pairs have tiny gradients, whose rounding differs between
-    # the mean of two shards' means and one batch's mean (on the pixels alone: 1e-5, below).
-    assert weight_difference(run, default_run.run_dir) < 1e-4
+    # the mean of two shards' means and one batch's mean. After one epoch the weights agree to
+    # 1e-5 (below); over eight, with the outliers' rarely inked pairs, the rounding grows to a few
+    # hundredths in a few weights, so the two models are compared by what they predict.
+    assert agreement(run, default_run.run_dir, default_run.splits) >= 0.995  # measured: 0.9975
+
+
+def agreement(run_a, run_b, splits) -> float:
+    """The share of test images that two runs give the same class and the same acceptance."""
+    from mnist_logreg.predict import predict_pixels
+
+    images, _ = splits.tensors("test")
+    runs = [load_weights(run) for run in (run_a, run_b)]
+    same = 0
+    for image in to_float_pixels(images[:2000]).numpy():
+        a, b = (predict_pixels(image, weights, info.classes) for weights, info in runs)
+        same += (a["label"], a["accepted"]) == (b["label"], b["accepted"])
+    return same / 2000
 
 
 def test_after_one_epoch_two_processes_hold_the_weights_of_one(real_data_dir, tmp_path):
-    one = train_preset("mnist", "deskewed", real_data_dir, tmp_path / "one", epochs=1).run_dir
+    """The default recipe, pixel pairs and the outliers of "not a digit" included."""
+    one = train_preset("mnist", "default", real_data_dir, tmp_path / "one", epochs=1).run_dir
     two = tmp_path / "two"
-    command = ["-m", "mnist_logreg", "train", "--data-dir", real_data_dir, "--preset", "deskewed", "--epochs", "1"]
+    command = ["-m", "mnist_logreg", "train", "--data-dir", real_data_dir, "--preset", "default", "--epochs", "1"]
     command += ["--out", two, "--no-report"]
     finished = torchrun(*command, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -482,7 +506,10 @@ def test_the_progress_bar_leaves_both_loaders_on_the_same_batches(real_data_dir,
         for bar in ("on", "off"):
             run = tmp_path / f"{loader}-{bar}"
             flags = ["--no-progress"] if bar == "off" else []
+            # Without the outliers: 150,000 images an epoch through the DataLoader would take minutes,
+            # and test_outliers.py checks that both loaders hold the same outliers.
             command = ["train", "--epochs", "1", "--loader", loader, "--data-dir", real_data_dir, "--no-report"]
+            command += ["--no-reject"]
             done = run_process(*command, "--out", run, *flags)
             assert done.returncode == 0, done.stderr
             weights[loader, bar] = (run / "model.pth").read_bytes()

@@ -75,7 +75,11 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     """Σ over bins of (images in the bin / all images) · |accuracy - mean confidence|."""
     total = len(labels)
     return float(
-        sum(row["count"] / total * abs(row["accuracy"] - row["confidence"]) for row in reliability(probabilities, labels, bins) if row["count"])
+        sum(
+            row["count"] / total * abs(row["accuracy"] - row["confidence"])
+            for row in reliability(probabilities, labels, bins)
+            if row["count"]
+        )
     )
 
 

@@ -22,7 +22,8 @@ OPSET = 17
 
 
 class _Probabilities(torch.nn.Module):
-    """What is exported: the model's own forward (input transform, features, linear layer), then the calibrated softmax."""
+    """What is exported: the model's own forward (input transform, features, linear layer), then the
+    calibrated softmax."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()

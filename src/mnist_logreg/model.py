@@ -91,7 +91,9 @@ class MNISTModel(nn.Module):
         images, labels = batch
         out = self(images)
         loss = F.cross_entropy(out, labels)
-        correct = (out[:, : self.num_classes].argmax(dim=1) == labels).sum()  # the likeliest class, a reject class aside
+        correct = (
+            out[:, : self.num_classes].argmax(dim=1) == labels
+        ).sum()  # the likeliest class, a reject class aside
         return {"val_loss": loss, "val_acc": correct / len(labels), "n": len(labels), "correct": correct}
 
     def validation_epoch_end(self, outputs: list[dict]) -> dict:

@@ -19,8 +19,8 @@ the model learns what users' non-digits look like after the same cleaning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -33,11 +33,12 @@ from .inputs import SIDE
 from .preprocess import place_ink
 
 DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
+MNIST_LAYOUT = DATASETS["mnist"].layout  # placed as digits are, unless told otherwise
 CANVAS = 64  # drawn at this size, then cropped, scaled and centred like a photo's ink
 
 
 def training_outliers(
-    digits: int, seed: int, data_dir: Path | str, layout: Layout = Layout(), log: Callable[[str], None] = print
+    digits: int, seed: int, data_dir: Path | str, layout: Layout = MNIST_LAYOUT, log: Callable[[str], None] = print
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
     and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
@@ -52,10 +53,13 @@ def training_outliers(
         )
         return drawn, {"drawn": len(drawn)}
     garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name)
-    return np.concatenate([drawn, garment_outliers(garments, layout)]), {"drawn": len(drawn), fashion.name: len(garments)}
+    return np.concatenate([drawn, garment_outliers(garments, layout)]), {
+        "drawn": len(drawn),
+        fashion.name: len(garments),
+    }
 
 
-def drawn_outliers(count: int, seed: int, layout: Layout = Layout()) -> np.ndarray:
+def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT) -> np.ndarray:
     """``count`` drawn non-digits, (count, 28, 28) uint8, light on black; the same for the same seed."""
     rng = np.random.default_rng([seed, 22])  # a stream of its own: the split's and the weights' stay as they were
     makers = [_scribble, _strokes, _shape, _blob, _noise, _blank]
@@ -66,7 +70,7 @@ def drawn_outliers(count: int, seed: int, layout: Layout = Layout()) -> np.ndarr
     return images
 
 
-def garment_outliers(images: np.ndarray, layout: Layout = Layout()) -> np.ndarray:
+def garment_outliers(images: np.ndarray, layout: Layout = MNIST_LAYOUT) -> np.ndarray:
     """Fashion-MNIST images (N, 28, 28) uint8 placed as photos of them would be: ink cropped, scaled
     into the layout's box and centred."""
     placed = np.empty_like(images)
@@ -128,7 +132,9 @@ def _strokes(rng: np.random.Generator, layout: Layout) -> np.ndarray:
             axes = _point(rng.uniform(8, 24, 2))
             start = float(rng.uniform(0, 360))
             end = start + float(rng.uniform(90, 250))
-            cv2.ellipse(canvas, _point(centre), axes, float(rng.uniform(0, 180)), start, end, colour, width, cv2.LINE_AA)
+            cv2.ellipse(
+                canvas, _point(centre), axes, float(rng.uniform(0, 180)), start, end, colour, width, cv2.LINE_AA
+            )
     return _placed(canvas, layout)
 
 
@@ -174,7 +180,7 @@ def _direction(rng: np.random.Generator) -> np.ndarray:
 
 
 def _point(xy: np.ndarray) -> tuple[int, int]:
-    return int(round(xy[0])), int(round(xy[1]))
+    return round(float(xy[0])), round(float(xy[1]))
 
 
 def _blob(rng: np.random.Generator, layout: Layout) -> np.ndarray:
@@ -198,7 +204,9 @@ def _noise(rng: np.random.Generator, layout: Layout) -> np.ndarray:
     else:
         pixels = (rng.random((SIDE, SIDE)) < rng.uniform(0.02, 0.4)).astype(np.float64)
     if rng.random() < 0.4:  # a patch of noise, placed like ink
-        return _placed(np.clip(pixels, 0, 1).astype(np.float32)[: int(rng.integers(6, 28)), : int(rng.integers(6, 28))], layout)
+        return _placed(
+            np.clip(pixels, 0, 1).astype(np.float32)[: int(rng.integers(6, 28)), : int(rng.integers(6, 28))], layout
+        )
     return np.clip(pixels, 0, 1)
 
 

@@ -317,7 +317,12 @@ def _save_run(
     )
     reject = None
     if config.reject:
-        reject = {"class": REJECT_CLASS, "threshold": model.threshold, "accept_rate": ACCEPT_RATE, "outliers": outlier_counts}
+        reject = {
+            "class": REJECT_CLASS,
+            "threshold": model.threshold,
+            "accept_rate": ACCEPT_RATE,
+            "outliers": outlier_counts,
+        }
     info = RunInfo(
         dataset=spec.name,
         classes=list(spec.classes),

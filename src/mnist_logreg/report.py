@@ -317,7 +317,9 @@ def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path:
     the share of images that were right; a calibrated model's bars meet the diagonal."""
     from .calibration import expected_calibration_error, reliability, softmax
 
-    logits = np.log(np.maximum(predictions.probabilities, 1e-300)) * weights.temperature  # the logits, up to a constant per image
+    logits = (
+        np.log(np.maximum(predictions.probabilities, 1e-300)) * weights.temperature
+    )  # the logits, up to a constant per image
     fig = _figure(10, 4)
     for ax, temperature, name in zip(fig.subplots(1, 2), (1.0, weights.temperature), ("before", "after")):
         p = softmax(logits, temperature)
@@ -454,7 +456,7 @@ def describe_reject(info: RunInfo) -> str:
     if info.reject is None:
         return ""
     sources = ", ".join(f"{count} {source}" for source, count in info.reject["outliers"].items())
-    return f" and one more, \"{info.reject['class']}\", learnt from outliers ({sources})"
+    return f' and one more, "{info.reject["class"]}", learnt from outliers ({sources})'
 
 
 def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[dict], history: list[Epoch]) -> str:
@@ -479,7 +481,10 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
         calibration = metrics.calibration
         headline += [
             ["temperature (fitted on validation)", _number(calibration["temperature"])],
-            ["test ECE before / after calibration", f"{_number(calibration['ece_before'])} / {_number(calibration['ece_after'])}"],
+            [
+                "test ECE before / after calibration",
+                f"{_number(calibration['ece_before'])} / {_number(calibration['ece_after'])}",
+            ],
         ]
     if metrics.reject is not None:
         reject = metrics.reject
