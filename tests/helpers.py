@@ -137,9 +137,9 @@ def untrained_run(folder: Path, **info) -> Path:
 REJECT_INFO = {"class": "not a digit", "threshold": 0.5, "accept_rate": 0.96, "outliers": {"drawn": 0}}
 
 
-def rejecting_run(folder: Path, temperature: float = 2.0) -> Path:
+def rejecting_run(folder: Path, temperature: float = 2.0, **info) -> Path:
     """A run folder whose untrained model (seed 0) has the eleventh output "not a digit", its bias so
-    large that every image is rejected; model.json gives the ``temperature`` and REJECT_INFO."""
+    large that every image is rejected; model.json gives the ``temperature``, REJECT_INFO and ``info``'s fields."""
     import torch
 
     from mnist_logreg import MNISTModel
@@ -149,7 +149,8 @@ def rejecting_run(folder: Path, temperature: float = 2.0) -> Path:
     model = MNISTModel(reject=True)
     with torch.no_grad():
         model.linear.bias[10] = 50.0
-    save_model(folder, model, DIGITS_INFO | {"reject": REJECT_INFO, "temperature": temperature})
+    model.input_transform = info.get("input_transform", "none")
+    save_model(folder, model, DIGITS_INFO | {"reject": REJECT_INFO, "temperature": temperature} | info)
     return folder
 
 
