@@ -394,7 +394,7 @@ RECIPES = {  # what each rung adds, for the table; the numbers beside them are m
     "raw": "Adam, lr 0.02 with cosine decay, batch 512, 6 epochs, pixels in [0, 1]",
     "deskewed": "`raw` on deskewed digits, with an L2 penalty of 1e-4 (it keeps the weight images readable)",
     "default": "the most accurate for the dataset: `deskewed` with pixel pairs (10,192 inputs), 8 epochs, and on "
-    "MNIST the class \"not a digit\" (100,000 outliers beside the 50,000 digits); on Fashion-MNIST without "
+    'MNIST the class "not a digit" (100,000 outliers beside the 50,000 digits); on Fashion-MNIST without '
     "deskewing, the penalty or that class",
 }
 

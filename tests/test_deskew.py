@@ -11,8 +11,8 @@ from PIL import Image, ImageDraw
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.cli import build_parser, train_config
-from mnist_logreg.predict import predict_image_file
 from mnist_logreg.inputs import apply_input_transform, deskew
+from mnist_logreg.predict import predict_image_file
 from mnist_logreg.preprocess import open_image, preprocess_image
 from mnist_logreg.runs import RunError, RunInfo, load_run, load_weights, save_model
 from mnist_logreg.training import PRESETS, get_preset

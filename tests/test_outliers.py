@@ -47,9 +47,9 @@ def test_a_run_with_a_reject_class_trains_on_its_outliers_and_records_them(fake_
     assert info["reject"]["class"] == "not a digit" and info["reject"]["outliers"] == {"drawn": 192}
     assert 0 <= info["reject"]["threshold"] <= 1 and info["temperature"] > 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert set(metrics["reject"]) == {"threshold", "val_accepted", "test_accepted", "test_acc_accepted"}
+    assert set(metrics["reject"]) == {"val_accepted", "test_accepted", "test_acc_accepted"}
     assert 0 < metrics["reject"]["val_accepted"] <= 1
-    assert set(metrics["calibration"]) == {"temperature", "ece_before", "ece_after"}
+    assert set(metrics["calibration"]) == {"ece_before", "ece_after"}  # temperature and threshold: model.json alone
     assert result.model.linear.out_features == 11 and len(metrics["confusion"]) == 10
     # The outliers follow the digits, labelled 10, in both loaders' training set.
     splits = load_splits(spec, data_dir, val_size=60)

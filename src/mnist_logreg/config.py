@@ -10,7 +10,6 @@ import math
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Callable
 
-
 LESSON_VAL_SIZE = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
 DEFAULT_SEED = 42  # split, initial weights and shuffling
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders

@@ -16,7 +16,7 @@ import torch
 from . import data as data_module
 from . import distributed
 from .calibration import accepted, choose_threshold, digit_scores, expected_calibration_error, fit_temperature, softmax
-from .config import ACCEPT_RATE, DEVICES, REJECT_CLASS, LOADERS, SCORED_SPLITS, SPLITS
+from .config import ACCEPT_RATE, DEVICES, LOADERS, REJECT_CLASS, SCORED_SPLITS, SPLITS
 from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .files import written_atomically
@@ -299,8 +299,8 @@ def _save_run(
     test = evaluate(model, test_loader)  # the loaders' images are transformed already
     scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
-    model.temperature = scores.pop("temperature")
-    model.threshold = scores["reject"]["threshold"] if config.reject else None
+    # model.json holds these two; metrics.json what they give on the test split
+    model.temperature, model.threshold = scores.pop("temperature"), scores.pop("threshold")
     epochs = [
         Epoch(n, h["train_loss"], h["val_loss"], h["val_acc"], h["seconds"]) for n, h in enumerate(history, start=1)
     ]
@@ -348,11 +348,11 @@ def _save_run(
 
 
 def score_run(model, val_loader, test_loader, names: list[str], reject: bool) -> dict:
-    """What training leaves to measure: the temperature fitted on the validation split; the test
+    """What training leaves to measure: the ``temperature`` fitted on the validation split; the test
     accuracy, confusion and per-class table over the dataset's classes (the reject class aside,
     so the figure compares with runs without one); the expected calibration error on the test
-    split before and after calibration; and, for a run with a reject class, the threshold chosen
-    on the validation digits and what it accepts of the test digits."""
+    split before and after calibration; and, for a run with a reject class, the ``threshold`` chosen
+    on the validation digits (None without one) and what it accepts of the test digits."""
     val_logits, val_labels = logits_and_labels(model, val_loader)
     test_logits, test_labels = logits_and_labels(model, test_loader)
     classes = len(names)
@@ -365,8 +365,8 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
         "test_acc": float(np.mean(predicted == test_labels)),
         "confusion": confusion.tolist(),
         "per_class": per_class_metrics(confusion, names),
+        "threshold": None,
         "calibration": {
-            "temperature": temperature,
             "ece_before": expected_calibration_error(before, test_labels),
             "ece_after": expected_calibration_error(after, test_labels),
         },
@@ -374,8 +374,8 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
     if reject:
         threshold = choose_threshold(digit_scores(softmax(val_logits, temperature), classes), ACCEPT_RATE)
         taken = accepted(after, classes, threshold)
+        scores["threshold"] = threshold
         scores["reject"] = {
-            "threshold": threshold,
             "val_accepted": float(accepted(softmax(val_logits, temperature), classes, threshold).mean()),
             "test_accepted": float(taken.mean()),
             "test_acc_accepted": float(np.mean(predicted[taken] == test_labels[taken])) if taken.any() else None,

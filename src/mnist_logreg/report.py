@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
-from .idx import read_idx
-from .metrics import confusion_matrix, per_class_metrics
-from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
 from .explain import output_name
+from .idx import read_idx
+from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
+from .metrics import confusion_matrix, per_class_metrics
 from .runs import Epoch, LinearWeights, Metrics, RunInfo, load_weights, read_history, read_info, read_metrics
 
 FIGURES = {
@@ -480,7 +480,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
     if metrics.calibration is not None:
         calibration = metrics.calibration
         headline += [
-            ["temperature (fitted on validation)", _number(calibration["temperature"])],
+            ["temperature (fitted on validation)", _number(info.temperature)],
             [
                 "test ECE before / after calibration",
                 f"{_number(calibration['ece_before'])} / {_number(calibration['ece_after'])}",
@@ -489,7 +489,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
     if metrics.reject is not None:
         reject = metrics.reject
         headline += [
-            ["reject threshold (likeliest digit's probability)", _number(reject["threshold"])],
+            ["reject threshold (likeliest digit's probability)", _number(info.threshold)],
             ["test digits accepted", _number(reject["test_accepted"])],
             ["test accuracy on the accepted", _number(reject["test_acc_accepted"])],
         ]

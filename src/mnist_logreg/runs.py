@@ -143,10 +143,11 @@ class Metrics:
     train_seconds: float  # training and validation, without start-up, data loading or the report
     confusion: list[list[int]] | None = None  # test set, rows = true class (None: runs from before it)
     per_class: list[dict] | None = None  # precision, recall, f1, support per class
-    # {"temperature", "ece_before", "ece_after"} on the test split (None: runs from before it)
+    # {"ece_before", "ece_after"}: on the test split, before and after the temperature in model.json
+    # (None: runs from before it)
     calibration: dict | None = None
-    # A run with a reject class: its "threshold", and the shares of validation and test digits it
-    # accepts ("val_accepted", "test_accepted") with the accuracy on those test digits ("test_acc_accepted").
+    # A run with a reject class: the shares of validation and test digits its threshold (in model.json)
+    # accepts ("val_accepted", "test_accepted"), and the accuracy on those test digits ("test_acc_accepted").
     reject: dict | None = None
     interrupted: bool = False  # stopped by Ctrl-C: the weights are those of the last complete epoch
     epochs_completed: int | None = None
