@@ -211,13 +211,6 @@ def add_reject(parser: argparse.ArgumentParser, what: str) -> None:
     rule.add_argument("--no-reject", action="store_true", help=f"take every {what} for a digit")
 
 
-def reject_rule(weights, args):
-    """The run's weights with the threshold the flags ask for."""
-    from .predict import with_threshold
-
-    return with_threshold(weights, args.reject_below, args.no_reject)
-
-
 def add_predict(commands) -> None:
     predict = command(
         commands,
@@ -432,12 +425,13 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .predict import with_threshold
     from .runs import load_weights
 
     # numpy: predicting files needs no torch. Read here, a bad run folder is one clear error
     # before any worker starts (each worker reads the weights for itself).
     weights, info = load_weights(args.run_dir)
-    weights = reject_rule(weights, args)
+    weights = with_threshold(weights, args.reject_below, args.no_reject)
     for folder in (args.save_preprocessed, args.explain):
         if folder:
             folder.mkdir(parents=True, exist_ok=True)
@@ -539,12 +533,20 @@ def print_prediction_table(results: list[dict]) -> None:
 
 def cmd_read(args) -> int:
     """Read each file's number; a bad file gets its own error and the rest carry on. 1 if any failed."""
-    from .predict import PathError, check_image_paths, check_reads_digits, draw_boxes, expand_paths, read_image_file
+    from .predict import (
+        PathError,
+        check_image_paths,
+        check_reads_digits,
+        draw_boxes,
+        expand_paths,
+        read_image_file,
+        with_threshold,
+    )
     from .preprocess import ImageError, open_image
     from .runs import load_weights
 
     weights, info = load_weights(args.run_dir)
-    weights = reject_rule(weights, args)
+    weights = with_threshold(weights, args.reject_below, args.no_reject)
     check_reads_digits(info)
     check_image_paths(args.paths)
     if args.save_boxes:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import data as data_module
 from . import distributed
@@ -295,8 +296,7 @@ def _save_run(
 ) -> RunResult:
     """Calibrate, choose the reject threshold, score the test set and write the run folder (rank 0 only):
     weights, model.json, history, metrics."""
-    val_loader, test_loader = scored_loaders
-    test = evaluate(model, test_loader)  # the loaders' images are transformed already
+    val_loader, test_loader = scored_loaders  # their images are transformed already
     scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
     # model.json holds these two; metrics.json what they give on the test split
@@ -307,7 +307,7 @@ def _save_run(
     interrupted = len(history) < config.epochs
     metrics = Metrics(
         test_acc=scores.pop("test_acc"),
-        test_loss=test["val_loss"],
+        test_loss=scores.pop("test_loss"),
         val_acc=history[-1]["val_acc"],
         val_loss=history[-1]["val_loss"],
         train_seconds=sum(epoch.seconds for epoch in epochs),
@@ -363,6 +363,7 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
     scores = {
         "temperature": temperature,
         "test_acc": float(np.mean(predicted == test_labels)),
+        "test_loss": float(F.cross_entropy(torch.from_numpy(test_logits), torch.from_numpy(test_labels))),
         "confusion": confusion.tolist(),
         "per_class": per_class_metrics(confusion, names),
         "threshold": None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -50,8 +50,8 @@ def with_threshold(weights: LinearWeights, reject_below: float | None, no_reject
     """The weights deciding as asked: every image accepted (``no_reject``), or those whose likeliest
     class has at least ``reject_below``; the run's own threshold when neither is given."""
     if no_reject:
-        return weights.rejecting(None)
-    return weights if reject_below is None else weights.rejecting(reject_below)
+        return replace(weights, threshold=None)
+    return weights if reject_below is None else replace(weights, threshold=reject_below)
 
 
 def rejected_name(classes: list[str]) -> str:

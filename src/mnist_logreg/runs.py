@@ -19,7 +19,7 @@ import json
 import math
 import pickle
 import zipfile
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -251,10 +251,6 @@ class LinearWeights:
     features: str = "pixels"
     temperature: float = 1.0  # probabilities are softmax(logits / temperature)
     threshold: float | None = None  # accept an image only if its likeliest class has this probability
-
-    def rejecting(self, threshold: float | None) -> "LinearWeights":
-        """The same model deciding with another threshold (None: accept every image)."""
-        return replace(self, threshold=threshold)
 
 
 def as_weights(model) -> LinearWeights:
