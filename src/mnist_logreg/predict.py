@@ -40,10 +40,14 @@ class NotADigitModel(ValueError):
     """Reading numbers needs a model of the digits 0-9."""
 
 
+def logits(weights: LinearWeights, inputs: np.ndarray) -> np.ndarray:
+    """W x + b of the linear layer's inputs (N, features) -> (N, outputs), in float64."""
+    return inputs.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias
+
+
 def probabilities(weights: LinearWeights, inputs: np.ndarray) -> np.ndarray:
     """Calibrated softmax((W x + b) / T) of the linear layer's inputs (N, features) -> (N, outputs), in float64."""
-    logits = inputs.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias
-    return softmax(logits, weights.temperature)
+    return softmax(logits(weights, inputs), weights.temperature)
 
 
 def with_threshold(weights: LinearWeights, reject_below: float | None, no_reject: bool = False) -> LinearWeights:

@@ -69,7 +69,8 @@ class ReportData:
 class TestPredictions:
     labels: np.ndarray  # (N,) true class
     predicted: np.ndarray  # (N,) predicted class
-    probabilities: np.ndarray  # (N, C)
+    probabilities: np.ndarray  # (N, outputs), calibrated
+    logits: np.ndarray  # (N, outputs)
     images: np.ndarray  # (N, 28, 28) uint8
     seen: np.ndarray  # (N, 784) float32: the images as the model saw them (input transform applied)
 
@@ -84,18 +85,20 @@ CHUNK = 1000  # images whose features are held at once: 10,000 test images' pixe
 
 
 def predict_test_set(weights: LinearWeights, data: ReportData, classes: int) -> TestPredictions:
-    """The test images' calibrated probabilities, and the likeliest of the ``classes`` (a reject class aside,
-    as metrics.json counts them)."""
-    from .predict import probabilities
+    """The test images' logits and calibrated probabilities, and the likeliest of the ``classes`` (a reject
+    class aside, as metrics.json counts them)."""
+    from .calibration import softmax
+    from .predict import logits
 
     seen = seen_by(weights, data.test_images)
-    p = np.concatenate(
+    z = np.concatenate(
         [
-            probabilities(weights, feature_map(weights.features, seen[start : start + CHUNK]))
+            logits(weights, feature_map(weights.features, seen[start : start + CHUNK]))
             for start in range(0, len(seen), CHUNK)
         ]
     )
-    return TestPredictions(data.test_labels, p[:, :classes].argmax(1), p, data.test_images, seen)
+    p = softmax(z, weights.temperature)
+    return TestPredictions(data.test_labels, p[:, :classes].argmax(1), p, z, data.test_images, seen)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,12 +320,9 @@ def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path:
     the share of images that were right; a calibrated model's bars meet the diagonal."""
     from .calibration import expected_calibration_error, reliability, softmax
 
-    logits = (
-        np.log(np.maximum(predictions.probabilities, 1e-300)) * weights.temperature
-    )  # the logits, up to a constant per image
     fig = _figure(10, 4)
     for ax, temperature, name in zip(fig.subplots(1, 2), (1.0, weights.temperature), ("before", "after")):
-        p = softmax(logits, temperature)
+        p = softmax(predictions.logits, temperature)
         rows = [row for row in reliability(p, predictions.labels) if row["count"]]
         ece = expected_calibration_error(p, predictions.labels)
         ax.bar(
