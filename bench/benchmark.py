@@ -66,7 +66,8 @@ def _our_fit(preset: str, dataset: str = "mnist") -> dict:
     from mnist_logreg.data import load_splits, tensor_loaders
     from mnist_logreg.inputs import feature_count
     from mnist_logreg.outliers import training_outliers
-    from mnist_logreg.training import fit_config, get_preset
+    from mnist_logreg.config import get_preset
+    from mnist_logreg.training import fit_config
 
     config = get_preset(preset, dataset)
     splits = load_splits(dataset, DATA_DIR, val_size=config.val_size, seed=config.seed)

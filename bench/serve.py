@@ -47,13 +47,14 @@ CONCURRENCY = (1, 4, 16)
 
 def floor_app():
     """uvicorn factory: POST /noop reads the body under the same limit and parses the multipart upload."""
-    from mnist_logreg.web.app import images_from_multipart, read_limited_body
+    from mnist_logreg.config import Limits
+    from mnist_logreg.web.bodies import images_from_multipart, read_limited_body
 
     app = FastAPI()
 
     @app.post("/noop")
     async def noop(request: Request) -> dict:
-        files = await images_from_multipart(request, await read_limited_body(request))
+        files = await images_from_multipart(request, await read_limited_body(request, Limits()), Limits())
         return {"files": len(files)}
 
     return app
@@ -207,9 +208,9 @@ def library_timings(run: Path) -> dict:
     import numpy as np
 
     from mnist_logreg.data import load_splits
-    from mnist_logreg.predict import read_image_file
+    from mnist_logreg.read import read_image_file
     from mnist_logreg.preprocess import open_image, preprocess_image
-    from mnist_logreg.runs import load_weights
+    from mnist_logreg.weights import load_weights
 
     from written_numbers import compose, on_lit_paper
 

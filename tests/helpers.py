@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
 from mnist_logreg.config import TrainConfig
-from mnist_logreg.datasets import DatasetSpec
-from mnist_logreg.idx import IdxFile, write_idx
+from mnist_logreg.datasets import DatasetSpec, IdxFile
+from mnist_logreg.idx import write_idx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = REPO_ROOT / "data"
@@ -167,7 +167,7 @@ def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
 def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
     """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
     from mnist_logreg.pipeline import train_run
-    from mnist_logreg.training import get_preset
+    from mnist_logreg.config import get_preset
 
     config = get_preset(preset, dataset if isinstance(dataset, str) else "mnist").updated(**overrides)
     return train_run(

@@ -9,9 +9,10 @@ import torch
 from torchvision.datasets import MNIST
 
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
-from mnist_logreg.datasets import DATASETS, get_spec
+from mnist_logreg.datasets import DATASETS, IdxFile, get_spec
 from mnist_logreg.fetch import fetch, from_folder, missing_files
-from mnist_logreg.idx import DataError, IdxFile, check_idx, read_idx
+from mnist_logreg.errors import DataError
+from mnist_logreg.idx import check_idx, read_idx
 
 from helpers import FAKE_TEST, FAKE_TRAIN, fake_spec
 

@@ -14,8 +14,10 @@ from mnist_logreg.cli import build_parser, train_config
 from mnist_logreg.inputs import apply_input_transform, deskew
 from mnist_logreg.predict import predict_image_file
 from mnist_logreg.preprocess import open_image, preprocess_image
-from mnist_logreg.runs import RunError, RunInfo, load_run, load_weights, save_model
-from mnist_logreg.training import PRESETS, get_preset
+from mnist_logreg.errors import RunError
+from mnist_logreg.runs import RunInfo, load_run, save_model
+from mnist_logreg.weights import load_weights
+from mnist_logreg.config import PRESETS, get_preset
 
 from helpers import fetched_fake_dataset, multipart, request, run_process, serving, train_preset
 

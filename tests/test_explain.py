@@ -11,7 +11,7 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.explain import contributions, evidence, evidence_pngs
-from mnist_logreg.predict import as_weights
+from mnist_logreg.weights import as_weights
 
 from helpers import cli, multipart, rejecting_run, request, serving, seven, untrained_run
 
@@ -117,7 +117,7 @@ def pair_run(folder):
 def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_path):
     from mnist_logreg.explain import save_evidence_figure
     from mnist_logreg.predict import predict_image_file
-    from mnist_logreg.runs import load_weights
+    from mnist_logreg.weights import load_weights
 
     run = pair_run(tmp_path / "run")
     seven().save(tmp_path / "seven.png")
@@ -142,7 +142,7 @@ def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_pat
 
 def test_a_rejected_image_is_explained_by_the_evidence_for_not_a_digit(tmp_path):
     from mnist_logreg.explain import output_name
-    from mnist_logreg.runs import load_weights
+    from mnist_logreg.weights import load_weights
 
     rejecting_run(tmp_path / "run")
     weights, info = load_weights(tmp_path / "run")

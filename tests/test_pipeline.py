@@ -8,7 +8,7 @@ import pytest
 
 from mnist_logreg.config import TrainConfig
 from mnist_logreg.pipeline import TrainingDiverged, train_run
-from mnist_logreg.runs import RunError
+from mnist_logreg.errors import RunError
 
 CONFIG = TrainConfig(epochs=1, lr=0.05, batch_size=32, optimizer="adam", val_size=60)
 
@@ -35,7 +35,7 @@ def test_a_run_folder_that_holds_something_is_refused_unless_overwritten(fake_da
         "model.pth",
         "weights.npz",
     ]
-    assert json.loads((run / "model.json").read_text())["seed"] == 7
+    assert json.loads((run / "model.json").read_text())["hyperparameters"]["seed"] == 7
 
 
 def test_overwrite_replaces_runs_only(fake_data, tmp_path):
@@ -58,7 +58,7 @@ def test_latest_points_at_the_run_written_last(fake_data, tmp_path):
     assert (runs / "latest" / "model.json").is_file()
     train(spec, data_dir, runs / "latest", config=CONFIG.updated(seed=3), overwrite=True)  # through the link
     assert (runs / "latest").is_symlink() and (runs / "latest").resolve() == (runs / "second").resolve()
-    assert json.loads((runs / "second" / "model.json").read_text())["seed"] == 3
+    assert json.loads((runs / "second" / "model.json").read_text())["hyperparameters"]["seed"] == 3
     assert sorted(p.name for p in runs.iterdir()) == ["first", "latest", "second"]  # no stray link files
 
 

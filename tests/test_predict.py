@@ -355,7 +355,7 @@ def test_predicting_a_folder_in_parallel_streams_json_lines_in_input_order(run_d
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_predicting_takes_files_as_it_goes_instead_of_listing_them_all_first(run_dir, tmp_path, workers):
-    from mnist_logreg.predict import expand_paths, predict_files
+    from mnist_logreg.pool import Options, answer_files, expand_paths
 
     taken = []
 
@@ -364,7 +364,7 @@ def test_predicting_takes_files_as_it_goes_instead_of_listing_them_all_first(run
             taken.append(number)
             yield tmp_path / f"{number}.png"
 
-    with contextlib.closing(predict_files(files(), run_dir, workers=workers)) as stream:
+    with contextlib.closing(answer_files(files(), run_dir, Options(), workers=workers)) as stream:
         first = next(stream)
         assert first["path"] == str(tmp_path / "0.png") and "error" in first
         assert len(taken) < 10_000  # the rest are still waiting to be named
@@ -380,12 +380,12 @@ def test_predicting_takes_files_as_it_goes_instead_of_listing_them_all_first(run
 def test_worker_processes_start_only_when_there_are_files_to_share(run_dir, tmp_path, files, processes):
     import multiprocessing
 
-    from mnist_logreg.predict import predict_files
+    from mnist_logreg.pool import Options, answer_files
 
     paths = [tmp_path / f"{n}.png" for n in range(files)]
     for path in paths:
         seven().save(path)
-    with contextlib.closing(predict_files(iter(paths), run_dir, workers=2)) as stream:  # closed: no pool left
+    with contextlib.closing(answer_files(iter(paths), run_dir, Options(), workers=2)) as stream:  # closed: no pool left
         assert "error" not in next(stream)
         assert len(multiprocessing.active_children()) == processes  # one file is read here, not in a pool
         assert len([next(stream) for _ in range(files - 1)]) == files - 1
@@ -483,7 +483,8 @@ def test_bad_reject_flags_are_one_line_errors(tmp_path, flags):
 def test_probabilities_are_the_softmax_of_the_logits_over_the_runs_temperature(tmp_path):
     from mnist_logreg.calibration import softmax
     from mnist_logreg.predict import predict_pixels
-    from mnist_logreg.runs import load_run, load_weights
+    from mnist_logreg.runs import load_run
+    from mnist_logreg.weights import load_weights
 
     rejecting_run(tmp_path / "run", temperature=3.0)
     pixels = np.random.default_rng(0).random((28, 28)).astype(np.float32)
@@ -497,7 +498,7 @@ def test_probabilities_are_the_softmax_of_the_logits_over_the_runs_temperature(t
 
 
 def test_an_old_run_folder_without_temperature_or_reject_predicts_as_before(tmp_path):
-    from mnist_logreg.runs import load_weights
+    from mnist_logreg.weights import load_weights
 
     untrained_run(tmp_path / "run")
     assert not {"temperature", "reject"} & set(json.loads((tmp_path / "run" / "model.json").read_text()))

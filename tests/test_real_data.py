@@ -17,8 +17,8 @@ from mnist_logreg.pipeline import evaluate_run
 from mnist_logreg.predict import predict_pixels
 from mnist_logreg.preprocess import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
-from mnist_logreg.runs import load_weights
-from mnist_logreg.training import get_preset
+from mnist_logreg.weights import load_weights
+from mnist_logreg.config import get_preset
 
 from helpers import run_process, torchrun, train_preset
 from realistic import MAKERS
@@ -209,7 +209,9 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     numbers too, and the test bounds how many."""
     import io
 
-    from mnist_logreg.predict import predict_pixels, read_image_file, with_threshold
+    from mnist_logreg.predict import predict_pixels
+    from mnist_logreg.read import read_image_file
+    from mnist_logreg.weights import with_threshold
 
     from written_numbers import compose, on_lit_paper
 
@@ -428,8 +430,8 @@ def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_
 
     from mnist_logreg.export import export_onnx
     from mnist_logreg.inputs import model_inputs
-    from mnist_logreg.predict import probabilities
-    from mnist_logreg.runs import load_weights
+    from mnist_logreg.weights import probabilities
+    from mnist_logreg.weights import load_weights
 
     path = export_onnx(default_run.run_dir, tmp_path / "model.onnx")
     weights, info = load_weights(default_run.run_dir)
@@ -642,7 +644,7 @@ def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default
     from letters import fonts
     from PIL import Image, ImageDraw, ImageFont
 
-    from mnist_logreg.predict import read_image_file
+    from mnist_logreg.read import read_image_file
 
     from written_numbers import compose, on_lit_paper
 

@@ -14,7 +14,7 @@ from mnist_logreg.data import to_float_pixels
 from mnist_logreg.pipeline import load_run_splits, train_run
 from mnist_logreg.report import FIGURES, compare_runs, write_report
 from mnist_logreg.runs import load_run
-from mnist_logreg.training import TrainConfig
+from mnist_logreg.config import TrainConfig
 
 from helpers import FAKE_TEST, cli
 

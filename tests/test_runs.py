@@ -10,7 +10,8 @@ import torch
 
 from mnist_logreg import MNISTModel, RunError, load_run
 from mnist_logreg.datasets import DATASETS
-from mnist_logreg.runs import RunInfo, load_weights, read_info, read_metrics, save_model
+from mnist_logreg.runs import RunInfo, read_info, read_metrics, save_model
+from mnist_logreg.weights import load_weights
 
 
 def info(**changes):

@@ -12,13 +12,10 @@ import torch.nn.functional as F
 
 from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
+from mnist_logreg.config import PRESETS, SCHEDULES, TrainConfig, get_preset
 from mnist_logreg.training import (
-    PRESETS,
-    SCHEDULES,
     AutogradStep,
     ClosedFormStep,
-    TrainConfig,
-    get_preset,
     is_plain_sgd,
     make_opt_func,
     supports_fused,

@@ -87,6 +87,7 @@ def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkey
     import uvicorn
 
     import mnist_logreg.web.app as app_module
+    import mnist_logreg.web.service as service_module
 
     from helpers import free_port
 
@@ -94,7 +95,7 @@ def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkey
         raise RuntimeError("a bug of ours")
 
     untrained_run(tmp_path / "run", preset="test")
-    monkeypatch.setattr(app_module, "predict_image_file", broken)
+    monkeypatch.setattr(service_module, "predict_image_file", broken)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app_module.create_app(tmp_path / "run"), port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -12,10 +12,10 @@ import importlib
 
 _WHERE = {
     "DATASETS": "datasets",
-    "DataError": "idx",
+    "DataError": "errors",
     "MNISTModel": "model",
     "PRESETS": "config",
-    "RunError": "runs",
+    "RunError": "errors",
     "RunInfo": "runs",
     "TrainConfig": "config",
     "accuracy": "model",

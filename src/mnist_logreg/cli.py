@@ -11,14 +11,13 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable
 
 from .config import DEVICES, LOADERS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
 from .datasets import DATASETS, DEFAULT_DATA_DIR
-from .idx import DataError
-from .runs import RunError
+from .errors import DataError, RunError
 
 USER_ERRORS = (ValueError, DataError, RunError, OSError)
 
@@ -211,6 +210,16 @@ def add_reject(parser: argparse.ArgumentParser, what: str) -> None:
     rule.add_argument("--no-reject", action="store_true", help=f"take every {what} for a digit")
 
 
+def add_files_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recursive", action="store_true", help="take the images in subfolders of folders too")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="processes that decode and classify files (default: the number of cores)",
+    )
+
+
 def add_predict(commands) -> None:
     predict = command(
         commands,
@@ -229,13 +238,7 @@ def add_predict(commands) -> None:
     output.add_argument(
         "--jsonl", action="store_true", help="print one JSON object per line, in input order, as each is ready"
     )
-    predict.add_argument("--recursive", action="store_true", help="take the images in subfolders of folders too")
-    predict.add_argument(
-        "--workers",
-        type=positive_int,
-        default=os.cpu_count() or 1,
-        help="processes that decode and classify files (default: the number of cores)",
-    )
+    add_files_options(predict)
     predict.add_argument(
         "--save-preprocessed", type=Path, metavar="DIR", help="write the 28×28 images the model saw into DIR"
     )
@@ -270,7 +273,7 @@ def add_read(commands) -> None:
     add_top_k(read, "digit")
     add_reject(read, "a part of an image")
     read.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
-    read.add_argument("--recursive", action="store_true", help="take the images in subfolders of folders too")
+    add_files_options(read)
     read.add_argument("--save-boxes", type=Path, metavar="DIR", help="write each image with its digits' boxes into DIR")
 
 
@@ -425,21 +428,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import with_threshold
-    from .runs import load_weights
+    from .weights import load_weights, with_threshold
 
     # numpy: predicting files needs no torch. Read here, a bad run folder is one clear error
     # before any worker starts (each worker reads the weights for itself).
     weights, info = load_weights(args.run_dir)
     weights = with_threshold(weights, args.reject_below, args.no_reject)
-    for folder in (args.save_preprocessed, args.explain):
-        if folder:
-            folder.mkdir(parents=True, exist_ok=True)
     if args.index is not None:
-        results = [predict_dataset_image(weights, info, args)]
-    else:
-        results = predict_file_paths(args)
-    return print_predictions(results, args)
+        return print_results([predict_dataset_image(weights, info, args)], args, print_prediction_table)
+    return print_results(answer_paths(args, "predict"), args, print_prediction_table)
 
 
 def predict_dataset_image(weights, info, args) -> dict:
@@ -455,7 +452,10 @@ def predict_dataset_image(weights, info, args) -> dict:
     result = predict_pixels(to_float_pixels(images[args.index]), weights, info.classes, args.top_k)
     name = f"{args.split}-{args.index:05d}.png"
     true_label = int(labels[args.index])
-    result = kept(result, name, weights, info.classes, vars(args))
+    for folder in (args.save_preprocessed, args.explain):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    result = kept(result, name, weights, info.classes, args.save_preprocessed, args.explain)
     return {
         "path": f"{args.split}[{args.index}]",
         **result,
@@ -464,43 +464,45 @@ def predict_dataset_image(weights, info, args) -> dict:
     }
 
 
-def predict_file_paths(args):
-    """Each file's prediction or error, in input order, as a stream."""
-    from .predict import check_image_paths, expand_paths, predict_files
+def answer_paths(args, job: str):
+    """Each file's prediction or reading, or its error, in input order, as a stream."""
+    from .pool import Options, answer_files, check_image_paths, expand_paths
 
     check_image_paths(args.paths)
-    args.skipped = []  # subfolders left out without --recursive, said at the end
-    paths = expand_paths(args.paths, args.recursive, args.skipped)
-    return predict_files(
-        paths,
-        args.run_dir,
-        args.top_k,
-        args.workers,
-        args.save_preprocessed,
-        args.explain,
-        (args.reject_below, args.no_reject),
+    options = Options(
+        job=job,
+        top_k=args.top_k,
+        reject=(args.reject_below, args.no_reject),
+        save_preprocessed=getattr(args, "save_preprocessed", None),
+        explain=getattr(args, "explain", None),
+        save_boxes=getattr(args, "save_boxes", None),
     )
+    for folder in (options.save_preprocessed, options.explain, options.save_boxes):
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
+    skipped: list[Path] = []  # subfolders left out without --recursive, said at the end
+    yield from answer_files(expand_paths(args.paths, args.recursive, skipped), args.run_dir, options, args.workers)
+    note_skipped(skipped)
 
 
-def print_predictions(results, args) -> int:
-    """Print each prediction (a table, a JSON list, or JSON lines as they come); a bad file gets its
-    own error and the rest carry on. Returns 1 if any input failed."""
+def print_results(results, args, print_table: Callable[[list[dict]], None]) -> int:
+    """Print each answer (a table, a JSON list, or JSON lines as they come); a bad file gets its
+    own error and the rest carry on. Returns 1 if any input failed, or there was none."""
     kept_results, failed, count = [], [], 0
     for result in results:
         count += 1
         if "error" in result:
             failed.append(result)
-        if args.jsonl:
+        if getattr(args, "jsonl", False):
             print(json.dumps(result), flush=True)  # one line per input, in input order, as it is ready
         else:
             kept_results.append(result)
     if args.json:
         print(json.dumps(kept_results, indent=2))  # errors are entries of the list
-    elif not args.jsonl:
-        print_prediction_table(kept_results)
+    elif not getattr(args, "jsonl", False):
+        print_table([r for r in kept_results if "error" not in r])
         for result in failed:
             log(f"{PROG}: error: {result['path']}: {result['error']}")
-    note_skipped(getattr(args, "skipped", []))
     return 1 if failed or not count else 0
 
 
@@ -510,8 +512,7 @@ def note_skipped(skipped: list[Path]) -> None:
         log(f"{PROG}: note: {len(skipped)} subfolder(s) not read ({shown}); --recursive reads them too")
 
 
-def print_prediction_table(results: list[dict]) -> None:
-    good = [r for r in results if "error" not in r]
+def print_prediction_table(good: list[dict]) -> None:
     if not good:
         return
     if "true_class" in good[0]:  # a dataset image, the lesson's way
@@ -531,54 +532,22 @@ def print_prediction_table(results: list[dict]) -> None:
         print(f"{rejected} of {len(good)} not taken for a digit (their prob: 1 minus the likeliest digit's)")
 
 
-def cmd_read(args) -> int:
-    """Read each file's number; a bad file gets its own error and the rest carry on. 1 if any failed."""
-    from .predict import (
-        PathError,
-        check_image_paths,
-        check_reads_digits,
-        draw_boxes,
-        expand_paths,
-        read_image_file,
-        with_threshold,
-    )
-    from .preprocess import ImageError, open_image
-    from .runs import load_weights
+def print_reading_table(good: list[dict]) -> None:
+    if not good:
+        return
+    width = max(len(r["path"]) for r in good)
+    print(f"{'path':<{width}}  {'number':<10} {'prob':>6}  not digits")
+    for r in good:
+        left_out = sum(not d["accepted"] for d in r["digits"])
+        print(f"{r['path']:<{width}}  {r['text'] or '-':<10} {r['probability']:>6.3f}  {left_out or ''}")
 
-    weights, info = load_weights(args.run_dir)
-    weights = with_threshold(weights, args.reject_below, args.no_reject)
-    check_reads_digits(info)
-    check_image_paths(args.paths)
-    if args.save_boxes:
-        args.save_boxes.mkdir(parents=True, exist_ok=True)
-    results, skipped = [], []
-    for number, path in enumerate(expand_paths(args.paths, args.recursive, skipped)):
-        if isinstance(path, PathError):
-            results.append({"path": str(path.path), "error": path.error})
-            continue
-        try:
-            reading = read_image_file(path, weights, info, args.top_k)
-            if args.save_boxes:
-                draw_boxes(open_image(path), reading).save(args.save_boxes / f"{number:04d}-{path.stem}.png")
-        except ImageError as error:
-            results.append({"path": str(path), "error": str(error)})
-            continue
-        results.append({"path": str(path), **reading})
-    failed = [r for r in results if "error" in r]
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        good = [r for r in results if "error" not in r]
-        width = max([len(r["path"]) for r in good] + [4])
-        if good:
-            print(f"{'path':<{width}}  {'number':<10} {'prob':>6}  not digits")
-        for r in good:
-            left_out = sum(not d["accepted"] for d in r["digits"])
-            print(f"{r['path']:<{width}}  {r['text'] or '-':<10} {r['probability']:>6.3f}  {left_out or ''}")
-        for r in failed:
-            log(f"{PROG}: error: {r['path']}: {r['error']}")
-    note_skipped(skipped)
-    return 1 if failed or not results else 0
+
+def cmd_read(args) -> int:
+    from .read import check_reads_digits
+    from .weights import load_weights
+
+    check_reads_digits(load_weights(args.run_dir)[1])  # one clear error before any worker starts
+    return print_results(answer_paths(args, "read"), args, print_reading_table)
 
 
 def is_loopback(host: str) -> bool:
@@ -623,16 +592,16 @@ def cmd_serve(args) -> int:
     try:
         import uvicorn
 
-        from .web.app import SERVE_VARIABLE
+        from .web.app import SERVE_VARIABLE, serve_settings
     except ImportError as error:
         raise ValueError(
             f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)"
         ) from None
-    from .runs import load_weights
+    from .weights import load_weights
 
     load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker
-    settings = {"run_dir": str(args.run_dir.resolve()), "queue": args.queue, "timeout_s": args.prediction_timeout}
-    os.environ[SERVE_VARIABLE] = json.dumps(settings | {"cors": args.cors})
+    limits = Limits(queue=args.queue, timeout_s=args.prediction_timeout, cors=tuple(args.cors))
+    os.environ[SERVE_VARIABLE] = serve_settings(args.run_dir, limits)
     if not is_loopback(args.host):
         log(
             f"{PROG}: warning: serving on {args.host}, beyond this machine: the demo has no authentication, "

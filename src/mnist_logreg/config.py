@@ -7,8 +7,8 @@ schedules, devices and loaders are listed here once.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Callable
 
 LESSON_VAL_SIZE = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
 DEFAULT_SEED = 42  # split, initial weights and shuffling
@@ -33,11 +33,24 @@ CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration
 
 @dataclass(frozen=True)
 class Limits:
-    """How much a `serve` worker takes on: past ``queue`` predictions waiting, it answers 503 at once."""
+    """What a `serve` worker takes on. Past ``queue`` predictions waiting it answers 503 at once;
+    ``serve`` hands the whole of it to each worker process (``to_json``, ``from_json``)."""
 
     queue: int = 32  # predictions waiting or running per worker; more would only time out
     timeout_s: float = 10.0  # a prediction still running after this is answered 503, not left hanging
     cors: tuple[str, ...] = ()  # origins allowed to call the API from a browser; none by default
+    upload_bytes: int = 5 * 1024 * 1024  # a phone photo fits; a larger body is refused with 413
+    files: int = 64  # files in one batch request
+    # Past this, stop reading an oversized body and answer: a body is drained up to here so that a
+    # client still sending sees the 413, not a reset connection.
+    drain_bytes: int = 64 * 1024 * 1024
+
+    def to_json(self) -> dict:
+        return {each.name: getattr(self, each.name) for each in fields(self)}
+
+    @classmethod
+    def from_json(cls, values: dict) -> Limits:
+        return cls(**{**values, "cors": tuple(values.get("cors", ()))})
 
 
 # ---------------------------------------------------------------------------------------------

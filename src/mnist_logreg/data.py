@@ -16,9 +16,10 @@ import torch
 from torch.utils.data import random_split
 
 from .config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
-from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .datasets import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
+from .errors import DataError
 from .fetch import fetch, missing_files
-from .idx import DataError, IdxFile, read_idx
+from .idx import read_idx
 from .inputs import apply_input_transform
 
 

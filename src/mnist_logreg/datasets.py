@@ -7,13 +7,30 @@ where torchvision looks for them (``DATA_DIR/<folder>/raw/...``), so the lesson'
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-from .idx import IdxFile
 
 DEFAULT_DATA_DIR = Path("data")
+UBYTE_TYPE_CODE = 0x08  # IDX files of unsigned bytes, as both datasets ship
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One of a dataset's four files, as torchvision names it in ``raw/`` (uncompressed)."""
+
+    name: str  # e.g. "train-images-idx3-ubyte"
+    shape: tuple[int, ...]  # e.g. (60000, 28, 28)
+    sha256: str  # of the uncompressed content: sources differ in how they compress it
+
+    @property
+    def magic(self) -> int:
+        return (UBYTE_TYPE_CODE << 8) | len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return 4 + 4 * len(self.shape) + math.prod(self.shape)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import REJECT_CLASS
 from .inputs import SIDE, feature_map, fold_to_pixels
-from .runs import LinearWeights
+from .weights import LinearWeights
 
 MAP_SCALE = 8  # a 28×28 map is drawn 224×224, each pixel a block
 

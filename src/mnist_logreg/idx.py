@@ -10,34 +10,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-UBYTE_TYPE_CODE = 0x08
+from .datasets import UBYTE_TYPE_CODE, IdxFile
+from .errors import DataError
+
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DataError(Exception):
-    """A data file is missing, corrupt or not the one expected. The message says which and why."""
-
-
-@dataclass(frozen=True)
-class IdxFile:
-    """One of a dataset's four files, as torchvision names it in ``raw/`` (uncompressed)."""
-
-    name: str  # e.g. "train-images-idx3-ubyte"
-    shape: tuple[int, ...]  # e.g. (60000, 28, 28)
-    sha256: str  # of the uncompressed content: sources differ in how they compress it
-
-    @property
-    def magic(self) -> int:
-        return (UBYTE_TYPE_CODE << 8) | len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return 4 + 4 * len(self.shape) + int(np.prod(self.shape))
 
 
 def maybe_gunzip(content: bytes, label: str) -> bytes:

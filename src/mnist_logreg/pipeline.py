@@ -17,15 +17,16 @@ import torch.nn.functional as F
 from . import data as data_module
 from . import distributed
 from .calibration import accepted, choose_threshold, digit_scores, expected_calibration_error, fit_temperature, softmax
-from .config import ACCEPT_RATE, DEVICES, LOADERS, REJECT_CLASS, SCORED_SPLITS, SPLITS
+from .config import ACCEPT_RATE, DEVICES, LOADERS, REJECT_CLASS, SCORED_SPLITS, SPLITS, TrainConfig
 from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .errors import RunError
 from .files import written_atomically
 from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
 from .outliers import training_outliers
-from .runs import INFO_FILE, Epoch, Metrics, RunError, RunInfo, load_run, package_version, write_run
-from .training import NonFiniteLoss, TrainConfig, evaluate, fit_config
+from .runs import INFO_FILE, Epoch, Metrics, RunInfo, load_run, package_version, write_run
+from .training import NonFiniteLoss, evaluate, fit_config
 
 
 def resolve_device(device: str) -> torch.device:
@@ -333,8 +334,7 @@ def _save_run(
         temperature=model.temperature,
         reject=reject,
         preset=preset,
-        hyperparameters=config.to_dict(),
-        seed=config.seed,
+        hyperparameters=RunInfo.hyperparameters_of(config.to_dict()),
         splits={split: splits.size(split) for split in SPLITS},
         loader=loader,
         device=str(device),

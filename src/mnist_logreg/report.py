@@ -18,7 +18,8 @@ from .explain import output_name
 from .idx import read_idx
 from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
 from .metrics import confusion_matrix, per_class_metrics
-from .runs import Epoch, LinearWeights, Metrics, RunInfo, load_weights, read_history, read_info, read_metrics
+from .runs import Epoch, Metrics, RunInfo, read_history, read_info, read_metrics
+from .weights import LinearWeights, load_weights
 
 FIGURES = {
     "curves.png": "Loss and accuracy per epoch",
@@ -88,7 +89,7 @@ def predict_test_set(weights: LinearWeights, data: ReportData, classes: int) -> 
     """The test images' logits and calibrated probabilities, and the likeliest of the ``classes`` (a reject
     class aside, as metrics.json counts them)."""
     from .calibration import softmax
-    from .predict import logits
+    from .weights import logits
 
     seen = seen_by(weights, data.test_images)
     z = np.concatenate(
@@ -461,7 +462,7 @@ def describe_reject(info: RunInfo) -> str:
 
 def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[dict], history: list[Epoch]) -> str:
     settings = [["dataset", info.dataset], ["preset", info.preset]]
-    settings += [[k, v] for k, v in info.hyperparameters.items()]
+    settings += [[k, v] for k, v in info.recipe.items()]
     settings += [
         ["splits (train / val / test)", " / ".join(str(v) for v in info.splits.values())],
         ["loader", info.loader],

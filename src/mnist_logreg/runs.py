@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DATASETS, Layout
+from .errors import RunError
 from .files import written_atomically
-from .inputs import INPUT_SIZE, check_features, check_input_transform, feature_count
+from .inputs import INPUT_SIZE, check_features, check_input_transform
 
 MODEL_FILE = "model.pth"
 WEIGHTS_FILE = "weights.npz"
@@ -37,11 +38,10 @@ HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 
 # How images become model inputs: recorded in model.json for whoever feeds the model elsewhere.
+# TrainConfig settings that model.json records outside ``hyperparameters``: the model's own
+# fields, and the validation split's size among the split sizes.
+RECORDED_ELSEWHERE = ("input_transform", "features", "reject", "val_size")
 PIXEL_SCALE = "uint8 / 255 as ToTensor computes it: light ink on black, pixels in [0, 1]"
-
-
-class RunError(Exception):
-    """A run folder is missing, incomplete or does not hold a usable model."""
 
 
 @dataclass
@@ -59,8 +59,9 @@ class RunInfo:
     # "outliers": {source: count}}; its output comes after the classes'. None: no reject class.
     reject: dict | None = None
     preset: str = "custom"
-    hyperparameters: dict = field(default_factory=dict)  # TrainConfig.to_dict()
-    seed: int | None = None
+    # The rest of TrainConfig.to_dict(), seed included: what is recorded above (input_transform,
+    # features, reject) or in ``splits`` (val_size) is not written twice (``recipe`` has it all).
+    hyperparameters: dict = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)  # {"train": n, "val": n, "test": n}
     pixel_scale: str = PIXEL_SCALE
     loader: str = ""
@@ -73,6 +74,27 @@ class RunInfo:
         return asdict(self)
 
     @classmethod
+    def hyperparameters_of(cls, settings: dict) -> dict:
+        """``TrainConfig.to_dict()`` less what model.json records elsewhere."""
+        return {name: value for name, value in settings.items() if name not in RECORDED_ELSEWHERE}
+
+    @property
+    def recipe(self) -> dict:
+        """Every setting the run was trained with (TrainConfig's names), from where each is recorded."""
+        return {
+            **self.hyperparameters,
+            "val_size": self.splits.get("val"),
+            "input_transform": self.input_transform,
+            "features": self.features,
+            "reject": self.reject is not None,
+        }
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of the split, the initial weights and the shuffling (None for runs from before it)."""
+        return self.hyperparameters.get("seed")
+
+    @classmethod
     def from_json(cls, value, path: Path | str = INFO_FILE) -> "RunInfo":
         """Check and read a model.json. Runs from before ``layout``, ``input_transform`` and
         ``features`` take their dataset's layout, no transform and the pixels; unknown keys
@@ -81,6 +103,13 @@ class RunInfo:
             raise RunError(f"{path} does not describe a model (no dataset, classes or input_size)")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in value.items() if k in known}
+        # Runs from before each value was written once kept the seed at the top, and copies of
+        # the top-level settings in their hyperparameters.
+        hyperparameters = values.get("hyperparameters")
+        hyperparameters = cls.hyperparameters_of(hyperparameters if isinstance(hyperparameters, dict) else {})
+        if value.get("seed") is not None:
+            hyperparameters.setdefault("seed", value["seed"])
+        values["hyperparameters"] = hyperparameters
         if not (isinstance(values["classes"], list) and all(isinstance(c, str) for c in values["classes"])):
             raise RunError(f"{path}: 'classes' must be a list of names")
         if not (isinstance(values["input_size"], int) and values["input_size"] > 0):
@@ -232,57 +261,13 @@ def write_run(run_dir: Path | str, model, info: RunInfo, history: list[Epoch], m
     write_json(Path(run_dir) / METRICS_FILE, metrics.to_json())
 
 
-def _checked_run_dir(run_dir: Path | str) -> Path:
+def checked_run_dir(run_dir: Path | str) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"no run folder at {run_dir}; run 'mnist-logreg train' first")
     if not (run_dir / MODEL_FILE).is_file():
         raise RunError(f"no checkpoint at {run_dir / MODEL_FILE}; run 'mnist-logreg train' first")
     return run_dir
-
-
-@dataclass
-class LinearWeights:
-    """A run's model as numpy arrays: what predicting needs, without torch."""
-
-    weight: np.ndarray  # (outputs, features) float32: (classes, 784) on the pixels; "not a digit" last
-    bias: np.ndarray  # (outputs,) float32
-    input_transform: str = "none"
-    features: str = "pixels"
-    temperature: float = 1.0  # probabilities are softmax(logits / temperature)
-    threshold: float | None = None  # accept an image only if its likeliest class has this probability
-
-
-def as_weights(model) -> LinearWeights:
-    """The numpy weights of a LinearWeights or of a torch MNISTModel."""
-    if isinstance(model, LinearWeights):
-        return model
-    weight, bias = (p.detach().cpu().numpy() for p in (model.linear.weight, model.linear.bias))
-    return LinearWeights(weight, bias, model.input_transform, model.features, model.temperature, model.threshold)
-
-
-def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
-    """The run's weights and ``RunInfo`` without importing torch (from weights.npz).
-
-    Runs from before weights.npz existed are read through torch, once, the slow way.
-    """
-    run_dir = _checked_run_dir(run_dir)
-    info = read_info(run_dir)
-    path = run_dir / WEIGHTS_FILE
-    if not path.is_file():
-        model, info = load_run(run_dir)  # the model carries the run's input transform
-        return as_weights(model), info
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            weight, bias = arrays["weight"].astype(np.float32), arrays["bias"].astype(np.float32)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise RunError(f"{path} is not readable weights ({error}); retrain, or delete it to read model.pth") from None
-    inputs = info.input_size if info.features == "pixels" else feature_count(info.features)
-    if weight.shape != (info.outputs, inputs) or bias.shape != (info.outputs,):
-        raise RunError(f"{path} holds weights of shape {weight.shape}, not the model in {INFO_FILE}")
-    if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
-        raise RunError(f"{path} holds non-finite weights (NaN or inf); retrain with a smaller --lr")
-    return LinearWeights(weight, bias, info.input_transform, info.features, info.temperature, info.threshold), info
 
 
 def load_run(run_dir: Path | str, device="cpu"):
@@ -295,7 +280,7 @@ def load_run(run_dir: Path | str, device="cpu"):
 
     from .model import MNISTModel
 
-    run_dir = _checked_run_dir(run_dir)
+    run_dir = checked_run_dir(run_dir)
     checkpoint = run_dir / MODEL_FILE
     info = read_info(run_dir)
     try:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from . import distributed
-from .config import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig, get_preset  # noqa: F401  (re-exported)
+from .config import SCHEDULES, TrainConfig
 from .model import MNISTModel
 
 OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {

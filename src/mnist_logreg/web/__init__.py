@@ -1,5 +1,5 @@
-"""The demo server: a drawing page and a JSON API over one trained run (``mnist-logreg serve``)."""
+"""The demo server: a drawing page and a JSON API over one trained run (``mnist-logreg serve``).
 
-from .app import create_app
-
-__all__ = ["create_app"]
+``app.create_app`` wires ``routes`` to a run's ``service.ModelService``; ``schemas`` are what the
+API takes and answers, ``bodies`` how a request's images are read.
+"""

@@ -1,0 +1,87 @@
+"""Reading the whole number written in an image: its ink split into digits, each one classified.
+
+The ink is found with the photo cleaning of ``preprocess.py``, cut into digits left to right by
+``segment.split_digits``, and each digit is placed the MNIST way and predicted (``predict.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .config import TOP_K
+from .predict import DIGITS, layout_and_classes, predict_pixels
+from .preprocess import WORKING_SIDE, ImageError, ink_of, open_image, place_ink
+from .segment import split_digits
+from .weights import as_weights
+
+
+class NotADigitModel(ValueError):
+    """Reading numbers needs a model of the digits 0-9."""
+
+
+def check_reads_digits(info) -> None:
+    """Refuse, with the reason, a run whose classes are not the digits 0-9 (a Fashion-MNIST run)."""
+    if info is not None and info.classes != DIGITS:
+        raise NotADigitModel(
+            f"reading numbers needs a model of the digits 0-9, and this is a {info.dataset} run "
+            f"(classes {', '.join(info.classes[:3])}, ...)"
+        )
+
+
+def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP_K, with_pixels: bool = False) -> dict:
+    """Read the number written in an image: ``{"text", "probability", "digits"}``.
+
+    The ink is found with ``predict``'s cleaning, split into digits (``segment.split_digits``),
+    and each digit is placed the MNIST way and classified. A part the run rejects (a letter, a
+    smudge) stays in ``digits`` with ``accepted: False`` and is left out of ``text``.
+    ``probability`` is the product of the accepted digits' probabilities (0 if none is); each
+    digit's ``box`` is [x, y, w, h] in the original image's pixels.
+    ``with_pixels`` keeps each digit's ``pixels``, as the model saw them (to explain it).
+    Raises ImageError for a bad file or one without ink.
+    """
+    check_reads_digits(info)
+    layout, classes = layout_and_classes(info)
+    model = as_weights(model)  # once, not for every digit and every cut tried
+    image = open_image(path, reduce_to=WORKING_SIDE)
+    ink = ink_of(image)
+    scale = image.info.get("stored_side", max(image.size)) / max(ink.shape)  # ink pixels -> original pixels
+
+    def read(mask: np.ndarray) -> dict:
+        return predict_pixels(place_ink(np.where(mask, ink, 0), layout), model, classes, top_k)
+
+    digits = []
+    # A cut is judged by how likely the digit it leaves is, whether or not the part is accepted.
+    for digit in split_digits(ink, confidence=lambda mask: read(mask)["top_k"][0]["probability"]):
+        reading = read(digit.mask)
+        box = [round(v * scale) for v in digit.box]
+        keys = ("accepted", "label", "probability", "top_k") + (("pixels",) if with_pixels else ())
+        digits.append({k: reading[k] for k in keys} | {"box": box})
+    if not digits:
+        raise ImageError("no digits found")
+    read_digits = [d for d in digits if d["accepted"]]
+    return {
+        "text": "".join(classes[d["label"]] for d in read_digits),
+        "probability": float(np.prod([d["probability"] for d in read_digits])) if read_digits else 0.0,
+        "digits": digits,
+    }
+
+
+def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
+    """A copy of the image with each digit's box and reading drawn on it, and the number above."""
+    from PIL import ImageDraw, ImageFont
+
+    canvas = image.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    side = max(canvas.size)
+    font = ImageFont.load_default(size=max(12, side // 30))
+    line = max(2, side // 300)
+    for digit in reading["digits"]:
+        x, y, w, h = digit["box"]
+        colour, said = ((220, 40, 40), digit["label"]) if digit["accepted"] else ((130, 130, 130), "×")
+        draw.rectangle([x, y, x + w, y + h], outline=colour, width=line)
+        draw.text((x, max(0, y - side // 28)), f"{said} {digit['probability']:.2f}", fill=colour, font=font)
+    draw.text((line * 2, line * 2), reading["text"], fill=(40, 90, 220), font=font)
+    return canvas

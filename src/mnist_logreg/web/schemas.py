@@ -1,0 +1,125 @@
+"""What the API takes and answers: FastAPI writes the OpenAPI schema (and /docs) from these."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import Limits
+
+
+class ImageUpload(BaseModel):
+    """multipart/form-data: one image file, or several ``file`` fields for a batch."""
+
+    file: list[bytes] = Field(
+        json_schema_extra={"items": {"type": "string", "format": "binary"}},
+        description=f"PNG, JPEG, GIF, BMP, TIFF or WebP files, 1 to {Limits.files}; with more than one, the answer is a list",
+    )
+
+
+class ImageJSON(BaseModel):
+    """application/json: one image as base64, as a canvas's toDataURL gives it."""
+
+    image: str = Field(
+        description="base64 PNG or JPEG, optionally a data: URL",
+        pattern=r"^(data:[^,]*,)?[A-Za-z0-9+/]*={0,2}$",  # what image_from_json accepts
+    )
+
+
+class ClassScore(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    label: int
+    class_name: str = Field(alias="class")
+    probability: float
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    accepted: bool = Field(description="false: the model takes the image for no digit (a letter, a scribble, a blank)")
+    label: int | None = Field(description="the class's index; null when the image is not accepted")
+    class_name: str = Field(alias="class", description='the class, or "not a digit" when the image is not accepted')
+    probability: float = Field(description="of the class; when not accepted, 1 minus that of the likeliest digit")
+    top_k: list[ClassScore] = Field(description="the likeliest classes, whether or not the image is accepted")
+    probabilities: list[float] = Field(description='one per class, then one for "not a digit" if the model has it')
+    preprocessed: str = Field(description="the 28×28 image the model saw, as a PNG data URL")
+    evidence: Evidence | None = Field(default=None, description="with ?explain=1 only")
+
+
+class Evidence(BaseModel):
+    """Why: each pixel's exact contribution (w · x) to the two likeliest outputs, as PNG data URLs."""
+
+    predicted: int = Field(description='the likeliest output: a class index, or the last one for "not a digit"')
+    runner_up: int
+    limit: float = Field(description="the |contribution| at the colour scale's ends (red +, blue -)")
+    input: str = Field(description="what the model saw")
+    for_predicted: str
+    for_runner_up: str
+    difference: str = Field(description="for_predicted minus for_runner_up: why this class and not that")
+
+
+class ErrorAnswer(BaseModel):
+    error: str
+
+
+class FilePrediction(Prediction):
+    """One file's answer in a batch (several ``file`` fields in one request)."""
+
+    filename: str
+
+
+class FileError(BaseModel):
+    """One bad file in a batch: the others are still predicted."""
+
+    filename: str
+    error: str
+
+
+class DigitReading(BaseModel):
+    accepted: bool = Field(description="false: this part is not a digit, and is left out of the number")
+    label: int | None = Field(description="the digit; null when the part is not accepted")
+    probability: float
+    top_k: list[ClassScore]
+    box: list[int] = Field(description="[x, y, w, h] in the uploaded image's pixels")
+    evidence: Evidence | None = Field(default=None, description="with ?explain=1 only")
+
+
+class NumberReading(BaseModel):
+    text: str = Field(description="the number: the accepted digits, left to right")
+    probability: float = Field(description="the product of the accepted digits' probabilities (0 if none is)")
+    digits: list[DigitReading]
+
+
+class FileNumberReading(NumberReading):
+    filename: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ModelAnswer(BaseModel):
+    run: str
+    model: dict = Field(description="the run's model.json")
+    metrics: dict | None = Field(description="test_acc, test_loss, val_acc; null if the run has no metrics.json")
+
+
+ERRORS = {
+    400: "malformed JSON, base64 or multipart body, or no image field",
+    413: f"body over {Limits.upload_bytes // (1024 * 1024)} MB, or an image over the megapixel limit",
+    503: "busy (too many predictions queued) or a prediction over the time limit: retry after Retry-After",
+    415: "neither multipart/form-data nor application/json",
+    422: "not a readable image, or no ink in it",
+    500: "an error in the server itself (logged)",
+}
+
+
+def request_body() -> dict:
+    """The OpenAPI request body of /api/predict: one route, two content types, from the models above."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": ImageUpload.model_json_schema()},
+            "application/json": {"schema": ImageJSON.model_json_schema()},
+        },
+    }
