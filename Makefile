@@ -20,12 +20,16 @@ SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# An editable install compiles nothing: compile the package once, so that every command (and
+# --help above all) starts from bytecode even where PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[$*]'
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m compileall -q src
 	touch $@
 
 venv: $(VENV)/.installed
@@ -74,22 +78,22 @@ demo-screenshot: $(VENV)/.installed-dev chromium
 
 bench: $(VENV)/.installed-bench
 	$(CLI) fetch --dataset mnist
-	$(BIN)/python bench/benchmark.py
+	$(BIN)/python -m bench.benchmark
 
 # The server under ApacheBench (Debian's apache2-utils), beside the framework's floor.
 bench-serve: $(VENV)/.installed-web apache-bench
 	$(CLI) fetch --dataset mnist
-	$(BIN)/python bench/serve.py
+	$(BIN)/python -m bench.serve
 
 # Predicting a folder of photos with 1 and 2 worker processes.
 bench-predict: $(VENV)/.installed
 	$(CLI) fetch --dataset mnist
-	$(BIN)/python bench/predict_folder.py
+	$(BIN)/python -m bench.predict_folder
 
 # Training in one process against two under torchrun.
 bench-parallel: $(VENV)/.installed
 	$(CLI) fetch --dataset mnist
-	$(BIN)/python bench/data_parallel.py
+	$(BIN)/python -m bench.data_parallel
 
 serve: $(VENV)/.installed-web
 	$(CLI) train --dataset mnist --preset default --out runs/demo --overwrite --no-report

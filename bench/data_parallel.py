@@ -24,8 +24,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent / "data"
-sys.path.insert(0, str(HERE))
-from sections import update_readme, update_section  # noqa: E402
+
+from bench.sections import update_readme, update_section
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 COMMANDS = {1: [sys.executable, "-m", "mnist_logreg"], 2: [*TORCHRUN, "-m", "mnist_logreg"]}

@@ -22,12 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.sections import update_section
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = REPO / "data"
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO / "tests"))
-from sections import update_section  # noqa: E402
 
 
 def write_photos(folder: Path, count: int, kind: str = "photo") -> None:
@@ -36,8 +35,7 @@ def write_photos(folder: Path, count: int, kind: str = "photo") -> None:
     from PIL import Image
 
     from mnist_logreg.data import load_splits
-
-    from realistic import on_paper
+    from tests.photos import on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
     rng = np.random.default_rng(0)
@@ -80,7 +78,7 @@ def main() -> None:
         # In a child process: this one must not import torch, or every command it starts would
         # count torch's memory in its peak RSS (a child's counts what it shared until exec).
         for target, count in ((folder, args.images), (small, args.images // 4)):
-            subprocess.run([sys.executable, __file__, "--write", str(target), str(count), "photo"], check=True)
+            subprocess.run([sys.executable, "-m", "bench.predict_folder", "--write", str(target), str(count), "photo"], check=True, cwd=REPO)
         subprocess.run([cli, "train", "--data-dir", str(DATA_DIR), "--out", str(run_dir), "--no-report", "--no-progress"],
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         for number in range(args.rounds):
@@ -94,7 +92,7 @@ def main() -> None:
         for count in (args.scans // 10, args.scans):
             print(f"[bench-predict] {count} scans ...", file=sys.stderr, flush=True)
             scans = Path(tmp) / f"scans-{count}"
-            subprocess.run([sys.executable, __file__, "--write", str(scans), str(count), "scan"], check=True)
+            subprocess.run([sys.executable, "-m", "bench.predict_folder", "--write", str(scans), str(count), "scan"], check=True, cwd=REPO)
             wall, peak = run([cli, "predict", str(run_dir), str(scans), "--jsonl", "--workers", "2"])
             scale[str(count)] = {"images_per_s": count / wall, "peak_rss_mib": peak}
     rates = {w: [args.images / t for t in walls] for w, walls in times.items()}

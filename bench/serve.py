@@ -12,7 +12,6 @@ results go to bench/serve-results.json and the "serve" section of bench/RESULTS.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -20,22 +19,20 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = REPO / "data"
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO / "tests"))  # the realistic photo makers the tests use
-from fastapi import FastAPI, Request  # noqa: E402  (module level: FastAPI resolves the floor's annotations here)
-from sections import update_section  # noqa: E402
+from fastapi import FastAPI, Request  # module level: FastAPI resolves the floor's annotations here
+
+from bench.sections import update_section
+from tests.servers import free_port, running
 
 BOUNDARY = "----mnist-logreg-bench"
 CONCURRENCY = (1, 4, 16)
@@ -71,8 +68,7 @@ def make_images(folder: Path) -> dict[str, Path]:
     from PIL import Image
 
     from mnist_logreg.data import load_splits
-
-    from realistic import on_paper
+    from tests.photos import on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
     rng = np.random.default_rng(0)
@@ -106,8 +102,7 @@ def photos_640(count: int = 40) -> list[bytes]:
     import numpy as np
 
     from mnist_logreg.data import load_splits
-
-    from realistic import on_paper
+    from tests.photos import on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
     rng = np.random.default_rng(1)
@@ -122,36 +117,6 @@ def photos_640(count: int = 40) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------
 # Servers and the client
 # ---------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running(command: list[str], health: str, env: dict | None = None):
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"server exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(health, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("server did not start in time") from None
-                time.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def worker_rss_mib(parent: int) -> list[float]:
@@ -208,8 +173,8 @@ def library_timings(run: Path) -> dict:
     import numpy as np
 
     from mnist_logreg.data import load_splits
-    from mnist_logreg.read import read_image_file
     from mnist_logreg.preprocess import open_image, preprocess_image
+    from mnist_logreg.read import read_image_file
     from mnist_logreg.weights import load_weights
 
     from written_numbers import compose, on_lit_paper
@@ -283,7 +248,7 @@ def main() -> None:
             results["worker_rss_mib_after"] = worker_rss_mib(server.pid) or None
         port = free_port()
         floor = [
-            sys.executable, "-m", "uvicorn", "serve:floor_app", "--factory", "--app-dir", str(HERE),
+            sys.executable, "-m", "uvicorn", "bench.serve:floor_app", "--factory", "--app-dir", str(REPO),
             "--port", str(port), "--workers", str(args.workers), "--log-level", "warning",
         ]  # fmt: skip
         with running(floor, f"http://127.0.0.1:{port}/docs"):

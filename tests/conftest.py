@@ -8,8 +8,7 @@ import pytest
 
 from mnist_logreg.datasets import DatasetSpec
 from mnist_logreg.fetch import fetch, from_folder
-
-from helpers import REAL_DATA_DIR, fake_spec, write_fake_files
+from tests.helpers import REAL_DATA_DIR, fake_spec, write_fake_files
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ import torch
 from mnist_logreg import distributed
 from mnist_logreg.fetch import from_folder
 from mnist_logreg.pipeline import train_run
-
-from helpers import DATA_PARALLEL_CONFIG, fake_spec, fit_fake_digits, read_fake_files
+from tests.helpers import DATA_PARALLEL_CONFIG, fake_spec, fit_fake_digits, read_fake_files
 
 
 def main(out: Path) -> None:

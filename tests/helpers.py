@@ -9,17 +9,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
-import socket
+import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
 from mnist_logreg.config import TrainConfig
@@ -166,8 +161,8 @@ def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
 
 def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
     """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
-    from mnist_logreg.pipeline import train_run
     from mnist_logreg.config import get_preset
+    from mnist_logreg.pipeline import train_run
 
     config = get_preset(preset, dataset if isinstance(dataset, str) else "mnist").updated(**overrides)
     return train_run(
@@ -185,7 +180,8 @@ def run_process(*args, cwd=None) -> subprocess.CompletedProcess:
 def torchrun(*args, processes: int = 2, cwd=None) -> subprocess.CompletedProcess:
     """torchrun starting ``processes`` copies of a script or ``-m module`` on this machine (gloo on the CPU)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # a script of the tests imports ``tests.helpers``
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600, env=env)
 
 
 def cli(*args) -> subprocess.CompletedProcess:
@@ -218,103 +214,3 @@ def assert_clean_error(result, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
-
-
-def seven(size=(300, 240), ink=20, paper=235, width=18, offset=(40, 30)) -> Image.Image:
-    """A hand-drawn-looking 7 in grey ink on grey paper, off-centre on a landscape page."""
-    image = Image.new("L", size, paper)
-    draw = ImageDraw.Draw(image)
-    x, y = offset
-    draw.line([(x, y), (x + 110, y), (x + 45, y + 160)], fill=ink, width=width, joint="curve")
-    return image
-
-
-# A real server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-SERVER_PIDS: dict[str, int] = {}  # base URL -> pid of the `mnist-logreg serve` process behind it
-
-
-def server_pid(url: str) -> int:
-    return SERVER_PIDS[url]
-
-
-@contextlib.contextmanager
-def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1, options: tuple[str, ...] = ()):
-    """Start the server on a free port (with extra command-line ``options``); yield its base URL; stop it afterwards."""
-    port = free_port()
-    command = ["serve", str(run_dir), "--port", str(port), "--workers", str(workers), *options]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_logreg", *command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read()}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
-                    if json.load(response) == {"status": "ok"}:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not answer /api/health in time")
-            time.sleep(0.2)
-        SERVER_PIDS[url] = process.pid
-        yield url
-    finally:
-        SERVER_PIDS.pop(url, None)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
-    """(status, parsed JSON or text) of one HTTP request; 4xx and 5xx are returned, not raised."""
-    status, answer, _ = request_with_headers(url, body, headers, method)
-    return status, answer
-
-
-def request_with_headers(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None):
-    """(status, parsed JSON or text, response headers) of one HTTP request."""
-    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            status, content, answer_headers = response.status, response.read(), response.headers
-    except urllib.error.HTTPError as error:
-        status, content, answer_headers = error.code, error.read(), error.headers
-    kind = answer_headers.get("content-type", "")
-    return status, (json.loads(content) if "json" in kind else content.decode("utf-8", "replace")), answer_headers
-
-
-def multipart(field: str, filename: str, content: bytes, content_type: str = "application/octet-stream"):
-    """(body, headers) of a multipart/form-data upload with one file field."""
-    return multipart_files([(field, filename, content)], content_type)
-
-
-def multipart_files(files: list[tuple[str, str, bytes]], content_type: str = "application/octet-stream"):
-    """(body, headers) of a multipart/form-data upload with several (field, filename, content) parts."""
-    boundary = "----mnist-logreg-test-boundary"
-    body = b"".join(
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + content
-        + b"\r\n"
-        for field, filename, content in files
-    )
-    return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from helpers import REAL_DATA_DIR
+from tests.helpers import REAL_DATA_DIR
 
 FONT_DIR = REAL_DATA_DIR / "fonts"
 LIKE_DIGITS = set("OoDIlijZzSsbGTtBgq")

@@ -18,8 +18,9 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-
-from helpers import serving, seven, train_preset
+from tests.helpers import train_preset
+from tests.photos import seven
+from tests.servers import serving
 
 pytestmark = pytest.mark.real_data
 

@@ -6,8 +6,7 @@ import pytest
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-
-from helpers import NO_TORCH, assert_clean_error, cli, run_process
+from tests.helpers import NO_TORCH, assert_clean_error, cli, run_process
 
 
 @pytest.mark.parametrize(
@@ -92,7 +91,7 @@ def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path)
     import subprocess
     import sys
 
-    from helpers import seven
+    from tests.photos import seven
 
     save_model(
         tmp_path / "run", MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
@@ -199,7 +198,8 @@ def test_predict_refuses_options_that_clash(tmp_path, args, message):
 
 
 def test_options_may_come_after_the_paths_and_between_them(tmp_path):
-    from helpers import seven, untrained_run
+    from tests.helpers import untrained_run
+    from tests.photos import seven
 
     run = untrained_run(tmp_path / "run")
     seven().save(tmp_path / "a.png")
@@ -211,7 +211,7 @@ def test_options_may_come_after_the_paths_and_between_them(tmp_path):
 
 
 def test_export_and_compare_make_the_folders_of_their_out_path(tmp_path):
-    from helpers import untrained_run
+    from tests.helpers import untrained_run
 
     run = untrained_run(tmp_path / "run")
     for name in ("history.json", "metrics.json"):
@@ -234,7 +234,7 @@ def test_export_without_its_extra_is_one_line_naming_the_install(tmp_path):
     import subprocess
     import sys
 
-    from helpers import untrained_run
+    from tests.helpers import untrained_run
 
     run = untrained_run(tmp_path / "run")
     hide_onnx = (
@@ -252,7 +252,7 @@ def test_resuming_a_missing_folder_says_the_folder_is_missing(tmp_path):
 def test_serving_on_a_port_in_use_fails_before_saying_it_serves(tmp_path):
     import socket
 
-    from helpers import untrained_run
+    from tests.helpers import untrained_run
 
     run = untrained_run(tmp_path / "run")
     with socket.create_server(("127.0.0.1", 0)) as taken:

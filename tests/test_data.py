@@ -10,11 +10,10 @@ from torchvision.datasets import MNIST
 
 from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
 from mnist_logreg.datasets import DATASETS, IdxFile, get_spec
-from mnist_logreg.fetch import fetch, from_folder, missing_files
 from mnist_logreg.errors import DataError
+from mnist_logreg.fetch import fetch, from_folder, missing_files
 from mnist_logreg.idx import check_idx, read_idx
-
-from helpers import FAKE_TEST, FAKE_TRAIN, fake_spec
+from tests.helpers import FAKE_TEST, FAKE_TRAIN, fake_spec
 
 
 def test_fetch_from_a_folder_puts_verified_files_where_torchvision_looks(tmp_path, fake_source):

@@ -11,15 +11,15 @@ from PIL import Image, ImageDraw
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.cli import build_parser, train_config
+from mnist_logreg.config import PRESETS, get_preset
+from mnist_logreg.errors import RunError
 from mnist_logreg.inputs import apply_input_transform, deskew
 from mnist_logreg.predict import predict_image_file
 from mnist_logreg.preprocess import open_image, preprocess_image
-from mnist_logreg.errors import RunError
 from mnist_logreg.runs import RunInfo, load_run, save_model
 from mnist_logreg.weights import load_weights
-from mnist_logreg.config import PRESETS, get_preset
-
-from helpers import fetched_fake_dataset, multipart, request, run_process, serving, train_preset
+from tests.helpers import fetched_fake_dataset, run_process, train_preset
+from tests.servers import multipart, request, serving
 
 
 def moments(image: torch.Tensor) -> tuple[float, float, float, float]:

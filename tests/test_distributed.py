@@ -13,8 +13,7 @@ from mnist_logreg.data import ShardedBatches, TensorLoader, shard_batches
 from mnist_logreg.pipeline import train_run
 from mnist_logreg.report import write_report
 from mnist_logreg.runs import load_run, read_metrics
-
-from helpers import DATA_PARALLEL_CONFIG, cli, fetched_fake_dataset, fit_fake_digits, torchrun, write_fake_files
+from tests.helpers import DATA_PARALLEL_CONFIG, cli, fetched_fake_dataset, fit_fake_digits, torchrun, write_fake_files
 
 
 @pytest.fixture(scope="module")

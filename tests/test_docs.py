@@ -14,16 +14,15 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import REPO_ROOT, seven
-from realistic import MAKERS
-from written_numbers import compose, on_lit_paper
+from tests.helpers import REPO_ROOT
+from tests.photos import MAKERS, seven
+from tests.servers import wait_until_answering
+from tests.written_numbers import compose, on_lit_paper
 
 pytestmark = pytest.mark.real_data
 
@@ -84,18 +83,6 @@ def environment(scratch: Path) -> dict:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(scratch / "home")}
 
 
-def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing answered at {url}")
-
-
 def test_every_code_block_runs_as_written(scratch):
     env, servers, ran = environment(scratch), [], 0
     try:
@@ -117,7 +104,7 @@ def test_every_code_block_runs_as_written(scratch):
                             ["bash", "-c", line], cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
                         )
                         servers.append(process)
-                        wait_for(f"http://127.0.0.1:{port[1] if port else 8000}/api/health", process)
+                        wait_until_answering(f"http://127.0.0.1:{port[1] if port else 8000}/api/health", process)
                     else:
                         done = subprocess.run(
                             ["bash", "-c", line], cwd=scratch, env=env, capture_output=True, text=True, timeout=600

@@ -12,8 +12,9 @@ from PIL import Image
 from mnist_logreg import MNISTModel
 from mnist_logreg.explain import contributions, evidence, evidence_pngs
 from mnist_logreg.weights import as_weights
-
-from helpers import cli, multipart, rejecting_run, request, serving, seven, untrained_run
+from tests.helpers import cli, rejecting_run, untrained_run
+from tests.photos import seven
+from tests.servers import multipart, request, serving
 
 
 def test_contributions_plus_the_bias_are_the_models_logits_exactly():

@@ -7,8 +7,7 @@ import torch
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-
-from helpers import cli
+from tests.helpers import cli
 
 INFO = {
     "dataset": "mnist",
@@ -49,7 +48,8 @@ def test_the_readmes_onnxruntime_example_runs_without_torch(tmp_path):
     import subprocess
     import sys
 
-    from helpers import REPO_ROOT, seven
+    from tests.helpers import REPO_ROOT
+    from tests.photos import seven
 
     torch.manual_seed(0)
     model = MNISTModel(input_transform="deskew", features="pixel-pairs")

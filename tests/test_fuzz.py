@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import rejecting_run, serving
+from tests.helpers import rejecting_run
+from tests.servers import serving
 
 pytestmark = pytest.mark.fuzz
 

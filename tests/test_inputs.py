@@ -19,8 +19,7 @@ from mnist_logreg.inputs import (
     feature_map,
     fold_to_pixels,
 )
-
-from helpers import make_images
+from tests.helpers import make_images
 
 
 def small_images(n=5, seed=0) -> np.ndarray:

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import is_loopback
-
-from helpers import free_port, multipart, request, request_with_headers, serving, seven, untrained_run
+from tests.helpers import untrained_run
+from tests.photos import seven
+from tests.servers import free_port, multipart, request, request_with_headers, serving
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_memory_stays_flat_over_5000_requests(run_dir, tmp_path):
         return subprocess.run(command, capture_output=True, text=True, timeout=300).stdout
 
     with serving(run_dir) as url:
-        from helpers import server_pid
+        from tests.servers import server_pid
 
         pid = server_pid(url)
         warm = ab(f"{url}/api/predict", 1000)

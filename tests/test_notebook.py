@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.real_data
 

@@ -10,8 +10,7 @@ import torch
 
 from mnist_logreg.data import load_splits, to_float_pixels
 from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, training_outliers
-
-from helpers import cli, train_preset
+from tests.helpers import cli, train_preset
 
 
 def test_drawn_outliers_are_the_same_for_a_seed_and_differ_between_seeds():

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mnist_logreg.config import TrainConfig
-from mnist_logreg.pipeline import TrainingDiverged, train_run
 from mnist_logreg.errors import RunError
+from mnist_logreg.pipeline import TrainingDiverged, train_run
 
 CONFIG = TrainConfig(epochs=1, lr=0.05, batch_size=32, optimizer="adam", val_size=60)
 

@@ -12,8 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_logreg.preprocess import ImageError, open_image, preprocess_array, preprocess_image
-
-from helpers import assert_clean_error, cli, rejecting_run, seven, untrained_run
+from tests.helpers import assert_clean_error, cli, rejecting_run, untrained_run
+from tests.photos import seven
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:

@@ -11,8 +11,8 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-
-from helpers import cli, multipart, multipart_files, request, serving, untrained_run
+from tests.helpers import cli, untrained_run
+from tests.servers import multipart, multipart_files, request, serving
 
 FASHION_INFO = {
     "dataset": "fashion-mnist",

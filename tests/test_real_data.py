@@ -12,16 +12,15 @@ import pytest
 import torch
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
+from mnist_logreg.config import get_preset
 from mnist_logreg.data import to_float_pixels
 from mnist_logreg.pipeline import evaluate_run
 from mnist_logreg.predict import predict_pixels
 from mnist_logreg.preprocess import plain_resize, preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.weights import load_weights
-from mnist_logreg.config import get_preset
-
-from helpers import run_process, torchrun, train_preset
-from realistic import MAKERS
+from tests.helpers import run_process, torchrun, train_preset
+from tests.photos import MAKERS
 
 pytestmark = pytest.mark.real_data
 
@@ -212,8 +211,7 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     from mnist_logreg.predict import predict_pixels
     from mnist_logreg.read import read_image_file
     from mnist_logreg.weights import with_threshold
-
-    from written_numbers import compose, on_lit_paper
+    from tests.written_numbers import compose, on_lit_paper
 
     images, labels = default_run.splits.tensors("test")
     images, labels = images[:, 0].numpy(), labels.numpy()
@@ -430,8 +428,7 @@ def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_
 
     from mnist_logreg.export import export_onnx
     from mnist_logreg.inputs import model_inputs
-    from mnist_logreg.weights import probabilities
-    from mnist_logreg.weights import load_weights
+    from mnist_logreg.weights import load_weights, probabilities
 
     path = export_onnx(default_run.run_dir, tmp_path / "model.onnx")
     weights, info = load_weights(default_run.run_dir)
@@ -551,7 +548,7 @@ def test_a_report_needs_no_torch(default_run, real_data_dir):
     import subprocess
     import sys
 
-    from helpers import NO_TORCH
+    from tests.helpers import NO_TORCH
 
     args = ["report", str(default_run.run_dir), "--data-dir", str(real_data_dir)]
     done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
@@ -587,11 +584,10 @@ def test_the_reject_class_costs_the_digits_no_more_than_0_002(real_data_dir, def
 
 def test_held_out_handwritten_letters_are_rejected_and_scored_below_the_digits(default_run):
     """Letters from handwriting fonts (tests/letters.py): no outlier came from a font or a letter."""
-    from letters import letter_photos
-
     from mnist_logreg.calibration import digit_scores
     from mnist_logreg.metrics import auroc
     from mnist_logreg.predict import predict_image_file, predict_pixels
+    from tests.letters import letter_photos
 
     weights, info = load_weights(default_run.run_dir)
     letters = []
@@ -620,9 +616,8 @@ def png_bytes(image) -> bytes:
 
 
 def test_blank_noise_and_single_dot_images_are_all_rejected(default_run):
-    from letters import single_dot, uniform_noise
-
     from mnist_logreg.predict import predict_image_file, predict_pixels
+    from tests.letters import single_dot, uniform_noise
 
     weights, info = load_weights(default_run.run_dir)
     rng = np.random.default_rng(3)
@@ -641,12 +636,11 @@ def test_blank_noise_and_single_dot_images_are_all_rejected(default_run):
 
 def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default_run):
     """A12 on a note: the A is listed, not accepted, and the number is 12."""
-    from letters import fonts
     from PIL import Image, ImageDraw, ImageFont
 
     from mnist_logreg.read import read_image_file
-
-    from written_numbers import compose, on_lit_paper
+    from tests.letters import fonts
+    from tests.written_numbers import compose, on_lit_paper
 
     images, labels = default_run.splits.tensors("test")
     images, labels = images[:, 0].numpy(), labels.numpy()

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_logreg.config import TrainConfig
 from mnist_logreg.data import to_float_pixels
 from mnist_logreg.pipeline import load_run_splits, train_run
 from mnist_logreg.report import FIGURES, compare_runs, write_report
 from mnist_logreg.runs import load_run
-from mnist_logreg.config import TrainConfig
-
-from helpers import FAKE_TEST, cli
+from tests.helpers import FAKE_TEST, cli
 
 # Deliberately under-trained, so that the test set has errors to show.
 CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_size=60, seed=1)
@@ -25,7 +24,7 @@ CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_siz
 @pytest.fixture(scope="module")
 def fake_run(tmp_path_factory):
     """A run trained on the fake dataset, with its report written: (run_dir, spec, data_dir)."""
-    from helpers import fetched_fake_dataset
+    from tests.helpers import fetched_fake_dataset
 
     root = tmp_path_factory.mktemp("report")
     spec, data_dir = fetched_fake_dataset(root)

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from mnist_logreg import MNISTModel, accuracy, evaluate, fit, predict_image
-from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
 from mnist_logreg.config import PRESETS, SCHEDULES, TrainConfig, get_preset
+from mnist_logreg.data import TensorLoader, dataloaders, load_splits, tensor_loaders
 from mnist_logreg.training import (
     AutogradStep,
     ClosedFormStep,
@@ -21,8 +21,7 @@ from mnist_logreg.training import (
     supports_fused,
     uses_closed_form,
 )
-
-from helpers import make_images
+from tests.helpers import make_images
 
 
 def random_batch(n=37, seed=0):

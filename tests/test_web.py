@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from mnist_logreg.runs import write_json
-
-from helpers import DIGITS_INFO, multipart, multipart_files, rejecting_run, request, serving, seven, untrained_run
+from tests.helpers import DIGITS_INFO, rejecting_run, untrained_run
+from tests.photos import seven
+from tests.servers import multipart, multipart_files, request, serving
 
 
 def png(image: Image.Image) -> bytes:
@@ -88,8 +89,7 @@ def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkey
 
     import mnist_logreg.web.app as app_module
     import mnist_logreg.web.service as service_module
-
-    from helpers import free_port
+    from tests.servers import free_port
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug of ours")
@@ -252,7 +252,7 @@ def test_concurrent_requests_all_succeed(server):
 
 
 def test_serve_refuses_a_bad_run_folder(tmp_path):
-    from helpers import cli
+    from tests.helpers import cli
 
     result = cli("serve", tmp_path / "absent", "--port", "0")
     assert result.returncode == 1
@@ -322,7 +322,7 @@ def test_a_malformed_multipart_body_leaves_no_parser_noise_on_the_console(tmp_pa
     import subprocess
     import sys
 
-    from helpers import free_port
+    from tests.servers import free_port
 
     run = untrained_run(tmp_path / "run")
     port = free_port()

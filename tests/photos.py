@@ -1,4 +1,5 @@
-"""Realistic photos and drawings made from MNIST digits, for testing preprocessing.
+"""Realistic photos and drawings, for testing preprocessing and for the benchmarks: a drawn 7 on grey
+paper, and makers that turn MNIST digits into what a person would photograph or draw.
 
 Each maker takes a 28×28 uint8 digit (light on black) and a numpy Generator and returns a
 PIL image the way a person would produce one: on paper, on a canvas, compressed, off-centre.
@@ -9,7 +10,16 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+
+
+def seven(size=(300, 240), ink=20, paper=235, width=18, offset=(40, 30)) -> Image.Image:
+    """A hand-drawn-looking 7 in grey ink on grey paper, off-centre on a landscape page."""
+    image = Image.new("L", size, paper)
+    draw = ImageDraw.Draw(image)
+    x, y = offset
+    draw.line([(x, y), (x + 110, y), (x + 45, y + 160)], fill=ink, width=width, joint="curve")
+    return image
 
 
 def _digit_stroke(digit: np.ndarray, size: int, rng: np.random.Generator) -> Image.Image:
