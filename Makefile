@@ -1,5 +1,7 @@
 # make run   : set up .venv, fetch MNIST, train the default preset, print the test accuracy
 # make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
+# make test-fast : the offline tests alone (under a minute): before every commit
+# make lint  : ruff's check and format check, with the rules pinned in pyproject.toml
 # make bench : the side-by-side speed benchmark (writes bench/results.json and bench/RESULTS.md)
 # make bench-serve : the server under ApacheBench (writes bench/serve-results.json and bench/RESULTS.md)
 # make bench-predict : a folder of photos predicted with 1 and 2 workers (bench/RESULTS.md)
@@ -14,7 +16,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test bench bench-serve bench-predict bench-parallel serve venv clean chromium apache-bench demo-screenshot fonts
+.PHONY: run test test-fast lint bench bench-serve bench-predict bench-parallel serve venv clean chromium apache-bench demo-screenshot fonts
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -71,6 +73,15 @@ test: $(VENV)/.installed-dev chromium apache-bench fonts
 	@# Debian's Fashion-MNIST package needs apt's package lists, which a fresh machine may lack.
 	$(CLI) fetch --dataset fashion-mnist || { $(SUDO) apt-get update && $(CLI) fetch --dataset fashion-mnist; }
 	$(BIN)/python -m pytest
+
+# The offline tests: no real dataset, no generated-request fuzzing; spread over the cores
+# (pytest-xdist), since most of them wait on a server or a subprocess.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -n auto -m "not real_data and not fuzz"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 # Refresh the README's picture of the page (the tests themselves never write into the tree).
 demo-screenshot: $(VENV)/.installed-dev chromium

@@ -18,6 +18,7 @@ paragraph of README.md (between its bench markers), so that no figure there is t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -192,7 +193,16 @@ def run_child(command: list[str], expect: tuple[int, ...] = (0,)) -> tuple[str, 
 
 
 def measure(name: str, args, *options: str) -> dict:
-    command = [sys.executable, "-m", "bench.benchmark", "--child", name, "--lesson-epochs", str(args.lesson_epochs), *options]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.benchmark",
+        "--child",
+        name,
+        "--lesson-epochs",
+        str(args.lesson_epochs),
+        *options,
+    ]
     stdout, _, peak = run_child(command)
     result = json.loads(stdout.strip().splitlines()[-1])
     result["peak_rss_mib"] = peak
@@ -258,10 +268,9 @@ def machine() -> dict:
     import torch
 
     cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
@@ -280,7 +289,7 @@ def summarise(rounds: dict[str, list[dict]]) -> dict:
     speed = {name: best_and_median(runs, SPEED[name]) for name, runs in rounds.items()}
 
     def ratio(slow: str, fast: str) -> dict:
-        per_round = [s[SPEED[slow]] / f[SPEED[fast]] for s, f in zip(rounds[slow], rounds[fast])]
+        per_round = [s[SPEED[slow]] / f[SPEED[fast]] for s, f in zip(rounds[slow], rounds[fast], strict=True)]
         return {"of_bests": speed[slow]["best"] / speed[fast]["best"], "min": min(per_round), "max": max(per_round)}
 
     lesson, notebook = rounds["lesson"][-1], rounds["notebook"][-1]
@@ -297,7 +306,7 @@ def summarise(rounds: dict[str, list[dict]]) -> dict:
         "pairs_vs_floor": min(r["seconds_per_epoch"] for r in rounds["default"])
         / min(r["floor_seconds_per_epoch"] for r in rounds["default"]),
         "notebook_max_val_acc_gap": max(
-            abs(a - b) for a, b in zip(lesson["val_acc"][:epochs], notebook["val_acc"][:epochs])
+            abs(a - b) for a, b in zip(lesson["val_acc"][:epochs], notebook["val_acc"][:epochs], strict=True)
         ),
         "test_acc": {name: rounds[name][-1]["test_acc"] for name in rounds},
         "peak_rss_mib": {name: max(run["peak_rss_mib"] for run in runs) for name, runs in rounds.items()},

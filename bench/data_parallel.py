@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.sections import update_readme, update_section
+
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent / "data"
-
-from bench.sections import update_readme, update_section
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 COMMANDS = {1: [sys.executable, "-m", "mnist_logreg"], 2: [*TORCHRUN, "-m", "mnist_logreg"]}

@@ -78,7 +78,11 @@ def main() -> None:
         # In a child process: this one must not import torch, or every command it starts would
         # count torch's memory in its peak RSS (a child's counts what it shared until exec).
         for target, count in ((folder, args.images), (small, args.images // 4)):
-            subprocess.run([sys.executable, "-m", "bench.predict_folder", "--write", str(target), str(count), "photo"], check=True, cwd=REPO)
+            subprocess.run(
+                [sys.executable, "-m", "bench.predict_folder", "--write", str(target), str(count), "photo"],
+                check=True,
+                cwd=REPO,
+            )
         subprocess.run([cli, "train", "--data-dir", str(DATA_DIR), "--out", str(run_dir), "--no-report", "--no-progress"],
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         for number in range(args.rounds):
@@ -92,7 +96,11 @@ def main() -> None:
         for count in (args.scans // 10, args.scans):
             print(f"[bench-predict] {count} scans ...", file=sys.stderr, flush=True)
             scans = Path(tmp) / f"scans-{count}"
-            subprocess.run([sys.executable, "-m", "bench.predict_folder", "--write", str(scans), str(count), "scan"], check=True, cwd=REPO)
+            subprocess.run(
+                [sys.executable, "-m", "bench.predict_folder", "--write", str(scans), str(count), "scan"],
+                check=True,
+                cwd=REPO,
+            )
             wall, peak = run([cli, "predict", str(run_dir), str(scans), "--jsonl", "--workers", "2"])
             scale[str(count)] = {"images_per_s": count / wall, "peak_rss_mib": peak}
     rates = {w: [args.images / t for t in walls] for w, walls in times.items()}

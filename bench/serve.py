@@ -26,13 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-DATA_DIR = REPO / "data"
 from fastapi import FastAPI, Request  # module level: FastAPI resolves the floor's annotations here
 
 from bench.sections import update_section
 from tests.servers import free_port, running
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DATA_DIR = REPO / "data"
 
 BOUNDARY = "----mnist-logreg-bench"
 CONCURRENCY = (1, 4, 16)
@@ -171,13 +172,12 @@ def ensure_ab() -> None:
 def library_timings(run: Path) -> dict:
     """Medians in the library: preprocess_image on 640×480 photos, and read on 640×480 photos of 4-digit numbers."""
     import numpy as np
+    from written_numbers import compose, on_lit_paper
 
     from mnist_logreg.data import load_splits
     from mnist_logreg.preprocess import open_image, preprocess_image
     from mnist_logreg.read import read_image_file
     from mnist_logreg.weights import load_weights
-
-    from written_numbers import compose, on_lit_paper
 
     photos = photos_640()
     for photo in photos[:5]:  # warm-up: first calls load code paths

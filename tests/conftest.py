@@ -8,7 +8,7 @@ import pytest
 
 from mnist_logreg.datasets import DatasetSpec
 from mnist_logreg.fetch import fetch, from_folder
-from tests.helpers import REAL_DATA_DIR, fake_spec, write_fake_files
+from tests.helpers import REAL_DATA_DIR, fake_spec, untrained_run, write_fake_files
 
 
 @pytest.fixture
@@ -34,3 +34,9 @@ def real_data_dir() -> Path:
     fetch("mnist", REAL_DATA_DIR)
     fetch("fashion-mnist", REAL_DATA_DIR)
     return REAL_DATA_DIR
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    """A run folder of an untrained digits model: enough to predict, read and serve."""
+    return untrained_run(tmp_path / "run")

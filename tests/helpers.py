@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
 from mnist_logreg.config import TrainConfig
@@ -49,6 +51,7 @@ def write_fake_files(folder: Path, seed: int = 0) -> dict[str, bytes]:
         zip(
             FAKE_FILES,
             (make_images(train_labels, seed + 1), train_labels, make_images(test_labels, seed + 2), test_labels),
+            strict=True,
         )
     )
     return {name: write_idx(folder / name, array) for name, array in arrays.items()}
@@ -115,6 +118,11 @@ DATA_PARALLEL_CONFIG = TrainConfig(
 
 
 DIGITS_INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}  # a model.json
+
+
+def digits_info(**changes) -> dict:
+    """A model.json of a digits model, with ``changes``."""
+    return DIGITS_INFO | changes
 
 
 def untrained_run(folder: Path, **info) -> Path:
@@ -204,6 +212,7 @@ try:
 except SystemExit as exit_:  # --help and argument errors end in argparse's exit
     code = exit_.code
 print("torch imported:", "torch" in sys.modules)
+print("beyond the standard library:", sorted(name for name in ("numpy", "cv2", "PIL", "torch") if name in sys.modules))
 sys.exit(code)
 """
 
@@ -214,3 +223,39 @@ def assert_clean_error(result, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+
+
+def moments(image: torch.Tensor) -> tuple[float, float, float, float]:
+    """(centre row, centre column, var(row), cov(row, column)) of an image's ink, in float64."""
+    ink = image.reshape(28, 28).double()
+    rows, cols = torch.meshgrid(
+        torch.arange(28.0, dtype=torch.float64), torch.arange(28.0, dtype=torch.float64), indexing="ij"
+    )
+    mass = ink.sum()
+    cy, cx = (ink * rows).sum() / mass, (ink * cols).sum() / mass
+    var_row = (ink * (rows - cy) ** 2).sum() / mass
+    cov = (ink * (rows - cy) * (cols - cx)).sum() / mass
+    return float(cy), float(cx), float(var_row), float(cov)
+
+
+def slanted_bar(slant: float, centre=(12.0, 15.0)) -> torch.Tensor:
+    """A 3-px-wide bar, 16 rows tall, leaning by ``slant`` columns per row, drawn anti-aliased."""
+    image = Image.new("F", (28 * 8, 28 * 8), 0.0)  # drawn 8× larger, then box-filtered: soft edges
+    draw = ImageDraw.Draw(image)
+    cy, cx = centre
+    top, bottom = cy - 8, cy + 8
+    draw.line(
+        [
+            ((cx + slant * (top - cy) + 0.5) * 8, (top + 0.5) * 8),
+            ((cx + slant * (bottom - cy) + 0.5) * 8, (bottom + 0.5) * 8),
+        ],
+        fill=1.0,
+        width=24,
+    )
+    small = image.resize((28, 28), Image.Resampling.BOX)
+    return torch.from_numpy(np.array(small, dtype=np.float32)).clamp(0, 1)
+
+
+def random_batch(n=37, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)

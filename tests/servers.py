@@ -69,7 +69,17 @@ def serving(run_dir, startup_timeout: float = 60.0, workers: int = 1, options: t
     """``mnist-logreg serve`` on a free port (with extra command-line ``options``); yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "mnist_logreg", "serve", str(run_dir), "--port", str(port), "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_logreg",
+        "serve",
+        str(run_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     with running([*command, *options], f"{url}/api/health", startup_timeout, text=True) as process:
         SERVER_PIDS[url] = process.pid
         try:

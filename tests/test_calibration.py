@@ -14,7 +14,6 @@ from mnist_logreg.calibration import (
     reliability,
     softmax,
 )
-from mnist_logreg.metrics import auroc
 
 
 def sampled(temperature: float, n: int = 20000, seed: int = 0):
@@ -70,10 +69,3 @@ def test_an_image_whose_likeliest_output_is_the_reject_class_is_never_accepted()
     assert accepted(p, 2, 0.0).tolist() == [True, False, True]  # a tie is not "likelier"
     assert accepted(p, 2, 0.5).tolist() == [True, False, False]
     assert accepted(p, 2, None).tolist() == [True, True, True]  # no threshold: no reject option
-
-
-def test_auroc_counts_pairs_and_halves_ties():
-    assert auroc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
-    assert auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
-    assert auroc(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
-    assert auroc(np.array([2.0]), np.array([2.0, 1.0])) == 0.75

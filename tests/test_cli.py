@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mnist_logreg import MNISTModel
+from mnist_logreg.cli import build_parser, is_loopback, train_config
 from mnist_logreg.runs import save_model
-from tests.helpers import NO_TORCH, assert_clean_error, cli, run_process
+from tests.helpers import NO_TORCH, assert_clean_error, cli, run_process, train_preset
 
 
 @pytest.mark.parametrize(
@@ -105,6 +108,8 @@ def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path)
         done = subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=60)
         assert done.returncode == status, done.stderr
         assert "torch imported: False" in done.stdout, (args, done.stdout[-300:])
+        if args[0] != "predict":  # parsing arguments needs the standard library alone
+            assert "beyond the standard library: []" in done.stdout, (args, done.stdout[-300:])
 
 
 def test_resume_needs_an_unfinished_run(tmp_path):
@@ -261,3 +266,38 @@ def test_serving_on_a_port_in_use_fails_before_saying_it_serves(tmp_path):
     assert result.returncode == 1
     assert "serving" not in result.stderr
     assert_clean_error(result, f"cannot serve on 127.0.0.1:{port}: Address already in use")
+
+
+def test_the_input_transform_flag_overrides_the_preset(fake_data, tmp_path):
+    spec, data_dir = fake_data
+    # The fake dataset is not in the table, so drive the library's train_run as the CLI does.
+    on = train_preset(spec, "raw", data_dir, tmp_path / "on", epochs=1, val_size=60, input_transform="deskew")
+    off = train_preset(spec, "default", data_dir, tmp_path / "off", epochs=1, val_size=60, input_transform="none")
+    assert json.loads((on.run_dir / "model.json").read_text())["input_transform"] == "deskew"
+    assert json.loads((off.run_dir / "model.json").read_text())["input_transform"] == "none"
+
+    def config(*flags):
+        return train_config(build_parser().parse_args(["train", *flags]))
+
+    assert config().input_transform == "deskew"  # the default preset on MNIST
+    assert config("--input-transform", "none").input_transform == "none"
+    assert config("--dataset", "fashion-mnist").input_transform == "none"
+    assert config("--dataset", "fashion-mnist", "--input-transform", "deskew").input_transform == "deskew"
+    assert config("--preset", "raw", "--input-transform", "deskew").input_transform == "deskew"
+    assert config("--preset", "notebook").input_transform == "none"
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("192.0.2.1", False),
+        ("example.test", False),
+    ],
+)
+def test_only_loopback_addresses_count_as_this_machine(host, loopback):
+    assert is_loopback(host) is loopback

@@ -36,7 +36,7 @@ def test_every_process_ends_with_the_same_weights_and_history(two_processes, ste
     first, second = saved(out, step, 0), saved(out, step, 1)
     for name in first["model"]:
         assert torch.equal(first["model"][name], second["model"][name]), name
-    for mine, theirs in zip(first["history"], second["history"]):
+    for mine, theirs in zip(first["history"], second["history"], strict=True):
         assert {k: v for k, v in mine.items() if k != "seconds"} == {k: v for k, v in theirs.items() if k != "seconds"}
 
 
@@ -56,7 +56,7 @@ def test_the_closed_form_all_reduce_gives_distributed_data_parallels_result(two_
 
 @pytest.mark.parametrize("loader", ["memory", "dataloader"])
 def test_the_pipeline_in_two_processes_trains_what_one_process_trains(two_processes, tmp_path, loader):
-    out, finished = two_processes
+    out, _finished = two_processes
     run = out / f"run-{loader}"
     spec, data_dir = fetched_fake_dataset(tmp_path)  # the same fake files the worker fetched
     alone = train_run(spec, DATA_PARALLEL_CONFIG, data_dir=data_dir, run_dir=tmp_path / "run", verbose=False)
@@ -99,7 +99,7 @@ def test_the_shards_of_a_batch_partition_it():
     # Any other loader is cut batch by batch, the same way.
     lists = [(images[i : i + 16], labels[i : i + 16]) for i in range(0, 51, 16)]
     cut = ShardedBatches(lists, 1, 3)
-    assert [labels.tolist() for _, labels in cut][0] == [1, 4, 7, 10, 13]
+    assert next(labels.tolist() for _, labels in cut) == [1, 4, 7, 10, 13]
     assert shard_batches(whole, 0, 1) is whole
 
 

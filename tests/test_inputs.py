@@ -9,17 +9,21 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from mnist_logreg.inputs import (
     INPUT_SIZE,
     PAIR_OFFSETS,
     SIDE,
+    apply_input_transform,
     deskew,
     feature_count,
     feature_map,
     fold_to_pixels,
 )
-from tests.helpers import make_images
+from mnist_logreg.model import MNISTModel
+from mnist_logreg.runs import RunInfo
+from tests.helpers import make_images, moments, slanted_bar
 
 
 def small_images(n=5, seed=0) -> np.ndarray:
@@ -126,3 +130,58 @@ def test_features_of_one_image_alone_or_in_a_batch_are_the_same(features):
     batch = feature_map(features, images)
     for i in range(4):
         np.testing.assert_array_equal(feature_map(features, images[i : i + 1])[0], batch[i])
+
+
+@pytest.mark.parametrize("slant", [-0.5, -0.25, 0.3, 0.6])
+def test_a_slanted_bar_comes_out_upright_and_centred(slant):
+    bar = slanted_bar(slant)
+    _, _, var_row, cov = moments(bar)
+    assert cov / var_row == pytest.approx(slant, abs=0.05)  # the bar really leans as drawn
+    upright = deskew(bar)
+    cy, cx, var_row, cov = moments(upright)
+    assert abs(cov / var_row) < 0.02  # no slant left
+    assert cy == pytest.approx(14, abs=0.1) and cx == pytest.approx(14, abs=0.1)  # centre of mass moved to the middle
+    assert float(upright.sum()) == pytest.approx(float(bar.sum()), rel=0.03)  # sheared, not cut off
+
+
+def test_an_upright_symmetric_digit_is_unchanged():
+    """A 0 drawn upright, with its centre of mass at the middle already, comes out as it went in."""
+    image = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(image).ellipse([8, 5, 20, 23], outline=255, width=2)  # symmetric about (14, 14)
+    zero = torch.from_numpy(np.array(image, dtype=np.float32) / 255)
+    assert abs(moments(zero)[3]) < 1e-6
+    assert (deskew(zero) - zero).abs().max() < 1e-4
+
+
+def test_a_batch_gives_each_image_what_it_gives_alone():
+    rng = np.random.default_rng(0)
+    batch = torch.stack([slanted_bar(s, (rng.uniform(10, 18), rng.uniform(10, 18))) for s in rng.uniform(-0.6, 0.6, 7)])
+    batch[3] = 0  # an image without ink is left as it is
+    together = deskew(batch.unsqueeze(1))  # (N, 1, 28, 28) keeps its shape
+    assert together.shape == (7, 1, 28, 28)
+    for i in range(7):
+        alone = deskew(batch[i])  # (28, 28)
+        assert alone.shape == (28, 28)
+        assert torch.allclose(together[i, 0], alone, atol=1e-6)
+    assert together[3].abs().max() == 0
+
+
+def test_whole_datasets_are_deskewed_in_chunks_with_the_same_result(monkeypatch):
+    import mnist_logreg.data as data
+
+    batch = torch.stack([slanted_bar(s) for s in np.linspace(-0.6, 0.6, 10)]).unsqueeze(1)
+    as_bytes = batch.mul(255).round().to(torch.uint8)
+    whole = deskew(as_bytes.float() / 255)
+    monkeypatch.setattr(data, "TRANSFORM_CHUNK", 3)
+    chunked = data.transform_all("deskew", as_bytes)
+    assert chunked.dtype == torch.float32 and chunked.shape == (10, 1, 28, 28)
+    assert torch.allclose(chunked, whole, atol=1e-6)
+
+
+def test_an_unknown_input_transform_is_refused():
+    with pytest.raises(ValueError, match="input_transform='blur' is not one of"):
+        apply_input_transform("blur", torch.zeros(1, 28, 28))
+    with pytest.raises(ValueError, match="input_transform='blur'"):
+        MNISTModel(input_transform="blur")
+    old = RunInfo.from_json({"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    assert old.input_transform == "none"  # runs from before the field

@@ -43,7 +43,7 @@ def test_overwrite_replaces_runs_only(fake_data, tmp_path):
     mine = tmp_path / "thesis"
     mine.mkdir()
     (mine / "chapter1.tex").write_text("months of work")
-    with pytest.raises(RunError, match="is not a run folder .no model.json.; --overwrite replaces runs only"):
+    with pytest.raises(RunError, match=r"is not a run folder .no model.json.; --overwrite replaces runs only"):
         train(spec, data_dir, mine, overwrite=True)
     assert (mine / "chapter1.tex").read_text() == "months of work"
 

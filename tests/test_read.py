@@ -43,7 +43,7 @@ def test_read_prints_json_with_one_entry_per_digit_and_boxes_in_the_images_pixel
     assert reading["path"] == str(path) and len(reading["text"]) == 2
     assert set(reading) == {"path", "text", "probability", "digits"}
     assert reading["probability"] == pytest.approx(np.prod([d["probability"] for d in reading["digits"]]))
-    for digit, (x, y, w, h) in zip(reading["digits"], expected_boxes):
+    for digit, (x, y, w, h) in zip(reading["digits"], expected_boxes, strict=True):
         assert set(digit) == {"accepted", "label", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
         assert np.allclose(digit["box"], [x, y, w, h], atol=10)  # within a few working pixels, scaled back
     assert reading["text"] == "".join(str(d["label"]) for d in reading["digits"])
@@ -78,7 +78,7 @@ def test_save_boxes_draws_each_digits_box_on_the_image(run_dir, tmp_path):
     picture = np.asarray(Image.open(saved).convert("RGB")).astype(int)
     assert picture.shape == (300, 800, 3)
     red = (picture[..., 0] > 180) & (picture[..., 1] < 90)
-    x, y, w, h = boxes[1]
+    x, y, _w, h = boxes[1]
     assert red[y - 5 : y + h + 5, x - 5 : x + 5].sum() > 50  # the 0's box has a red left edge
 
 

@@ -27,7 +27,7 @@ def fake_run(tmp_path_factory):
     from tests.helpers import fetched_fake_dataset
 
     root = tmp_path_factory.mktemp("report")
-    spec, data_dir = fetched_fake_dataset(root)
+    spec, _data_dir = fetched_fake_dataset(root)
     train_run(
         spec, CONFIG, preset="test", data_dir=root / "data", run_dir=root / "run", verbose=False, log=lambda m: None
     )
@@ -61,14 +61,14 @@ def test_confusion_matrix_agrees_with_test_accuracy_and_predictions(fake_run):
     model, info = load_run(run_dir)
     images, labels = load_run_splits(info, data_dir, spec).tensors("test")
     predicted = model.predict(to_float_pixels(images)).tolist()
-    for true, pred in zip(labels.tolist(), predicted):
+    for true, pred in zip(labels.tolist(), predicted, strict=True):
         confusion[true][pred] -= 1
     assert not confusion.any()
 
     per_class = metrics["per_class"]
     assert [row["class"] for row in per_class] == list(spec.classes)
     for k, row in enumerate(per_class):
-        tp = sum(1 for t, p in zip(labels.tolist(), predicted) if t == k and p == k)
+        tp = sum(1 for t, p in zip(labels.tolist(), predicted, strict=True) if t == k and p == k)
         predicted_k = predicted.count(k)
         actual_k = labels.tolist().count(k)
         precision = tp / predicted_k if predicted_k else 0.0
@@ -88,11 +88,6 @@ def test_report_html_embeds_every_figure_and_loads_nothing_from_the_network(fake
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "@import" not in page and "url(" not in page
     assert "test accuracy" in page and "Per class" in page and "sgd" in page
-
-
-def test_the_fake_run_has_errors_to_show(fake_run):
-    metrics = json.loads((fake_run[0] / "metrics.json").read_text())
-    assert 0.2 < metrics["test_acc"] < 0.95
 
 
 def test_memory_and_dataloader_runs_give_the_same_report_numbers(fake_run, tmp_path):

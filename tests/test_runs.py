@@ -7,25 +7,23 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from mnist_logreg import MNISTModel, RunError, load_run
 from mnist_logreg.datasets import DATASETS
+from mnist_logreg.predict import predict_image_file
+from mnist_logreg.preprocess import open_image, preprocess_image
 from mnist_logreg.runs import RunInfo, read_info, read_metrics, save_model
 from mnist_logreg.weights import load_weights
-
-
-def info(**changes):
-    value = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
-    value.update(changes)
-    return value
+from tests.helpers import digits_info
 
 
 def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_path):
     torch.manual_seed(0)
     model = MNISTModel()
-    save_model(tmp_path / "run", model, info())
+    save_model(tmp_path / "run", model, digits_info())
     loaded, loaded_info = load_run(tmp_path / "run")
-    assert loaded_info == RunInfo.from_json(info())
+    assert loaded_info == RunInfo.from_json(digits_info())
     assert loaded_info.layout == DATASETS["mnist"].layout  # a run from before layouts were recorded
     assert not loaded.training
     for name, tensor in model.state_dict().items():
@@ -48,7 +46,10 @@ def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_pat
         (lambda run: (run / "model.json").unlink(), "model.json is missing"),
         (lambda run: (run / "model.json").write_text("{"), "model.json is not valid JSON"),
         (lambda run: (run / "model.json").write_text(json.dumps({"dataset": "mnist"})), "does not describe a model"),
-        (lambda run: (run / "model.json").write_text(json.dumps(info(input_size=100))), "does not match the model"),
+        (
+            lambda run: (run / "model.json").write_text(json.dumps(digits_info(input_size=100))),
+            "does not match the model",
+        ),
         (
             lambda run: torch.save({"linear.weight": torch.zeros(10, 784)}, run / "model.pth"),
             "does not match the model",
@@ -64,29 +65,50 @@ def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_pat
 )
 def test_a_damaged_run_is_refused_with_a_clear_message(tmp_path, damage, message):
     run = tmp_path / "run"
-    save_model(run, MNISTModel(), info())
+    save_model(run, MNISTModel(), digits_info())
     damage(run)
     with pytest.raises(RunError, match=message):
         load_run(run)
 
 
 def test_a_missing_run_folder_says_how_to_make_one(tmp_path):
-    with pytest.raises(RunError, match="no run folder at .*run 'mnist-logreg train' first"):
+    with pytest.raises(RunError, match=r"no run folder at .*run 'mnist-logreg train' first"):
         load_run(tmp_path / "absent")
 
 
 def test_a_run_of_a_dataset_outside_the_table_needs_its_layout():
-    with pytest.raises(RunError, match="names dataset 'emnist', which is not one of .* and gives no 'layout'"):
-        RunInfo.from_json(info(dataset="emnist"))
-    described = RunInfo.from_json(info(dataset="emnist", layout={"box": 24, "centre_of_mass": False}))
+    with pytest.raises(RunError, match=r"names dataset 'emnist', which is not one of .* and gives no 'layout'"):
+        RunInfo.from_json(digits_info(dataset="emnist"))
+    described = RunInfo.from_json(digits_info(dataset="emnist", layout={"box": 24, "centre_of_mass": False}))
     assert described.layout.box == 24 and not described.layout.centre_of_mass
-    assert RunInfo.from_json(info(dataset="fashion-mnist")).layout == DATASETS["fashion-mnist"].layout
+    assert RunInfo.from_json(digits_info(dataset="fashion-mnist")).layout == DATASETS["fashion-mnist"].layout
 
 
 def test_run_info_round_trips_through_model_json(tmp_path):
-    original = RunInfo.from_json(info(preset="raw", seed=3, splits={"train": 5, "val": 2, "test": 1}))
+    original = RunInfo.from_json(digits_info(preset="raw", seed=3, splits={"train": 5, "val": 2, "test": 1}))
     save_model(tmp_path / "run", MNISTModel(), original)
     assert read_info(tmp_path / "run") == original
+
+
+def test_model_json_holds_each_setting_once_and_older_folders_still_load(tmp_path):
+    from mnist_logreg.config import get_preset
+
+    recipe = get_preset("default", "mnist").to_dict()
+    info = RunInfo.from_json(
+        digits_info(input_transform="deskew", features="pixel-pairs", reject={"threshold": 0.5}, splits={"val": 10000})
+    )
+    info.hyperparameters = RunInfo.hyperparameters_of(recipe)
+    save_model(tmp_path / "run", MNISTModel(features="pixel-pairs", input_transform="deskew", reject=True), info)
+    written = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert not set(written) & set(written["hyperparameters"])  # no value at the top and again inside
+    assert "val_size" not in written["hyperparameters"] and written["splits"]["val"] == 10000
+    assert read_info(tmp_path / "run").recipe == recipe  # yet every setting is there to read
+    # A folder written before: the seed at the top, and copies inside the hyperparameters.
+    old = written | {"seed": 7, "hyperparameters": recipe | {"seed": 7}}
+    (tmp_path / "run" / "model.json").write_text(json.dumps(old))
+    loaded = read_info(tmp_path / "run")
+    assert loaded.seed == 7 and loaded.recipe == recipe | {"seed": 7}
+    assert not set(loaded.to_json()) & set(loaded.to_json()["hyperparameters"])
 
 
 @pytest.mark.parametrize(
@@ -110,35 +132,39 @@ def test_metrics_from_before_the_confusion_matrix_still_load(tmp_path):
     assert metrics.to_json() == {**old, "confusion": None, "per_class": None, "calibration": None}
 
 
-def test_predicting_reads_numpy_weights_equal_to_the_checkpoint(tmp_path):
-    torch.manual_seed(2)
+def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
+    """A run folder written before input transforms and feature maps existed: no transform, the
+    pixels, the plain linear model; through torch and through its numpy weights alike."""
+    torch.manual_seed(1)
     model = MNISTModel()
-    save_model(tmp_path / "run", model, info(input_transform="deskew"))
-    weights, loaded_info = load_weights(tmp_path / "run")
-    assert np.array_equal(weights.weight, model.linear.weight.detach().numpy())
-    assert np.array_equal(weights.bias, model.linear.bias.detach().numpy())
-    assert weights.input_transform == "deskew" == loaded_info.input_transform
+    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "default"}
+    save_model(tmp_path / "old", model, info)
+    assert "features" not in json.loads((tmp_path / "old" / "model.json").read_text())
+    loaded, loaded_info = load_run(tmp_path / "old")
+    assert loaded_info.input_transform == "none" and loaded.input_transform == "none"
+    assert loaded_info.features == "pixels" and loaded.features == "pixels" and loaded.linear.in_features == 784
+    weights, _ = load_weights(tmp_path / "old")
+    assert (weights.input_transform, weights.features, weights.weight.shape) == ("none", "pixels", (10, 784))
+    image = Image.new("L", (120, 120), 255)
+    ImageDraw.Draw(image).line([(40, 20), (80, 100)], fill=0, width=9)
+    image.save(tmp_path / "one.png")
+    pixels = preprocess_image(open_image(tmp_path / "one.png"))
+    with torch.no_grad():
+        expected = torch.softmax(model.linear(pixels.reshape(1, 784)), 1)[0]
+    got = predict_image_file(tmp_path / "one.png", loaded, loaded_info)
+    assert np.allclose(got["probabilities"], expected.numpy(), atol=1e-7)
+    assert np.array_equal(got["pixels"], pixels.numpy())  # nothing applied on top of the preprocessing
 
 
-def test_a_run_from_before_weights_npz_is_read_through_its_checkpoint(tmp_path):
-    torch.manual_seed(3)
-    model = MNISTModel()
-    save_model(tmp_path / "run", model, info())
-    (tmp_path / "run" / "weights.npz").unlink()
-    weights, _ = load_weights(tmp_path / "run")
-    assert np.array_equal(weights.weight, model.linear.weight.detach().numpy())
-
-
-@pytest.mark.parametrize(
-    "damage, message",
-    [
-        (lambda path: path.write_bytes(b"not an npz"), "is not readable weights"),
-        (lambda path: np.savez(path, weight=np.zeros((10, 700), np.float32), bias=np.zeros(10, np.float32)), "shape"),
-        (lambda path: np.savez(path, weight=np.full((10, 784), np.nan, np.float32), bias=np.zeros(10)), "non-finite"),
-    ],
-)
-def test_damaged_numpy_weights_are_refused_clearly(tmp_path, damage, message):
-    save_model(tmp_path / "run", MNISTModel(), info())
-    damage(tmp_path / "run" / "weights.npz")
-    with pytest.raises(RunError, match=message):
+def test_a_run_naming_an_unknown_feature_map_is_refused_clearly(tmp_path):
+    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "features": "edges"}
+    save_model(tmp_path / "run", MNISTModel(), info)
+    with pytest.raises(RunError, match=r"features='edges' is not one of .* is it from a newer mnist-logreg"):
         load_weights(tmp_path / "run")
+
+
+def test_a_run_naming_an_unknown_transform_is_refused_clearly(tmp_path):
+    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "input_transform": "warp"}
+    save_model(tmp_path / "run", MNISTModel(), info)
+    with pytest.raises(RunError, match="input_transform='warp' is not one of"):
+        load_run(tmp_path / "run")

@@ -38,7 +38,7 @@ def test_a_five_with_its_top_stroke_detached_is_one_digit():
     assert cv2.connectedComponents((ink > 0).astype(np.uint8))[0] - 1 == 2  # really two pieces
     digits = split_digits(ink)
     assert len(digits) == 1
-    x, y, w, h = digits[0].box
+    x, y, w, _h = digits[0].box
     assert y <= 18 and x <= 98 and x + w >= 150
 
 

@@ -41,7 +41,7 @@ def check_prediction(answer: dict) -> None:
     assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     assert answer["label"] == max(range(10), key=lambda k: answer["probabilities"][k])
     assert answer["class"] == str(answer["label"])
-    assert [t["label"] for t in answer["top_k"]][0] == answer["label"]
+    assert next(t["label"] for t in answer["top_k"]) == answer["label"]
     assert answer["preprocessed"].startswith("data:image/png;base64,")
     seen = Image.open(io.BytesIO(base64.b64decode(answer["preprocessed"].split(",", 1)[1])))
     assert seen.size == (28, 28)
@@ -280,11 +280,10 @@ def test_a_batch_mixing_good_and_bad_files_gets_one_answer_per_file_in_order(ser
 def test_two_worker_processes_start_and_answer(tmp_path):
     untrained_run(tmp_path / "run", preset="test")
     content = png(seven())
-    with serving(tmp_path / "run", workers=2) as url:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(
-                pool.map(lambda _: request(f"{url}/api/predict", *multipart("file", "7.png", content)), range(20))
-            )
+    with serving(tmp_path / "run", workers=2) as url, ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(
+            pool.map(lambda _: request(f"{url}/api/predict", *multipart("file", "7.png", content)), range(20))
+        )
     assert [status for status, _ in answers] == [200] * 20
     assert len({tuple(answer["probabilities"]) for _, answer in answers}) == 1
 

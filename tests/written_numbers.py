@@ -35,7 +35,7 @@ def compose(digits: list[np.ndarray], rng: np.random.Generator, gaps=(8, 24), he
     width = sum(p.shape[1] for p in pieces) + sum(gap_list) + 2 * height
     canvas = np.zeros((int(1.5 * height) + 2 * height // 2, width))
     x = height
-    for piece, top, gap in zip(pieces, tops, gap_list):
+    for piece, top, gap in zip(pieces, tops, gap_list, strict=True):
         x += gap
         region = canvas[height // 2 + top : height // 2 + top + piece.shape[0], x : x + piece.shape[1]]
         np.maximum(region, piece, out=region)

@@ -26,7 +26,7 @@ _WHERE = {
     "load_splits": "data",
     "predict_image": "model",
 }
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # noqa: PLE0605  (a list, built from the table above)
 
 
 def __getattr__(name: str):

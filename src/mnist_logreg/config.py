@@ -131,7 +131,7 @@ class TrainConfig:
                     f"and this recipe uses {self.optimizer!r}"
                 )
 
-    def updated(self, **overrides) -> "TrainConfig":
+    def updated(self, **overrides) -> TrainConfig:
         """A copy with the given fields replaced; ``None`` values leave a field as it is."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -7,9 +7,9 @@ costs about a second and 170 MB, and the in-memory path reads the same verified 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -236,7 +236,7 @@ class TensorLoader:
         self.shard = shard
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size  # the last batch may be short
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, size = len(self.labels), self.batch_size
@@ -263,7 +263,7 @@ class TensorLoader:
     def _pixels(self, images: torch.Tensor) -> torch.Tensor:
         return to_float_pixels(images) if images.dtype == torch.uint8 else images
 
-    def to(self, device: torch.device | str) -> "TensorLoader":
+    def to(self, device: torch.device | str) -> TensorLoader:
         """The same loader with its tensors on ``device`` (the permutation stays on the CPU)."""
         return TensorLoader(
             self.images.to(device), self.labels.to(device), self.batch_size, self.shuffle, self.generator, self.shard

@@ -52,7 +52,7 @@ class DatasetSpec:
     classes: tuple[str, ...]
     # Where to fetch the files from, tried in order: names of fetch.SOURCES, or callables
     # (spec, scratch folder) -> {file name: path}, as tests and ``fetch --from`` provide.
-    sources: tuple[str | Callable[["DatasetSpec", Path], dict[str, Path]], ...] = field(default=(), compare=False)
+    sources: tuple[str | Callable[[DatasetSpec, Path], dict[str, Path]], ...] = field(default=(), compare=False)
     layout: Layout = Layout()  # how an image is placed in 28×28 (preprocess_image follows it)
 
     @property

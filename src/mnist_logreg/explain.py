@@ -92,7 +92,7 @@ def draw_evidence(axes, found: dict, classes: list[str], title: str = ""):
         (found["for_runner_up"], "RdBu_r", -found["limit"], found["limit"], f"for {runner_up}"),
         (found["difference"], "RdBu_r", -found["limit"], found["limit"], f"{predicted} rather than {runner_up}"),
     ]
-    for ax, (values, cmap, low, high, caption) in zip(axes, panels):
+    for ax, (values, cmap, low, high, caption) in zip(axes, panels, strict=True):
         shown = ax.imshow(values, cmap=cmap, vmin=low, vmax=high)
         ax.set_title(caption, fontsize=9)
         ax.set_xticks([])

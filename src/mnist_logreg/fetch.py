@@ -14,8 +14,8 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
 from .errors import DataError
@@ -173,7 +173,7 @@ def fetch(
                 failures.append(f"{name}: {error}")
                 continue
             problems = [_install(candidates, idx_file, raw_dir) for idx_file in missing]
-        missing = [f for f, problem in zip(missing, problems) if problem is not None]
+        missing = [f for f, problem in zip(missing, problems, strict=True) if problem is not None]
         failures += [f"{name}: {problem}" for problem in problems if problem is not None]
         if not missing:
             log(f"{spec.name}: all files in {raw_dir}")

@@ -21,7 +21,9 @@ from .weights import load_weights, with_threshold
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def result_or_error(name: dict, answer: Callable[[], dict], errors: tuple[type[Exception], ...] = (ImageError,)) -> dict:
+def result_or_error(
+    name: dict, answer: Callable[[], dict], errors: tuple[type[Exception], ...] = (ImageError,)
+) -> dict:
     """``name`` (``{"path": ...}`` or ``{"filename": ...}``) with the ``answer``, or with the
     ``error`` it raised, if one of ``errors``: the caller carries on with the next file."""
     try:
@@ -42,7 +44,9 @@ class Options:
     save_boxes: Path | None = None  # read: each image with its digits' boxes
 
 
-def answer_files(paths: Iterable[Path | PathError], run_dir: Path, options: Options, workers: int = 1) -> Iterator[dict]:
+def answer_files(
+    paths: Iterable[Path | PathError], run_dir: Path, options: Options, workers: int = 1
+) -> Iterator[dict]:
     """Each file's answer, in input order, as a stream: ``{"path", ...answer}`` or ``{"path", "error"}``.
 
     With ``workers`` > 1, files are decoded, cleaned and classified in that many processes (no

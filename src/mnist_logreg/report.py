@@ -47,7 +47,7 @@ class ReportData:
     train_labels: np.ndarray  # (M,)
 
     @classmethod
-    def read(cls, spec: DatasetSpec, data_dir: Path | str) -> "ReportData":
+    def read(cls, spec: DatasetSpec, data_dir: Path | str) -> ReportData:
         """The dataset's files, checked (and fetched when missing) first."""
         from .fetch import fetch
 
@@ -56,7 +56,7 @@ class ReportData:
         return cls(test_images, test_labels.astype(np.int64), train_images, train_labels.astype(np.int64))
 
     @classmethod
-    def of_splits(cls, splits) -> "ReportData":
+    def of_splits(cls, splits) -> ReportData:
         """The files a training run already holds in memory (data.Splits)."""
         return cls(
             splits.test_images.numpy(),
@@ -235,7 +235,7 @@ def _colour_bar(fig, norm, label: str, bar_inches: float, **options) -> None:
     """A colour bar for cells coloured with RdBu_r over ``norm``, in the figure's right ``bar_inches``."""
     from matplotlib.cm import ScalarMappable
 
-    width, height = fig.get_size_inches()
+    width, _height = fig.get_size_inches()
     left = 1 - (bar_inches - 0.25) / width
     bar = fig.add_axes((left, 0.12, 0.22 / width, 0.7))
     fig.colorbar(ScalarMappable(norm, "RdBu_r"), cax=bar, label=label, **options)
@@ -300,7 +300,7 @@ def plot_mistakes_evidence(
     limit = max(f["limit"] for f in found)  # one scale for every map, so that they compare
     norm = Normalize(-limit, limit)
     cells, titles = [], []
-    for i, f in zip(chosen, found):
+    for i, f in zip(chosen, found, strict=True):
         predicted, runner_up = output_name(classes, f["predicted"]), output_name(classes, f["runner_up"])
         cells.append(np.clip(f["input"], 0, 1) * 255)
         cells += [colormaps["RdBu_r"](norm(f[name])) for name in ("for_predicted", "for_runner_up", "difference")]
@@ -322,7 +322,7 @@ def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path:
     from .calibration import expected_calibration_error, reliability, softmax
 
     fig = _figure(10, 4)
-    for ax, temperature, name in zip(fig.subplots(1, 2), (1.0, weights.temperature), ("before", "after")):
+    for ax, temperature, name in zip(fig.subplots(1, 2), (1.0, weights.temperature), ("before", "after"), strict=True):
         p = softmax(predictions.logits, temperature)
         rows = [row for row in reliability(p, predictions.labels) if row["count"]]
         ece = expected_calibration_error(p, predictions.labels)

@@ -95,7 +95,7 @@ class RunInfo:
         return self.hyperparameters.get("seed")
 
     @classmethod
-    def from_json(cls, value, path: Path | str = INFO_FILE) -> "RunInfo":
+    def from_json(cls, value, path: Path | str = INFO_FILE) -> RunInfo:
         """Check and read a model.json. Runs from before ``layout``, ``input_transform`` and
         ``features`` take their dataset's layout, no transform and the pixels; unknown keys
         (``input_normalisation``) are ignored."""
@@ -190,7 +190,7 @@ class Metrics:
         return value
 
     @classmethod
-    def from_json(cls, value, path: Path | str = METRICS_FILE) -> "Metrics":
+    def from_json(cls, value, path: Path | str = METRICS_FILE) -> Metrics:
         required = {"test_acc", "test_loss", "val_acc", "val_loss", "train_seconds"}
         if not isinstance(value, dict) or not required <= set(value):
             raise RunError(f"{path} does not hold a run's metrics (needs {sorted(required)})")

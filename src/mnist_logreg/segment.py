@@ -11,8 +11,8 @@ is one line of writing, so the digits are ordered by their left edge.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -89,7 +89,7 @@ def _merge_fragments(groups: list[list[int]], stats: np.ndarray) -> list[list[in
         i = short[0]
         x, _, w, _ = _box(groups[i], stats)
 
-        def gap(j: int) -> float:  # columns between the two boxes; 0 where they overlap
+        def gap(j: int, x: int = x, w: int = w) -> float:  # columns between the two boxes; 0 where they overlap
             xj, _, wj, _ = _box(groups[j], stats)
             return max(0, max(x, xj) - min(x + w, xj + wj))
 
@@ -124,7 +124,7 @@ def _cut(mask: np.ndarray, box: tuple[int, int, int, int], height: float) -> lis
         low, high = int(centre - 0.25 * w / parts), int(centre + 0.25 * w / parts) + 1
         cuts.append(low + int(np.argmin(columns[low:high])))
     digits = []
-    for left, right in zip([0, *cuts], [*cuts, w]):
+    for left, right in zip([0, *cuts], [*cuts, w], strict=True):
         part = np.zeros_like(mask)
         part[y : y + h, x + left : x + right] = mask[y : y + h, x + left : x + right]
         rows = np.flatnonzero(part.any(axis=1))

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import math
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn as nn

@@ -65,7 +65,6 @@ def load_weights(run_dir: Path | str) -> tuple[LinearWeights, RunInfo]:
     return LinearWeights(weight, bias, info.input_transform, info.features, info.temperature, info.threshold), info
 
 
-
 def logits(weights: LinearWeights, inputs: np.ndarray) -> np.ndarray:
     """W x + b of the linear layer's inputs (N, features) -> (N, outputs), in float64."""
     return inputs.astype(np.float64) @ weights.weight.T.astype(np.float64) + weights.bias

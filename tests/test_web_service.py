@@ -7,11 +7,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_logreg.cli import is_loopback
 from tests.helpers import untrained_run
 from tests.photos import seven
 from tests.servers import free_port, multipart, request, request_with_headers, serving
@@ -84,22 +84,6 @@ def test_no_cors_headers_unless_an_origin_is_allowed(run_dir):
         assert "access-control-allow-origin" not in {k.lower() for k in headers}
 
 
-@pytest.mark.parametrize(
-    "host, loopback",
-    [
-        ("127.0.0.1", True),
-        ("127.0.0.2", True),
-        ("localhost", True),
-        ("::1", True),
-        ("0.0.0.0", False),
-        ("192.0.2.1", False),
-        ("example.test", False),
-    ],
-)
-def test_only_loopback_addresses_count_as_this_machine(host, loopback):
-    assert is_loopback(host) is loopback
-
-
 def test_binding_beyond_loopback_warns_that_the_demo_has_no_authentication(run_dir):
     """192.0.2.1 is a documentation address this machine does not have: the bind fails, and no
     packet is sent anywhere, but the warning comes first."""
@@ -129,8 +113,9 @@ def worker_rss_mib(server_pid: int) -> float:
     """Resident memory of the server's one worker process (uvicorn runs it as a child)."""
     children = subprocess.run(["ps", "-o", "rss=,args=", "--ppid", str(server_pid)], capture_output=True, text=True)
     sizes = [int(line.split()[0]) for line in children.stdout.splitlines() if "resource_tracker" not in line]
-    own = int(next(line.split()[1] for line in open(f"/proc/{server_pid}/status") if line.startswith("VmRSS")))
-    return max(sizes + [own]) / 1024
+    status = Path(f"/proc/{server_pid}/status").read_text().splitlines()
+    own = int(next(line.split()[1] for line in status if line.startswith("VmRSS")))
+    return max([*sizes, own]) / 1024
 
 
 @pytest.mark.fuzz
@@ -170,3 +155,14 @@ def test_memory_stays_flat_over_5000_requests(run_dir, tmp_path):
         assert "Failed requests:        0" in output and "Non-2xx" not in output, output[-800:]
     print(f"\nserver RSS after 1,000 requests {before:.1f} MiB, after 5,000 {after:.1f} MiB")
     assert after - before < 10, (before, after)
+
+
+def test_serve_hands_each_worker_the_whole_of_its_limits(tmp_path):
+    import json
+
+    from mnist_logreg.config import Limits
+    from mnist_logreg.web.app import serve_settings
+
+    limits = Limits(queue=3, timeout_s=0.5, cors=("http://a.example",), upload_bytes=1000, files=2, drain_bytes=5000)
+    settings = json.loads(serve_settings(tmp_path, limits))
+    assert Limits.from_json(settings["limits"]) == limits and settings["run_dir"] == str(tmp_path.resolve())
