@@ -11,8 +11,9 @@ ratio of the bests, and the range of the per-round ratios. The notebook child al
 compute floor: the same number of (10×784)·(784×B) and (10×B)·(B×784) products as one epoch's
 forward and backward passes, on the same threads. Start-up is timed as whole processes.
 
-Results go to bench/results.json, the "training" section of bench/RESULTS.md, and the speed
-paragraph of README.md (between its bench markers), so that no figure there is typed by hand.
+Results go to bench/results.json, the "training" section of bench/RESULTS.md, the speed paragraph
+of docs/speed.md and the README's presets table (between their bench markers), so that no figure
+there is typed by hand.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.sections import update_readme, update_section
+from bench.sections import update_docs, update_section
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -416,7 +417,7 @@ def presets_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_paragraph(report: dict) -> str:
+def docs_paragraph(report: dict) -> str:
     s, up = report["summary"], report["startup"]
     sp, nb, rs = s["speed"], s["notebook_vs_lesson"], s["raw_vs_sklearn"]
     return (
@@ -426,7 +427,8 @@ def readme_paragraph(report: dict) -> str:
         f"{s['notebook_vs_floor']:.1f}× the compute floor of its matrix products alone; the `raw` preset trained "
         f"to a better test accuracy than scikit-learn ({s['test_acc']['raw']:.4f} against "
         f"{s['test_acc']['sklearn']:.4f}) {rs['min']:.0f}–{rs['max']:.0f}× faster ({sp['raw']['best']:.2f} s against "
-        f"{sp['sklearn']['best']:.1f} s at best). `mnist-logreg --help` took {up['help']['median']:.2f} s, "
+        f"{sp['sklearn']['best']:.1f} s at best). `mnist-logreg --help` took {up['help']['best']:.3f} s at best, "
+        f"{startup_ratio(up, 'help'):.1f}× a bare `python -c pass` ({up['python']['best']:.3f} s); "
         f"`predict` on one image {up['predict']['median']:.2f} s, a whole `train` {up['train']['median']:.1f} s, "
         f"and `report` on a run {up['report']['median']:.1f} s against {up['train_no_report']['median']:.1f} s for "
         "`train --no-report` (medians)."
@@ -472,8 +474,8 @@ def main() -> None:
     (HERE / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
     update_section("training", text)
-    update_readme("speed", readme_paragraph(report))
-    update_readme("presets", presets_table(report))
+    update_docs("speed", docs_paragraph(report))
+    update_docs("presets", presets_table(report))
     print(text)
 
 

@@ -5,7 +5,7 @@
 Each round runs the default preset as a whole command, `mnist-logreg train` and
 `torchrun --nproc-per-node 2 -m mnist_logreg train`, start-up included, interleaved so that the
 machine's drift hits both alike; then one epoch each way, to compare the weights. Results go to
-bench/parallel-results.json, the "parallel" section of bench/RESULTS.md and the README's paragraph.
+bench/parallel-results.json, the "parallel" section of bench/RESULTS.md and the paragraph of docs/training-at-scale.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.sections import update_readme, update_section
+from bench.sections import update_docs, update_section
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent / "data"
@@ -93,11 +93,11 @@ def main() -> None:
         ]
     )
     update_section("parallel", text)
-    update_readme("parallel", readme_paragraph(report))
+    update_docs("parallel", docs_paragraph(report))
     print(text)
 
 
-def readme_paragraph(report: dict) -> str:
+def docs_paragraph(report: dict) -> str:
     w, s, d = report["wall_s"], report["train_seconds"], report["max_weight_difference"]
     return (
         f"The last `make bench-parallel` ({report['date'][:10]}, {report['cores']} cores, {report['rounds']} "

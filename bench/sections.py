@@ -1,12 +1,13 @@
-"""bench/RESULTS.md holds one section per benchmark, and README.md one paragraph for some; each
-benchmark rewrites its own only, so that no figure there is typed by hand."""
+"""bench/RESULTS.md holds one section per benchmark, and the README and docs/ one paragraph for some;
+each benchmark rewrites its own only, so that no figure there is typed by hand."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 TITLE = "# Benchmark results\n"
 
 
@@ -24,10 +25,14 @@ def update_section(name: str, text: str, path: Path = RESULTS) -> None:
     path.write_text(current)
 
 
-def update_readme(name: str, text: str, path: Path = README) -> None:
-    """Replace the paragraph between ``<!-- bench:name -->`` and ``<!-- /bench:name -->`` in the README."""
+def update_docs(name: str, text: str) -> None:
+    """Replace the paragraph between ``<!-- bench:name -->`` and ``<!-- /bench:name -->`` in the
+    README or the page of ``docs/`` that holds it."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    current = path.read_text()
-    if start in current and end in current:
-        before, rest = current.split(start, 1)
-        path.write_text(before + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+    for path in PAGES:
+        current = path.read_text()
+        if start in current and end in current:
+            before, rest = current.split(start, 1)
+            path.write_text(before + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+            return
+    raise SystemExit(f"no page holds {start}")

@@ -45,7 +45,20 @@ def test_the_pages_have_code_blocks_and_say_why_any_is_skipped():
     assert len(blocks) >= 8
     assert all(language in ("sh", "python") for language, _, _ in blocks)
     skipped = [reason for _, _, reason in blocks if reason]
-    assert len(skipped) <= 2, skipped  # the suite's own command, and hardware this machine lacks
+    assert len(skipped) <= 3, skipped  # the suite's own commands (twice), and hardware this machine lacks
+
+
+def test_the_readme_is_a_front_door_that_links_every_page_of_the_docs():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 160
+    linked = set(re.findall(r"\]\((docs/[^)#]+\.md)", readme))
+    assert linked == {f"docs/{page.name}" for page in (REPO_ROOT / "docs").glob("*.md")}
+
+
+def test_every_relative_link_of_the_pages_leads_to_a_file():
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which is missing"
 
 
 def commands(code: str) -> list[str]:

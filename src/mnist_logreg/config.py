@@ -154,7 +154,7 @@ _DESKEWED = replace(_BEST_RAW, input_transform="deskew", weight_decay=1e-4)
 PRESETS: dict[str, TrainConfig] = {
     # The lesson exactly: four fit(5, 0.001, ...) calls of plain SGD on batches of 128.
     "notebook": TrainConfig(epochs=20, lr=0.001),
-    # The best recipe found for the linear model on raw pixels (see README, "Presets").
+    # The best recipe found for the linear model on raw pixels (docs/presets.md).
     "raw": _BEST_RAW,
     # The same recipe on deskewed digits (validation accuracy 0.9217 -> 0.9517; other learning
     # rates, epochs, batch sizes and weight decay moved it by under 0.001), with a small L2
