@@ -42,8 +42,8 @@ def test_export_writes_a_checked_onnx_model_with_a_dynamic_batch_and_named_io(tm
         assert got.shape == (batch, 10) and np.abs(got - expected).max() <= 1e-5
 
 
-def test_the_readmes_onnxruntime_example_runs_without_torch(tmp_path):
-    """The README's example, as written, in a fresh process where importing torch would fail."""
+def test_the_docs_onnxruntime_example_runs_without_torch(tmp_path):
+    """The example of docs/onnx.md, as written, in a fresh process where importing torch would fail."""
     import re
     import subprocess
     import sys
@@ -57,8 +57,8 @@ def test_the_readmes_onnxruntime_example_runs_without_torch(tmp_path):
     (tmp_path / "runs" / "latest").symlink_to("mnist-default")  # as train leaves it
     assert cli("export", tmp_path / "runs" / "latest").returncode == 0
     seven().save(tmp_path / "digit.png")
-    readme = (REPO_ROOT / "README.md").read_text()
-    example = re.search(r"```python\n(import json, numpy as np, onnxruntime\n.*?)```", readme, re.S).group(1)
+    page = (REPO_ROOT / "docs" / "onnx.md").read_text()
+    example = re.search(r"```python\n(import json, numpy as np, onnxruntime\n.*?)```", page, re.S).group(1)
     assert len(example.strip().splitlines()) <= 10
     assert "mnist_logreg" not in example.replace("from mnist_logreg.preprocess import open_image, preprocess_array", "")
     blocker = "import sys\nsys.modules['torch'] = None  # no torch here: importing it fails\n"

@@ -7,6 +7,7 @@ and ``--help``, argument errors and ``predict`` need none of it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -562,15 +563,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def cmd_export(args) -> int:
+@contextlib.contextmanager
+def extra_needed(extra: str, what: str):
+    """A missing optional dependency, said in one line that names the install."""
     try:
+        yield
+    except ImportError as error:
+        raise ValueError(
+            f"{what} needs its extra: pip install 'mnist-logreg[{extra}]' ({error.name} is missing)"
+        ) from None
+
+
+def cmd_export(args) -> int:
+    with extra_needed("export", "export"):
         import onnx  # noqa: F401  (torch's exporter needs it, and imports it only halfway through)
 
         from .export import export_onnx
-    except ImportError as error:
-        raise ValueError(
-            f"export needs its extra: pip install 'mnist-logreg[export]' ({error.name} is missing)"
-        ) from None
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     print(f"wrote {export_onnx(args.run_dir, args.out)}")
@@ -589,14 +597,10 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def cmd_serve(args) -> int:
-    try:
+    with extra_needed("web", "the web demo"):
         import uvicorn
 
         from .web.app import SERVE_VARIABLE, serve_settings
-    except ImportError as error:
-        raise ValueError(
-            f"the web demo needs its extra: pip install 'mnist-logreg[web]' ({error.name} is missing)"
-        ) from None
     from .weights import load_weights
 
     load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker

@@ -15,7 +15,7 @@ DEFAULT_SEED = 42  # split, initial weights and shuffling
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 SPLITS = ("train", "val", "test")  # a run's three sets: trained on, chosen on, reported on
-SCORED_SPLITS = ("val", "test")  # the splits a saved run is evaluated on
+SCORED_SPLITS = SPLITS[1:]  # the splits a saved run is evaluated on: val and test
 TOP_K = 3  # classes listed per prediction, unless asked for more or fewer
 # What a model does to each 28×28 image before its linear layer (implemented in inputs.py).
 INPUT_TRANSFORMS = ("none", "deskew")  # as it is, or sheared upright
