@@ -2,7 +2,7 @@
 # make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make test-fast : the offline tests alone (under a minute): before every commit
 # make lint  : ruff's check and format check, with the rules pinned in pyproject.toml
-# make bench : the side-by-side speed benchmark (writes bench/results.json and bench/RESULTS.md)
+# make bench : the side-by-side speed benchmark, and reading a folder dataset (bench/*.json, bench/RESULTS.md)
 # make bench-serve : the server under ApacheBench (writes bench/serve-results.json and bench/RESULTS.md)
 # make bench-predict : a folder of photos predicted with 1 and 2 workers (bench/RESULTS.md)
 # make bench-parallel : training in 1 process against 2 under torchrun (bench/RESULTS.md)
@@ -90,6 +90,7 @@ demo-screenshot: $(VENV)/.installed-dev chromium
 bench: $(VENV)/.installed-bench
 	$(CLI) fetch --dataset mnist
 	$(BIN)/python -m bench.benchmark
+	$(BIN)/python -m bench.folder
 
 # The server under ApacheBench (Debian's apache2-utils), beside the framework's floor.
 bench-serve: $(VENV)/.installed-web apache-bench

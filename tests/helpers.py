@@ -259,3 +259,32 @@ def slanted_bar(slant: float, centre=(12.0, 15.0)) -> torch.Tensor:
 def random_batch(n=37, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+SHAPES = ("bar", "circle", "cross")  # the classes of ``write_shape_folder``
+
+
+def draw_shape(kind: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
+    """A dark pen shape on light paper, placed and sized at random: a bar, a circle or a cross."""
+    image = Image.new("L", (size, size), int(rng.integers(200, 245)))
+    draw = ImageDraw.Draw(image)
+    x, y = (int(v) for v in rng.integers(4, size // 3, 2))
+    side, width = int(rng.integers(size // 3, size // 2)), int(rng.integers(3, 7))
+    if kind == "circle":
+        draw.ellipse([x, y, x + side, y + side], outline=20, width=width)
+    elif kind == "cross":
+        draw.line([x, y, x + side, y + side], fill=20, width=width)
+        draw.line([x + side, y, x, y + side], fill=20, width=width)
+    else:
+        draw.line([x + side // 2, y, x + side // 2, y + side], fill=20, width=width)
+    return image
+
+
+def write_shape_folder(root: Path, per_class: int = 30, seed: int = 0, classes=SHAPES) -> Path:
+    """A folder dataset of drawn shapes, one subfolder per class (ImageFolder's layout), PNG files."""
+    rng = np.random.default_rng(seed)
+    for kind in classes:
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            draw_shape(kind, rng).save(root / kind / f"{n:03d}.png")
+    return root

@@ -1,14 +1,19 @@
-"""Handwritten-looking letters no outlier came from: the held-out non-digits of the reject tests.
+"""Handwritten-looking letters: the held-out non-digits of the reject tests, and a folder dataset.
 
 The letters are rendered from Debian's handwriting fonts (``make fonts`` unpacks them into
 data/fonts), dark on light paper, as a photo of a note would show them, and reach the model
 through the same cleaning as any photo. Letters a careful reader could take for a digit are
 left out (``LIKE_DIGITS``): O o D for 0, I l i j for 1, Z z for 2, S s for 5, b G for 6, T t
 for 7, B for 8, g q for 9; rejecting those would be wrong as often as right.
+
+``python -m tests.letters FOLDER`` writes the capital letters A to Z as a folder dataset of one's
+own (docs/your-own-images.md): FOLDER/train/<letter>/ in twelve of the fonts, FOLDER/test/<letter>/
+in two font families the training never sees, each letter at three sizes and three slants.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,3 +56,25 @@ def single_dot() -> Image.Image:
 
 def uniform_noise(seed: int, side: int = 200) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (side, side), dtype=np.uint8), mode="L")
+
+
+TEST_FONTS = ("Humor-Sans", "femkeklaver")  # families of their own: the test letters' hands are new
+CAPITALS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def write_letter_folder(root: Path, sizes=(70, 90, 110), slants=(-8, 0, 8)) -> Path:
+    """The capital letters as a folder dataset with a test split of its own: root/{train,test}/<letter>/*.png."""
+    for font in fonts():
+        split = "test" if font.stem in TEST_FONTS else "train"
+        for letter in CAPITALS:
+            folder = root / split / letter
+            folder.mkdir(parents=True, exist_ok=True)
+            for size in sizes:
+                for slant in slants:
+                    photo = on_paper(letter, font, size).rotate(slant, expand=True, fillcolor=235)
+                    photo.save(folder / f"{font.stem}-{size}-{slant:+d}.png")
+    return root
+
+
+if __name__ == "__main__":
+    print(f"wrote {write_letter_folder(Path(sys.argv[1]))}")

@@ -93,7 +93,9 @@ def scratch(real_data_dir, tmp_path_factory) -> Path:
 
 def environment(scratch: Path) -> dict:
     bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(scratch / "home")}
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    # PYTHONPATH: the repository's own tools the pages use (python -m tests.letters).
+    return {**os.environ, "PATH": path, "HOME": str(scratch / "home"), "PYTHONPATH": str(REPO_ROOT)}
 
 
 def test_every_code_block_runs_as_written(scratch):

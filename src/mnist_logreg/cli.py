@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import DEVICES, LOADERS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
-from .datasets import DATASETS, DEFAULT_DATA_DIR
+from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
 from .errors import DataError, RunError
 
 USER_ERRORS = (ValueError, DataError, RunError, OSError)
@@ -108,8 +108,16 @@ def add_data_dir(parser: argparse.ArgumentParser, help: str = "where the dataset
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=help)
 
 
-def add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="which dataset")
+def add_dataset_args(parser: argparse.ArgumentParser, folders: bool = False) -> None:
+    if folders:
+        parser.add_argument(
+            "--dataset",
+            default="mnist",
+            metavar="NAME|FOLDER",
+            help=f"{' or '.join(sorted(DATASETS))}, or a folder of one's own images, one subfolder per class",
+        )
+    else:
+        parser.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="which dataset")
     add_data_dir(parser)
 
 
@@ -136,7 +144,17 @@ def add_train(commands) -> None:
         "train a model and save a run folder",
         "Train logistic regression. Each setting left out takes the preset's value.",
     )
-    add_dataset_args(train)
+    add_dataset_args(train, folders=True)
+    folder = train.add_argument_group("a folder dataset (--dataset FOLDER)")
+    folder.add_argument(
+        "--layout",
+        choices=sorted(FOLDER_LAYOUTS),
+        help="'digits' places each image as MNIST's digits are (handwriting, symbols); "
+        "'resize' makes it plain grey 28×28 (pictures that fill their frame) (default: digits)",
+    )
+    folder.add_argument(
+        "--no-cache", action="store_true", help="write nothing into the folder: decode every image each time"
+    )
     train.add_argument(
         "--preset",
         default="default",
@@ -330,12 +348,33 @@ def cmd_fetch(args) -> int:
 
 
 def train_config(args):
-    """The TrainConfig that ``train``'s arguments ask for: the preset for the dataset, then the flags."""
+    """The TrainConfig that ``train``'s arguments ask for: the preset for the dataset, then the flags.
+    A folder's validation split is its share of the training images unless --val-size says otherwise."""
     from .config import get_preset
 
-    return get_preset(args.preset, args.dataset).updated(
-        **{each.name: getattr(args, each.name) for each in fields(TrainConfig)}
-    )
+    folder = getattr(args, "folder", None)
+    kind = f"folder-{folder.layout_name}" if folder else args.dataset
+    given = {each.name: getattr(args, each.name) for each in fields(TrainConfig)}
+    if folder and given["val_size"] is None:
+        given["val_size"] = folder.default_val_size()
+    return get_preset(args.preset, kind).updated(**given)
+
+
+def open_dataset_folder(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``args.folder``: the folder ``--dataset`` names, scanned (None for a dataset of the table)."""
+    from .folders import open_folder
+
+    args.folder = None
+    if args.dataset in DATASETS:
+        if args.layout or args.no_cache:
+            command.error(f"--layout and --no-cache are for a folder dataset; {args.dataset}'s images are fixed")
+        return
+    if not Path(args.dataset).exists():
+        command.error(f"argument --dataset: {args.dataset!r} is neither one of {sorted(DATASETS)} nor a folder")
+    try:
+        args.folder = open_folder(args.dataset, args.layout or "digits", cache=not args.no_cache, log=log)
+    except DataError as error:
+        command.error(f"argument --dataset: {error}")
 
 
 def cmd_train(args) -> int:
@@ -360,7 +399,7 @@ def train_command(args) -> int:
             result = resume_run(args.resume, data_dir=args.data_dir, progress=not args.no_progress, log=log)
         else:
             result = train_run(
-                args.dataset,
+                args.folder or args.dataset,
                 args.config,
                 preset=args.preset,
                 data_dir=args.data_dir,
@@ -667,6 +706,8 @@ def check_combinations(command: argparse.ArgumentParser, args: argparse.Namespac
         given = ["--" + name.replace("_", "-") for name in RUN_SETTINGS if getattr(args, name) is not None]
         if args.resume and given:
             command.error(f"--resume continues a run with the settings it started with; drop {', '.join(given)}")
+        if not args.resume:
+            open_dataset_folder(command, args)
         try:  # a value TrainConfig refuses is a bad flag like any other: one line, exit 2
             args.config = train_config(args)
         except ValueError as error:

@@ -19,6 +19,7 @@ from .config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
 from .errors import DataError
 from .fetch import fetch, missing_files
+from .folders import FolderDataset
 from .idx import read_idx
 from .inputs import apply_input_transform
 
@@ -26,11 +27,12 @@ from .inputs import apply_input_transform
 @dataclass
 class Splits:
     """The lesson's three sets: a seeded random_split of the training file, and the test file.
+    For a folder dataset (folders.py), the folder's training and test images, split stratified.
 
     Holds the raw bytes once; ``tensors`` and ``torchvision_sets`` give views of the same split.
     """
 
-    spec: DatasetSpec
+    spec: DatasetSpec | FolderDataset
     data_dir: Path
     train_images: torch.Tensor  # (60000, 28, 28) uint8: the whole training file
     train_labels: torch.Tensor  # (60000,) int64
@@ -72,25 +74,30 @@ class Splits:
         to_tensor = transforms.ToTensor()
         if input_transform != "none":
             to_tensor = transforms.Compose([to_tensor, functools.partial(apply_input_transform, input_transform)])
-        full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
-        test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
+        if isinstance(self.spec, FolderDataset):  # the decoded images, through the same ToTensor
+            full = Labelled(self.train_images.numpy(), self.train_labels.numpy(), to_tensor)
+            test = Labelled(self.test_images.numpy(), self.test_labels.numpy(), to_tensor)
+        else:
+            full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
+            test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
         train = Subset(full, self.train_indices)
         if self.outliers is not None:
-            train = ConcatDataset([train, Labelled(self.outliers.numpy(), self.outlier_label, to_tensor)])
+            outlier_labels = np.full(len(self.outliers), self.outlier_label)
+            train = ConcatDataset([train, Labelled(self.outliers.numpy(), outlier_labels, to_tensor)])
         return train, Subset(full, self.val_indices), test
 
 
 class Labelled:
-    """Images (N, 28, 28) uint8 that all have one label, as a dataset: ``transform`` on each image."""
+    """Images (N, 28, 28) uint8 and their labels (N,), as a dataset: ``transform`` on each image."""
 
-    def __init__(self, images, label: int, transform) -> None:
-        self.images, self.label, self.transform = images, label, transform
+    def __init__(self, images, labels, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int):
-        return self.transform(self.images[index]), self.label
+        return self.transform(self.images[index]), int(self.labels[index])
 
 
 def _read_pair(raw_dir: Path, images_file: IdxFile, labels_file: IdxFile) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,6 +141,27 @@ def load_splits(
         list(train.indices),
         list(val.indices),
     )
+
+
+def folder_splits(
+    folder: FolderDataset,
+    val_size: int,
+    seed: int = DEFAULT_SEED,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda message: None,
+) -> tuple[Splits, dict]:
+    """A folder's splits, and what model.json records of its unreadable files: the training images
+    less a stratified, seeded ``val_size`` for validation (folder_data.py reads and caches them)."""
+    from .folder_data import read_folder, stratified_split
+
+    arrays = read_folder(folder, progress, log)
+    n = len(arrays.train_labels)
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size={val_size} must be between 1 and {n - 1}: {folder.path} has {n} training images")
+    train, val = stratified_split(arrays.train_labels, val_size, seed)
+    images = (arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels)
+    tensors = [torch.from_numpy(np.ascontiguousarray(values)) for values in images]
+    return Splits(folder, folder.path, *tensors, train.tolist(), val.tolist()), arrays.summary()
 
 
 def dataloaders(splits: Splits, batch_size: int, seed: int, input_transform: str = "none"):

@@ -22,6 +22,7 @@ from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .errors import RunError
 from .files import written_atomically
+from .folders import FolderDataset
 from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
 from .outliers import training_outliers
@@ -147,7 +148,7 @@ def train_run(
     on. Interrupted (Ctrl-C), it also saves the epochs completed so far as a run, marked
     ``interrupted`` in metrics.json, and raises TrainingInterrupted saying where.
     """
-    spec = get_spec(dataset)
+    spec = dataset if isinstance(dataset, FolderDataset) else get_spec(dataset)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(spec.name, preset)
     if run_dir.is_symlink():  # runs/latest itself: write where it points, and keep the link a link
         run_dir = Path(os.path.realpath(run_dir))
@@ -156,6 +157,8 @@ def train_run(
     if distributed.launched().is_main:
         prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
+    if isinstance(spec, FolderDataset):
+        start["source"] = spec.to_json()  # where a resumed run reads its images again
     return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
 
 
@@ -187,7 +190,12 @@ def resume_run(
     except (RuntimeError, EOFError, ValueError) as error:
         raise RunError(f"{path} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
     config = TrainConfig(**state["config"])
-    spec = dataset if dataset is not None else get_spec(state["dataset"])
+    if dataset is not None:
+        spec = dataset
+    elif "source" in state:
+        spec = FolderDataset.from_json(state["source"])
+    else:
+        spec = get_spec(state["dataset"])
     return _train(spec, config, state, run_dir, data_dir, progress, verbose, log)
 
 
@@ -202,8 +210,14 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     if not processes.is_main:
         log = _quiet
     loader, preset = state["loader"], state["preset"]
-    with distributed.each_machine_first():  # one download per machine, not one per process
-        splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
+    source = None  # a folder dataset's record in model.json
+    with distributed.each_machine_first():  # one download (or decoding) per machine, not one per process
+        if isinstance(spec, FolderDataset):
+            shown = progress and processes.is_main
+            splits, unreadable = data_module.folder_splits(spec, config.val_size, config.seed, shown, log)
+            source = spec.to_json() | unreadable
+        else:
+            splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
         outlier_counts = {}
         if config.reject:  # the eleventh class learns from these, after the digits in every epoch
             digits = splits.size("train")
@@ -255,6 +269,7 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             loader,
             torch_device,
             processes,
+            source=source,
         )
 
     options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
@@ -293,7 +308,19 @@ def _quiet(message: str) -> None:
 
 
 def _save_run(
-    run_dir, model, spec, config, preset, splits, history, scored_loaders, outlier_counts, loader, device, processes
+    run_dir,
+    model,
+    spec,
+    config,
+    preset,
+    splits,
+    history,
+    scored_loaders,
+    outlier_counts,
+    loader,
+    device,
+    processes,
+    source: dict | None = None,
 ) -> RunResult:
     """Calibrate, choose the reject threshold, score the test set and write the run folder (rank 0 only):
     weights, model.json, history, metrics."""
@@ -333,6 +360,7 @@ def _save_run(
         features=config.features,
         temperature=model.temperature,
         reject=reject,
+        source=source,
         preset=preset,
         hyperparameters=RunInfo.hyperparameters_of(config.to_dict()),
         splits={split: splits.size(split) for split in SPLITS},
@@ -389,8 +417,12 @@ def load_run_splits(
 ) -> Splits:
     """The same train/val/test splits the run was trained on (same seed and sizes).
 
-    ``dataset`` overrides the dataset named in model.json (for datasets outside the table).
+    ``dataset`` overrides the dataset named in model.json (for datasets outside the table); a run
+    trained on a folder reads that folder again (from its cache, where it has one).
     """
+    if dataset is None and info.source is not None:
+        folder = FolderDataset.from_json(info.source, info.classes)
+        return data_module.folder_splits(folder, info.splits["val"], info.seed)[0]
     spec = dataset if dataset is not None else info.dataset
     return data_module.load_splits(spec, data_dir, val_size=info.splits["val"], seed=info.seed)
 

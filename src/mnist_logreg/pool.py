@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TOP_K
+from .folders import IMAGE_SUFFIXES
 from .predict import kept, predict_image_file
 from .preprocess import ImageError, open_image
 from .read import draw_boxes, read_image_file
 from .weights import load_weights, with_threshold
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def result_or_error(

@@ -245,8 +245,20 @@ def preprocess_array(image: Image.Image, layout: Layout = Layout()) -> np.ndarra
     Composites transparency, decides the polarity from the image, removes uneven lighting and
     noise, crops to the ink, scales it into the layout's box and centres it (MNIST: 20 px, by
     centre of mass). Pixels are in [0, 1], as the models are trained on them (ToTensor's scale).
+    A layout that is not ``cleaned`` takes the image's grey levels as they are, resized to 28×28.
     """
+    if not layout.cleaned:
+        return plain_grey(image)
     return place_ink(ink_of(image), layout)
+
+
+def plain_grey(image: Image.Image) -> np.ndarray:
+    """The image's grey levels, upright, resized to 28×28 by area averaging: (28, 28) float32 in [0, 1].
+    Transparent parts are black, as the background of a Fashion-MNIST picture is."""
+    grey, alpha = _grey_and_alpha(ImageOps.exif_transpose(image))
+    if alpha is not None:
+        grey = grey * alpha
+    return np.clip(_resize(np.ascontiguousarray(grey, dtype=np.float32), (SIDE, SIDE)), 0, 1)
 
 
 def ink_of(image: Image.Image) -> np.ndarray:

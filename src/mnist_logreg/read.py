@@ -19,15 +19,16 @@ from .weights import as_weights
 
 
 class NotADigitModel(ValueError):
-    """Reading numbers needs a model of the digits 0-9."""
+    """Reading numbers needs a model whose classes are digits."""
 
 
 def check_reads_digits(info) -> None:
-    """Refuse, with the reason, a run whose classes are not the digits 0-9 (a Fashion-MNIST run)."""
-    if info is not None and info.classes != DIGITS:
+    """Refuse, with the reason, a run whose classes are not all single digits (a Fashion-MNIST run,
+    a folder of letters); a folder of some digits only reads numbers made of those."""
+    if info is not None and not all(name in DIGITS for name in info.classes):
         raise NotADigitModel(
-            f"reading numbers needs a model of the digits 0-9, and this is a {info.dataset} run "
-            f"(classes {', '.join(info.classes[:3])}, ...)"
+            f"reading numbers needs a model whose classes are digits, and this is a {info.dataset} run "
+            f"(classes {', '.join(info.classes[:3])}{', ...' if len(info.classes) > 3 else ''})"
         )
 
 

@@ -56,6 +56,15 @@ class ReportData:
         return cls(test_images, test_labels.astype(np.int64), train_images, train_labels.astype(np.int64))
 
     @classmethod
+    def of_folder(cls, info: RunInfo) -> ReportData:
+        """The images of the folder a run was trained on (from its cache, where it has one)."""
+        from .folder_data import read_folder
+        from .folders import FolderDataset
+
+        arrays = read_folder(FolderDataset.from_json(info.source, info.classes))
+        return cls(arrays.test_images, arrays.test_labels, arrays.train_images, arrays.train_labels)
+
+    @classmethod
     def of_splits(cls, splits) -> ReportData:
         """The files a training run already holds in memory (data.Splits)."""
         return cls(
@@ -390,6 +399,8 @@ def write_report(
     metrics = read_metrics(run_dir)
     if splits is not None:
         data = ReportData.of_splits(splits)
+    elif dataset is None and info.source is not None:
+        data = ReportData.of_folder(info)
     else:
         data = ReportData.read(dataset if dataset is not None else get_spec(info.dataset), data_dir)
     classes = info.classes
@@ -526,7 +537,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
 def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
     """Overlay the curves of several runs of one dataset in ``out``; return one summary row per run."""
     infos = {Path(d): read_info(d) for d in run_dirs}
-    datasets = {info.dataset for info in infos.values()}
+    datasets = {info.source["folder"] if info.source else info.dataset for info in infos.values()}
     if len(datasets) > 1:
         listing = ", ".join(f"{d} ({info.dataset})" for d, info in infos.items())
         raise ValueError(f"cannot compare runs of different datasets: {listing}")

@@ -58,6 +58,9 @@ class RunInfo:
     # A run with the class "not a digit" (outliers.py): {"class", "threshold", "accept_rate",
     # "outliers": {source: count}}; its output comes after the classes'. None: no reject class.
     reject: dict | None = None
+    # A run trained on a folder of one's own images (folders.py): {"folder", "layout", "test",
+    # "cache", "unreadable", "unreadable_files"}. None: a dataset of the table.
+    source: dict | None = None
     preset: str = "custom"
     # The rest of TrainConfig.to_dict(), seed included: what is recorded above (input_transform,
     # features, reject) or in ``splits`` (val_size) is not written twice (``recipe`` has it all).

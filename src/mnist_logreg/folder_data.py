@@ -1,0 +1,205 @@
+"""Reading a folder dataset's images once, then fast: decoded in worker processes, cached beside them.
+
+Each image is opened and placed in 28×28 as the folder's layout says (``preprocess_array``), in
+as many processes as there are cores, with a progress bar. The result is kept in one file in the
+folder, ``.mnist-logreg-cache-<layout>.npz``, keyed by each file's path, size and modification
+time: the next read decodes only the files added or changed since, and forgets those removed.
+Nothing else is written into the folder, and with ``cache=False`` nothing at all.
+
+The splits are stratified and seeded: every class keeps its share of the test images (where the
+folder has no test/ of its own) and of the validation images.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .files import written_atomically
+from .folders import TEST_SEED, FolderDataset, held_out_size
+from .inputs import SIDE
+
+CACHE_FILE = ".mnist-logreg-cache-{layout}.npz"
+IN_PROCESS = 256  # fewer images to decode than this: starting worker processes would cost more
+CHUNK = 64  # images a worker decodes per task: enough to keep the pool's overhead small
+UNREADABLE_LISTED = 100  # unreadable files named in model.json; the count is always complete
+
+
+@dataclass
+class FolderArrays:
+    """A folder's images as the model's 28×28 inputs, uint8, and which files could not be read."""
+
+    train_images: np.ndarray  # (N, 28, 28) uint8: every training image (validation included)
+    train_labels: np.ndarray  # (N,) int64
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    unreadable: list[dict]  # {"path", "error"}, relative to the folder
+
+    def summary(self) -> dict:
+        """What model.json records of the files left out."""
+        return {"unreadable": len(self.unreadable), "unreadable_files": self.unreadable[:UNREADABLE_LISTED]}
+
+
+def read_folder(
+    folder: FolderDataset, progress: bool = False, log: Callable[[str], None] = lambda message: None
+) -> FolderArrays:
+    """Every image of ``folder`` decoded (or taken from the cache), and split into train and test.
+
+    Raises DataError for a class none of whose files could be read.
+    """
+    files = [*folder.train_files, *folder.test_files]
+    pixels, errors = _decoded([name for name, _ in files], folder, progress, log)
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    readable = errors == ""
+    unreadable = [{"path": files[i][0], "error": str(errors[i])} for i in np.flatnonzero(~readable)]
+    if unreadable:
+        shown = ", ".join(f"{u['path']} ({u['error']})" for u in unreadable[:3])
+        log(
+            f"{len(unreadable)} file(s) could not be read and are left out: {shown}{', ...' if len(unreadable) > 3 else ''}"
+        )
+    in_train = np.arange(len(files)) < len(folder.train_files)
+    for label, name in enumerate(folder.classes):
+        if not (readable & in_train & (labels == label)).any():
+            raise DataError(f"class {name!r} has no readable image in {folder.path}: every one of its files failed")
+    train = readable & in_train
+    test = readable & ~in_train
+    if not folder.has_test_folder:  # hold out a stratified share of the readable images
+        kept = np.flatnonzero(train)
+        rest, held = stratified_split(labels[kept], held_out_size(len(kept)), TEST_SEED)
+        train, test = np.zeros_like(train), np.zeros_like(test)
+        train[kept[rest]], test[kept[held]] = True, True
+    return FolderArrays(pixels[train], labels[train], pixels[test], labels[test], unreadable)
+
+
+def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the rest, ``size`` chosen) indices into ``labels``, each sorted: each class gives its share
+    of ``size`` (largest remainders first), drawn at random with ``seed``, and keeps one image at least."""
+    if not 0 < size < len(labels):
+        raise ValueError(f"cannot hold out {size} of {len(labels)} images: choose between 1 and {len(labels) - 1}")
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * size / len(labels)
+    take = np.minimum(np.floor(exact).astype(int), counts - 1)
+    for k in np.argsort(-(exact - take), kind="stable"):  # the largest remainders take one more
+        if take.sum() >= size:
+            break
+        take[k] += take[k] < counts[k] - 1
+    rng = np.random.default_rng(seed)
+    chosen = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
+    )
+    chosen = np.sort(chosen)
+    return np.setdiff1d(np.arange(len(labels)), chosen), chosen
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding, cached
+# ---------------------------------------------------------------------------------------------
+
+
+def _decoded(names: list[str], folder: FolderDataset, progress: bool, log) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels (N, 28, 28) uint8, errors (N,) str, "" where the file was read) of each named file."""
+    stats = [os.stat(folder.path / name) for name in names]
+    keys = [(name, stat.st_size, stat.st_mtime_ns) for name, stat in zip(names, stats, strict=True)]
+    cached = _read_cache(folder) if folder.cache else {}
+    pixels = np.zeros((len(names), SIDE, SIDE), np.uint8)
+    errors = np.full(len(names), "", dtype=object)
+    missing = []
+    for i, key in enumerate(keys):
+        if key in cached:
+            pixels[i], errors[i] = cached[key]
+        else:
+            missing.append(i)
+    if missing:
+        what = f"{len(missing)} of {len(names)} images" if cached else f"{len(names)} images"
+        log(f"reading {what} of {folder.path} ({folder.layout_name} layout) ...")
+        for i, (image, error) in zip(missing, _decode_all([names[i] for i in missing], folder, progress), strict=True):
+            pixels[i], errors[i] = image, error
+    if folder.cache and (missing or len(cached) != len(keys)):
+        _write_cache(folder, keys, pixels, errors)
+    return pixels, errors.astype(str)
+
+
+def _cache_path(folder: FolderDataset) -> Path:
+    return folder.path / CACHE_FILE.format(layout=folder.layout_name)
+
+
+def _read_cache(folder: FolderDataset) -> dict:
+    """{(name, size, mtime): (pixels, error)} from the cache file; empty if there is none or it is unreadable."""
+    path = _cache_path(folder)
+    try:
+        with np.load(path, allow_pickle=False) as cache:
+            names, sizes, times = cache["names"], cache["sizes"], cache["mtimes"]
+            pixels, errors = cache["pixels"], cache["errors"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return {}
+    return {
+        (str(name), int(size), int(time)): (pixels[i], str(errors[i]))
+        for i, (name, size, time) in enumerate(zip(names, sizes, times, strict=True))
+    }
+
+
+def _write_cache(folder: FolderDataset, keys: list[tuple[str, int, int]], pixels, errors) -> None:
+    with written_atomically(_cache_path(folder)) as partial, partial.open("wb") as handle:
+        np.savez(
+            handle,
+            names=np.array([name for name, _, _ in keys], dtype=str),
+            sizes=np.array([size for _, size, _ in keys], dtype=np.int64),
+            mtimes=np.array([time for _, _, time in keys], dtype=np.int64),
+            pixels=pixels,
+            errors=np.array(errors, dtype=str),
+        )
+
+
+def _decode_all(names: list[str], folder: FolderDataset, progress: bool):
+    """(pixels, error) of each file, in order: in worker processes where there are many."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(names), unit="img", desc="decoding", disable=not progress, leave=False)
+    chunks = [names[start : start + CHUNK] for start in range(0, len(names), CHUNK)]
+    workers = min(os.cpu_count() or 1, len(chunks))
+    with bar:
+        if len(names) < IN_PROCESS or workers <= 1:
+            _start_worker(folder)
+            results = map(_decode_chunk, chunks)
+            for chunk in results:
+                bar.update(len(chunk))
+                yield from chunk
+            return
+        import multiprocessing
+
+        # Spawned, not forked, as in pool.py: a fork would copy OpenCV's threads mid-state.
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_start_worker, initargs=(folder,)) as pool:
+            for chunk in pool.imap(_decode_chunk, chunks):
+                bar.update(len(chunk))
+                yield from chunk
+
+
+_worker: dict = {}
+
+
+def _start_worker(folder: FolderDataset) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+    _worker["folder"] = folder
+
+
+def _decode_chunk(names: list[str]) -> list[tuple[np.ndarray, str]]:
+    return [_decode(_worker["folder"], name) for name in names]
+
+
+def _decode(folder: FolderDataset, name: str) -> tuple[np.ndarray, str]:
+    from .preprocess import WORKING_SIDE, ImageError, open_image, preprocess_array
+
+    try:
+        pixels = preprocess_array(open_image(folder.path / name, reduce_to=WORKING_SIDE), folder.layout)
+    except (ImageError, OSError) as error:  # OSError: a file that cannot be opened at all
+        return np.zeros((SIDE, SIDE), np.uint8), str(error) or "unreadable"
+    return np.round(pixels * 255).astype(np.uint8), ""
