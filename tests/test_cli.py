@@ -15,7 +15,11 @@ from tests.helpers import NO_TORCH, assert_clean_error, cli, run_process, train_
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--dataset", "emnist"], "argument --dataset: invalid choice: 'emnist'"),
+        (
+            ["train", "--dataset", "emnist"],
+            "argument --dataset: 'emnist' is neither one of ['fashion-mnist', 'mnist'] nor a folder",
+        ),
+        (["fetch", "--dataset", "emnist"], "argument --dataset: invalid choice: 'emnist'"),
         (["train", "--preset", "fastest"], "argument --preset: invalid choice: 'fastest'"),
         (["train", "--epochs", "0"], "argument --epochs: 0 must be a positive integer"),
         (["train", "--epochs", "two"], "argument --epochs: 'two' is not an integer"),
