@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
@@ -362,13 +361,13 @@ def train_config(args):
 
 def open_dataset_folder(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``args.folder``: the folder ``--dataset`` names, scanned (None for a dataset of the table)."""
-    from .folders import open_folder
-
     args.folder = None
     if args.dataset in DATASETS:
         if args.layout or args.no_cache:
             command.error(f"--layout and --no-cache are for a folder dataset; {args.dataset}'s images are fixed")
         return
+    from .folders import open_folder
+
     if not Path(args.dataset).exists():
         command.error(f"argument --dataset: {args.dataset!r} is neither one of {sorted(DATASETS)} nor a folder")
     try:
@@ -454,6 +453,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import json
+
     from .pipeline import evaluate_run
 
     result = evaluate_run(args.run_dir, args.split, args.data_dir)
@@ -528,6 +529,8 @@ def answer_paths(args, job: str):
 def print_results(results, args, print_table: Callable[[list[dict]], None]) -> int:
     """Print each answer (a table, a JSON list, or JSON lines as they come); a bad file gets its
     own error and the rest carry on. Returns 1 if any input failed, or there was none."""
+    import json  # here, as every import beyond parsing: --help and argument errors answer at once
+
     kept_results, failed, count = [], [], 0
     for result in results:
         count += 1

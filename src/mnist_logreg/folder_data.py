@@ -104,24 +104,30 @@ def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
 
 def _decoded(names: list[str], folder: FolderDataset, progress: bool, log) -> tuple[np.ndarray, np.ndarray]:
     """(pixels (N, 28, 28) uint8, errors (N,) str, "" where the file was read) of each named file."""
-    stats = [os.stat(folder.path / name) for name in names]
-    keys = [(name, stat.st_size, stat.st_mtime_ns) for name, stat in zip(names, stats, strict=True)]
-    cached = _read_cache(folder) if folder.cache else {}
+    root = str(folder.path)
+    stats = [os.stat(os.path.join(root, name)) for name in names]  # strings: a Path per file costs seconds
+    sizes = np.array([stat.st_size for stat in stats], dtype=np.int64)
+    times = np.array([stat.st_mtime_ns for stat in stats], dtype=np.int64)
     pixels = np.zeros((len(names), SIDE, SIDE), np.uint8)
     errors = np.full(len(names), "", dtype=object)
-    missing = []
-    for i, key in enumerate(keys):
-        if key in cached:
-            pixels[i], errors[i] = cached[key]
-        else:
-            missing.append(i)
-    if missing:
-        what = f"{len(missing)} of {len(names)} images" if cached else f"{len(names)} images"
+    cache = _read_cache(folder) if folder.cache else None
+    found = np.zeros(len(names), bool)
+    if cache is not None:  # a file is taken from the cache when its name, size and time all match
+        position = {name: i for i, name in enumerate(cache["names"].tolist())}
+        where = np.array([position.get(name, -1) for name in names], dtype=np.int64)
+        found = where >= 0
+        found[found] = (cache["sizes"][where[found]] == sizes[found]) & (cache["mtimes"][where[found]] == times[found])
+        pixels[found] = cache["pixels"][where[found]]
+        errors[found] = cache["errors"][where[found]]
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        what = f"{len(missing)} of {len(names)} images" if found.any() else f"{len(names)} images"
         log(f"reading {what} of {folder.path} ({folder.layout_name} layout) ...")
-        for i, (image, error) in zip(missing, _decode_all([names[i] for i in missing], folder, progress), strict=True):
+        decoded = _decode_all([names[i] for i in missing], folder, progress)
+        for i, (image, error) in zip(missing, decoded, strict=True):
             pixels[i], errors[i] = image, error
-    if folder.cache and (missing or len(cached) != len(keys)):
-        _write_cache(folder, keys, pixels, errors)
+    if folder.cache and (len(missing) or cache is None or len(cache["names"]) != len(names)):
+        _write_cache(folder, names, sizes, times, pixels, errors)
     return pixels, errors.astype(str)
 
 
@@ -129,28 +135,25 @@ def _cache_path(folder: FolderDataset) -> Path:
     return folder.path / CACHE_FILE.format(layout=folder.layout_name)
 
 
-def _read_cache(folder: FolderDataset) -> dict:
-    """{(name, size, mtime): (pixels, error)} from the cache file; empty if there is none or it is unreadable."""
-    path = _cache_path(folder)
+def _read_cache(folder: FolderDataset) -> dict | None:
+    """The cache file's arrays: names, sizes, mtimes, pixels and errors; None if there is none or it is unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as cache:
-            names, sizes, times = cache["names"], cache["sizes"], cache["mtimes"]
-            pixels, errors = cache["pixels"], cache["errors"]
+        with np.load(_cache_path(folder), allow_pickle=False) as cache:
+            arrays = {key: cache[key] for key in ("names", "sizes", "mtimes", "pixels", "errors")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return {}
-    return {
-        (str(name), int(size), int(time)): (pixels[i], str(errors[i]))
-        for i, (name, size, time) in enumerate(zip(names, sizes, times, strict=True))
-    }
+        return None
+    if len({len(values) for values in arrays.values()}) != 1:
+        return None  # not one row per file: a file of another making
+    return arrays
 
 
-def _write_cache(folder: FolderDataset, keys: list[tuple[str, int, int]], pixels, errors) -> None:
+def _write_cache(folder: FolderDataset, names: list[str], sizes, times, pixels, errors) -> None:
     with written_atomically(_cache_path(folder)) as partial, partial.open("wb") as handle:
         np.savez(
             handle,
-            names=np.array([name for name, _, _ in keys], dtype=str),
-            sizes=np.array([size for _, size, _ in keys], dtype=np.int64),
-            mtimes=np.array([time for _, _, time in keys], dtype=np.int64),
+            names=np.array(names, dtype=str),
+            sizes=sizes,
+            mtimes=times,
             pixels=pixels,
             errors=np.array(errors, dtype=str),
         )

@@ -209,7 +209,7 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     processes = distributed.start(torch_device)  # joins torchrun's group, if torchrun started this process
     if not processes.is_main:
         log = _quiet
-    loader, preset = state["loader"], state["preset"]
+    loader = state["loader"]
     source = None  # a folder dataset's record in model.json
     with distributed.each_machine_first():  # one download (or decoding) per machine, not one per process
         if isinstance(spec, FolderDataset):
@@ -255,22 +255,11 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         with written_atomically(run_dir / RESUME_FILE) as partial:  # a kill leaves the previous epoch's
             torch.save(checkpoint, partial)
 
+    data = TrainingData(spec, splits, outlier_counts, source)
+
     def save() -> RunResult:
-        return _save_run(
-            run_dir,
-            model,
-            spec,
-            config,
-            preset,
-            splits,
-            completed,
-            (val_loader, test_loader),
-            outlier_counts,
-            loader,
-            torch_device,
-            processes,
-            source=source,
-        )
+        scored = (val_loader, test_loader)
+        return _save_run(run_dir, model, config, data, completed, scored, state, torch_device, processes)
 
     options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
     if completed:
@@ -307,23 +296,20 @@ def _quiet(message: str) -> None:
     pass
 
 
-def _save_run(
-    run_dir,
-    model,
-    spec,
-    config,
-    preset,
-    splits,
-    history,
-    scored_loaders,
-    outlier_counts,
-    loader,
-    device,
-    processes,
-    source: dict | None = None,
-) -> RunResult:
+@dataclass
+class TrainingData:
+    """What a run trained on, as model.json records it."""
+
+    spec: DatasetSpec | FolderDataset
+    splits: Splits
+    outliers: dict  # {source: count} of the reject class's outliers; empty without one
+    source: dict | None  # a folder dataset's record; None for a dataset of the table
+
+
+def _save_run(run_dir, model, config, data: TrainingData, history, scored_loaders, state, device, processes):
     """Calibrate, choose the reject threshold, score the test set and write the run folder (rank 0 only):
     weights, model.json, history, metrics."""
+    spec, splits = data.spec, data.splits
     val_loader, test_loader = scored_loaders  # their images are transformed already
     scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
@@ -349,7 +335,7 @@ def _save_run(
             "class": REJECT_CLASS,
             "threshold": model.threshold,
             "accept_rate": ACCEPT_RATE,
-            "outliers": outlier_counts,
+            "outliers": data.outliers,
         }
     info = RunInfo(
         dataset=spec.name,
@@ -360,11 +346,11 @@ def _save_run(
         features=config.features,
         temperature=model.temperature,
         reject=reject,
-        source=source,
-        preset=preset,
+        source=data.source,
+        preset=state["preset"],
         hyperparameters=RunInfo.hyperparameters_of(config.to_dict()),
         splits={split: splits.size(split) for split in SPLITS},
-        loader=loader,
+        loader=state["loader"],
         device=str(device),
         world_size=processes.world_size,
         versions={"mnist_logreg": package_version(), "torch": torch.__version__},
