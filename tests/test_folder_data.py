@@ -32,6 +32,8 @@ def test_every_class_keeps_an_image_however_much_is_held_out():
     labels = np.repeat([0, 1, 2], [60, 30, 10])
     rest, chosen = stratified_split(labels, 97, seed=0)
     assert np.bincount(labels[rest], minlength=3).tolist() == [1, 1, 1] and len(chosen) == 97
+    with pytest.raises(ValueError, match="keep one of every class"):  # one image each: none to spare
+        stratified_split(np.array([0, 1, 2]), 1, seed=0)
 
 
 def test_images_are_placed_as_the_layout_says(tmp_path):

@@ -493,9 +493,7 @@ def predict_dataset_image(weights, info, args) -> dict:
     result = predict_pixels(to_float_pixels(images[args.index]), weights, info.classes, args.top_k)
     name = f"{args.split}-{args.index:05d}.png"
     true_label = int(labels[args.index])
-    for folder in (args.save_preprocessed, args.explain):
-        if folder:
-            folder.mkdir(parents=True, exist_ok=True)
+    make_folders(args.save_preprocessed, args.explain)
     result = kept(result, name, weights, info.classes, args.save_preprocessed, args.explain)
     return {
         "path": f"{args.split}[{args.index}]",
@@ -503,6 +501,13 @@ def predict_dataset_image(weights, info, args) -> dict:
         "true_label": true_label,
         "true_class": info.classes[true_label],
     }
+
+
+def make_folders(*folders: Path | None) -> None:
+    """The output folders asked for (None: not asked), made before any file is written into them."""
+    for folder in folders:
+        if folder:
+            folder.mkdir(parents=True, exist_ok=True)
 
 
 def answer_paths(args, job: str):
@@ -518,9 +523,7 @@ def answer_paths(args, job: str):
         explain=getattr(args, "explain", None),
         save_boxes=getattr(args, "save_boxes", None),
     )
-    for folder in (options.save_preprocessed, options.explain, options.save_boxes):
-        if folder:
-            folder.mkdir(parents=True, exist_ok=True)
+    make_folders(options.save_preprocessed, options.explain, options.save_boxes)
     skipped: list[Path] = []  # subfolders left out without --recursive, said at the end
     yield from answer_files(expand_paths(args.paths, args.recursive, skipped), args.run_dir, options, args.workers)
     note_skipped(skipped)

@@ -89,6 +89,8 @@ def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
         if take.sum() >= size:
             break
         take[k] += take[k] < counts[k] - 1
+    if take.sum() < size:  # classes too small to give their share and keep an image each
+        raise ValueError(f"cannot hold out {size} of {len(labels)} images and keep one of every class to train on")
     rng = np.random.default_rng(seed)
     chosen = np.concatenate(
         [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
