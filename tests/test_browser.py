@@ -206,6 +206,15 @@ def test_an_error_answer_that_is_not_json_shows_its_status(page):
 
 
 def test_the_upload_button_is_reached_and_pressed_with_the_keyboard(page):
+    # Playwright asks the browser to report file choosers without waiting for its answer, so a key
+    # pressed at once can open the chooser before anyone listens: listen first, and let the round
+    # trips below carry the request through before the key is pressed.
+    choosers = []
+
+    def keep(chooser) -> None:
+        choosers.append(chooser)
+
+    page.on("filechooser", keep)
     # A file chooser opens only for the page that has the browser's focus: earlier tests' pages
     # in the same browser may have kept it.
     page.bring_to_front()
@@ -218,7 +227,8 @@ def test_the_upload_button_is_reached_and_pressed_with_the_keyboard(page):
     # synthetic Enter, although the button's click handler runs).
     with page.expect_file_chooser() as chooser:
         page.keyboard.press(" ")
-    assert chooser.value.element.get_attribute("accept") == "image/*"
+    assert chooser.value.element.get_attribute("accept") == "image/*" and len(choosers) == 1
+    page.remove_listener("filechooser", keep)
 
 
 def test_only_the_reading_is_announced_not_the_whole_panel(page):
