@@ -201,10 +201,10 @@ def _decode_chunk(names: list[str]) -> list[tuple[np.ndarray, str]]:
 
 
 def _decode(folder: FolderDataset, name: str) -> tuple[np.ndarray, str]:
-    from .preprocess import WORKING_SIDE, ImageError, open_image, preprocess_array
+    from .preprocess import ImageError, preprocess_file
 
     try:
-        pixels = preprocess_array(open_image(folder.path / name, reduce_to=WORKING_SIDE), folder.layout)
+        pixels = preprocess_file(folder.path / name, folder.layout)
     except (ImageError, OSError) as error:  # OSError: a file that cannot be opened at all
         return np.zeros((SIDE, SIDE), np.uint8), str(error) or "unreadable"
     return np.round(pixels * 255).astype(np.uint8), ""

@@ -16,7 +16,7 @@ from .calibration import accepted
 from .config import REJECT_CLASS, TOP_K
 from .datasets import DATASETS
 from .inputs import SIDE, apply_input_transform, feature_map
-from .preprocess import WORKING_SIDE, open_image, preprocess_array
+from .preprocess import preprocess_file
 from .weights import as_weights, probabilities
 
 DIGITS = list(DATASETS["mnist"].classes)  # the classes of a model that reads digits
@@ -61,7 +61,7 @@ def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = 
     class names), MNIST's without one.
     """
     layout, classes = layout_and_classes(info)
-    pixels = preprocess_array(open_image(path, reduce_to=WORKING_SIDE), layout)
+    pixels = preprocess_file(path, layout)
     return predict_pixels(pixels, model, classes, top_k)
 
 

@@ -252,6 +252,12 @@ def preprocess_array(image: Image.Image, layout: Layout = Layout()) -> np.ndarra
     return place_ink(ink_of(image), layout)
 
 
+def preprocess_file(source: str | Path | bytes, layout: Layout = Layout()) -> np.ndarray:
+    """An image file (or its bytes) opened at the working size and made the model's input, as
+    ``preprocess_array`` makes it. Raises ImageError for a file that is not a readable image."""
+    return preprocess_array(open_image(source, reduce_to=WORKING_SIDE), layout)
+
+
 def plain_grey(image: Image.Image) -> np.ndarray:
     """The image's grey levels, upright, resized to 28×28 by area averaging: (28, 28) float32 in [0, 1].
     Transparent parts are black, as the background of a Fashion-MNIST picture is."""
