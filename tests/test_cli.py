@@ -59,8 +59,59 @@ def test_cuda_without_a_gpu_is_a_clean_error(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")  # the error only exists where there is none
-    result = cli("train", "--device", "cuda", "--data-dir", tmp_path)
-    assert_clean_error(result, "device='cuda' was asked for, but torch sees no CUDA device; use --device cpu")
+    result = cli("train", "--device", "cuda", "--data-dir", tmp_path, "--out", tmp_path / "run")
+    assert result.returncode == 2  # a bad flag, as argparse answers one
+    assert_clean_error(result, "argument --device: cuda was asked for, but torch sees no CUDA device; use --device cpu")
+    assert "see 'mnist-logreg train --help'" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_reject_class_on_a_dataset_of_other_classes_is_a_bad_combination_of_flags(tmp_path):
+    result = cli("train", "--dataset", "fashion-mnist", "--reject", "--data-dir", tmp_path, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert_clean_error(result, "--reject learns 'not a digit', and fashion-mnist's classes are not the digits 0-9")
+
+
+def test_version_prints_the_installed_packages_version():
+    from mnist_logreg.runs import package_version
+
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"mnist-logreg {package_version()}\n"
+    assert package_version() != "unknown"
+
+
+@pytest.mark.parametrize("command", ["predict", "read"])
+def test_the_reject_flags_help_reads_as_english(command):
+    text = " ".join(build_parser().commands[command].format_help().split())
+    assert "every a" not in text and "every an" not in text
+    assert "for digits" in text and "when their likeliest digit's probability is below P" in text
+
+
+@pytest.mark.parametrize("output", [["--json"], [], ["--jsonl"]])
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(run_dir, tmp_path, output):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    bar = Image.new("L", (28, 28), 0)
+    bar.paste(255, (12, 4, 16, 24))
+    for i in range(400):  # far more output than a pipe's buffer holds
+        bar.save(folder / f"{i:03d}.png")
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "mnist_logreg", "predict", str(run_dir), str(folder), "--workers", "1", *output],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    reader.stdout.readline()
+    reader.stdout.readline()
+    reader.stdout.close()  # as `| head -2` does
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=120) == 1
+    assert stderr == ""
 
 
 def test_a_missing_run_folder(tmp_path):

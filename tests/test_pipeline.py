@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,28 @@ def test_latest_points_at_the_run_written_last(fake_data, tmp_path):
     assert (runs / "latest").is_symlink() and (runs / "latest").resolve() == (runs / "second").resolve()
     assert json.loads((runs / "second" / "model.json").read_text())["hyperparameters"]["seed"] == 3
     assert sorted(p.name for p in runs.iterdir()) == ["first", "latest", "second"]  # no stray link files
+
+
+def test_a_run_outside_a_runs_folder_makes_no_latest_link_there(fake_data, tmp_path):
+    spec, data_dir = fake_data
+    result = train(spec, data_dir, tmp_path / "scratch" / "run-e1")
+    assert result.latest is None
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["run-e1"]
+    assert train(spec, data_dir, tmp_path / "runs" / "run").latest == tmp_path / "runs" / "latest"
+
+
+def test_evaluate_names_the_run_that_latest_points_to_not_the_link(fake_data, tmp_path, monkeypatch):
+    from mnist_logreg.pipeline import evaluate_run
+
+    spec, data_dir = fake_data
+    monkeypatch.chdir(tmp_path)
+    train(spec, data_dir, Path("runs") / "first")
+    assert evaluate_run("runs/latest", "val", data_dir, dataset=spec)["run"] == "runs/first"
+    train(spec, data_dir, Path("runs") / "second")
+    assert evaluate_run("runs/latest", "val", data_dir, dataset=spec)["run"] == "runs/second"
+    assert evaluate_run(tmp_path / "runs" / "first", "val", data_dir, dataset=spec)["run"] == str(
+        tmp_path / "runs" / "first"
+    )
 
 
 def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_the_last_finite_epoch(fake_data, tmp_path):

@@ -207,3 +207,40 @@ def test_cli_library_and_api_give_identical_probabilities(deskew_run, tmp_path):
         status, from_api = request(f"{url}/api/predict", *multipart("file", "seven.png", png.read_bytes()))
     assert status == 200
     assert from_cli["probabilities"] == library["probabilities"] == from_api["probabilities"]
+
+
+def blank_pages(folder) -> list:
+    """A white page, a black one, a one-pixel image and one lit pixel on black: nothing to read."""
+    folder.mkdir()
+    Image.new("L", (300, 200), 255).save(folder / "white.png")
+    Image.new("RGB", (300, 200), (0, 0, 0)).save(folder / "black.jpg")
+    Image.new("L", (1, 1), 40).save(folder / "one-pixel.png")
+    dot = Image.new("L", (300, 300), 0)
+    dot.putpixel((150, 150), 255)
+    dot.save(folder / "dot.png")
+    return sorted(folder.iterdir())
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-reject"]])
+def test_a_page_without_ink_is_not_a_digit_for_certain_not_an_error(run_dir, tmp_path, flags):
+    pages = blank_pages(tmp_path / "blank")
+    result = cli("predict", run_dir, tmp_path / "blank", "--json", *flags)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [a["path"] for a in answers] == [str(p) for p in pages]
+    for answer in answers:
+        assert answer["accepted"] is False and answer["label"] is None
+        assert answer["class"] == "not a digit" and answer["probability"] == 1.0
+        assert answer["reason"].startswith("no ink found")
+        assert len(answer["top_k"]) == 3 and len(answer["probabilities"]) == 10
+    table = cli("predict", run_dir, *pages)
+    assert table.returncode == 0 and table.stdout.count("not a digit") == 4 and table.stderr == ""
+
+
+def test_the_api_answers_a_blank_page_as_not_a_digit(run_dir, tmp_path):
+    [page, *_] = blank_pages(tmp_path / "blank")
+    with serving(run_dir) as url:
+        status, answer = request(f"{url}/api/predict", *multipart("file", page.name, page.read_bytes()))
+    assert status == 200
+    assert answer["accepted"] is False and answer["class"] == "not a digit" and answer["probability"] == 1.0
+    assert answer["reason"].startswith("no ink found") and answer["preprocessed"].startswith("data:image/png")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-from tests.helpers import cli, untrained_run
+from tests.helpers import cli, rejecting_run, untrained_run
 from tests.servers import multipart, multipart_files, request, serving
 
 FASHION_INFO = {
@@ -44,7 +44,8 @@ def test_read_prints_json_with_one_entry_per_digit_and_boxes_in_the_images_pixel
     assert set(reading) == {"path", "text", "probability", "digits"}
     assert reading["probability"] == pytest.approx(np.prod([d["probability"] for d in reading["digits"]]))
     for digit, (x, y, w, h) in zip(reading["digits"], expected_boxes, strict=True):
-        assert set(digit) == {"accepted", "label", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
+        assert set(digit) == {"accepted", "label", "class", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
+        assert digit["class"] == str(digit["label"])  # as predict's answers name it
         assert np.allclose(digit["box"], [x, y, w, h], atol=10)  # within a few working pixels, scaled back
     assert reading["text"] == "".join(str(d["label"]) for d in reading["digits"])
 
@@ -88,7 +89,7 @@ def test_the_api_reads_one_image_and_a_batch(run_dir, tmp_path):
     with serving(run_dir) as url:
         status, one = request(f"{url}/api/read", *multipart("file", "ten.png", content))
         assert status == 200 and len(one["text"]) == 2 and len(one["digits"]) == 2
-        assert set(one["digits"][0]) == {"accepted", "label", "probability", "top_k", "box"}
+        assert set(one["digits"][0]) == {"accepted", "label", "class", "probability", "top_k", "box"}
         status, batch = request(
             f"{url}/api/read", *multipart_files([("file", "a.png", content), ("file", "b.txt", b"text")])
         )
@@ -106,3 +107,47 @@ def test_the_api_of_a_fashion_run_refuses_to_read(tmp_path):
     with serving(tmp_path / "fashion") as url:
         status, answer = request(f"{url}/api/read", *multipart("file", "ten.png", path.read_bytes()))
     assert status == 409 and "fashion-mnist run" in answer["error"]
+
+
+def test_read_prints_json_lines_as_predict_does(run_dir, tmp_path):
+    path, _ = drawing(tmp_path)
+    second, _ = drawing(tmp_path, "again.png")
+    lines = cli("read", run_dir, path, second, "--jsonl")
+    assert lines.returncode == 0, lines.stderr
+    readings = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert readings == json.loads(cli("read", run_dir, path, second, "--json").stdout)
+    assert [r["path"] for r in readings] == [str(path), str(second)]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [Image.new("L", (300, 200), 255), Image.new("L", (300, 200), 0), Image.new("RGB", (1, 1), (90, 20, 20))],
+    ids=["blank", "black", "one pixel"],
+)
+def test_a_page_without_ink_reads_as_no_digits(run_dir, tmp_path, image):
+    image.save(tmp_path / "page.png")
+    result = cli("read", run_dir, tmp_path / "page.png", "--json")
+    assert result.returncode == 0, result.stderr
+    [reading] = json.loads(result.stdout)
+    assert reading["text"] == "" and reading["digits"] == [] and reading["probability"] == 0
+    assert reading["reason"].startswith("no digits found: no ink found")
+    table = cli("read", run_dir, tmp_path / "page.png")
+    assert table.returncode == 0 and "no digits found" in table.stdout
+
+
+def test_save_boxes_crosses_out_a_rejected_part_with_lines_not_a_missing_glyph(tmp_path):
+    run = rejecting_run(tmp_path / "rejecting")  # every part is "not a digit"
+    path, boxes = drawing(tmp_path)
+    assert cli("read", run, path, "--save-boxes", tmp_path / "boxes").returncode == 0
+    [saved] = (tmp_path / "boxes").iterdir()
+    picture = np.asarray(Image.open(saved).convert("RGB")).astype(int)
+    grey = np.abs(picture - 130).max(axis=2) < 40  # the colour of a rejected part
+    x, y, _w, _h = boxes[1]
+    font = max(12, 800 // 30)  # read.draw_boxes: the font size of an 800 px wide image
+    size, top = round(font * 0.6), y - 800 // 28
+    mark = grey[top : top + font, x - 3 : x + size + 4]  # where the mark before the probability stands
+    longest = max(max((len(run) for run in "".join("#" if v else " " for v in row).split()), default=0) for row in mark)
+    # Two crossing strokes: no row holds a long line, as the top and bottom of a missing-glyph box do.
+    assert mark.sum() > 2 * size and longest <= size // 2
+    middle = round(font * 0.55)
+    assert mark[middle - 1 : middle + 2, 3 + size // 2 - 1 : 3 + size // 2 + 2].any()  # where they cross

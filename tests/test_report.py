@@ -195,3 +195,21 @@ def test_a_pair_run_reports_each_pixels_folded_weight_and_says_what_the_pairs_ad
     assert "plus half of every pair weight it takes part in" in page  # what the weight images show
     for name in FIGURES:
         assert (tmp_path / "run" / name).is_file(), name
+
+
+def test_a_report_and_a_comparison_through_runs_latest_name_the_run_it_points_to(fake_run, tmp_path, monkeypatch):
+    run_dir, spec, data_dir = fake_run
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "latest").symlink_to(run_dir, target_is_directory=True)
+    rows = compare_runs(["runs/latest"], tmp_path / "compare.png")
+    assert rows[0]["run"] == run_dir.name
+    copy = tmp_path / "runs" / "copy"
+    import shutil
+
+    shutil.copytree(run_dir, copy)
+    (tmp_path / "runs" / "latest").unlink()
+    (tmp_path / "runs" / "latest").symlink_to("copy", target_is_directory=True)
+    page = write_report("runs/latest", data_dir, dataset=spec).read_text()
+    assert "Run folder <code>runs/copy</code>" in page
+    assert "runs/latest" not in page

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .config import DEVICES, LOADERS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
 from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
-from .errors import DataError, RunError
+from .errors import DataError, RunError, UsageError
 
 USER_ERRORS = (ValueError, DataError, RunError, OSError)
 
@@ -67,6 +67,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from .runs import package_version
+
+        print(f"{PROG} {package_version()}")
+        parser.exit()
+
+
 def torchrun_rank() -> int:
     """This process's rank among those torchrun started (0 outside torchrun); read without importing torch."""
     return int(os.environ.get("RANK", "0"))
@@ -78,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Logistic regression on MNIST and Fashion-MNIST: fetch, train, evaluate, predict.",
         formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in (
         add_fetch,
@@ -217,15 +231,24 @@ def add_top_k(parser: argparse.ArgumentParser, per: str) -> None:
 
 
 def add_reject(parser: argparse.ArgumentParser, what: str) -> None:
+    """``what``: the things judged, in the plural ("images", "parts of an image")."""
     rule = parser.add_mutually_exclusive_group()
     rule.add_argument(
         "--reject-below",
         type=probability,
         metavar="P",
-        help=f"call {what} 'not a digit' when its likeliest digit's probability is below P "
+        help=f"call {what} 'not a digit' when their likeliest digit's probability is below P "
         "(default: the run's own threshold, if it has one)",
     )
-    rule.add_argument("--no-reject", action="store_true", help=f"take every {what} for a digit")
+    rule.add_argument("--no-reject", action="store_true", help=f"take all {what} for digits")
+
+
+def add_output_format(parser: argparse.ArgumentParser) -> None:
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    output.add_argument(
+        "--jsonl", action="store_true", help="print one JSON object per line, in input order, as each is ready"
+    )
 
 
 def add_files_options(parser: argparse.ArgumentParser) -> None:
@@ -250,12 +273,8 @@ def add_predict(commands) -> None:
     add_run_dir(predict)
     predict.add_argument("paths", type=Path, nargs="*", metavar="PATH", help="image files or folders of them")
     add_top_k(predict, "image")
-    add_reject(predict, "an image")
-    output = predict.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
-    output.add_argument(
-        "--jsonl", action="store_true", help="print one JSON object per line, in input order, as each is ready"
-    )
+    add_reject(predict, "images")
+    add_output_format(predict)
     add_files_options(predict)
     predict.add_argument(
         "--save-preprocessed", type=Path, metavar="DIR", help="write the 28×28 images the model saw into DIR"
@@ -289,8 +308,8 @@ def add_read(commands) -> None:
     add_run_dir(read)
     read.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files or folders of them")
     add_top_k(read, "digit")
-    add_reject(read, "a part of an image")
-    read.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    add_reject(read, "parts of an image")
+    add_output_format(read)
     add_files_options(read)
     read.add_argument("--save-boxes", type=Path, metavar="DIR", help="write each image with its digits' boxes into DIR")
 
@@ -419,7 +438,7 @@ def train_command(args) -> int:
     print(f"test_loss: {metrics.test_loss:.4f}")
     print(f"test_acc: {metrics.test_acc:.4f}")
     print(f"train_seconds: {metrics.train_seconds:.2f}")
-    print(f"saved run to {result.run_dir}")
+    print(f"saved run to {result.run_dir}" + (f" ({result.latest} points to it)" if result.latest else ""))
     if not args.no_report:
         from .report import write_report
 
@@ -539,13 +558,13 @@ def print_results(results, args, print_table: Callable[[list[dict]], None]) -> i
         count += 1
         if "error" in result:
             failed.append(result)
-        if getattr(args, "jsonl", False):
+        if args.jsonl:
             print(json.dumps(result), flush=True)  # one line per input, in input order, as it is ready
         else:
             kept_results.append(result)
     if args.json:
         print(json.dumps(kept_results, indent=2))  # errors are entries of the list
-    elif not getattr(args, "jsonl", False):
+    elif not args.jsonl:
         print_table([r for r in kept_results if "error" not in r])
         for result in failed:
             log(f"{PROG}: error: {result['path']}: {result['error']}")
@@ -575,7 +594,10 @@ def print_prediction_table(good: list[dict]) -> None:
         print(f"{r['path']:<{width}}  {r['class']:<12} {r['probability']:>6.3f}  {top}")
     rejected = sum(not r["accepted"] for r in good)
     if rejected:
-        print(f"{rejected} of {len(good)} not taken for a digit (their prob: 1 minus the likeliest digit's)")
+        print(
+            f"{rejected} of {len(good)} not taken for a digit "
+            "(their prob: 1 minus the likeliest digit's; 1 for an image with no ink)"
+        )
 
 
 def print_reading_table(good: list[dict]) -> None:
@@ -585,7 +607,8 @@ def print_reading_table(good: list[dict]) -> None:
     print(f"{'path':<{width}}  {'number':<10} {'prob':>6}  not digits")
     for r in good:
         left_out = sum(not d["accepted"] for d in r["digits"])
-        print(f"{r['path']:<{width}}  {r['text'] or '-':<10} {r['probability']:>6.3f}  {left_out or ''}")
+        said = r.get("reason") or left_out or ""  # an image without digits says why
+        print(f"{r['path']:<{width}}  {r['text'] or '-':<10} {r['probability']:>6.3f}  {said}")
 
 
 def cmd_read(args) -> int:
@@ -721,9 +744,14 @@ def check_combinations(command: argparse.ArgumentParser, args: argparse.Namespac
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(build_parser(), argv)
+    parser = build_parser()
+    args = parse(parser, argv)
     try:
         return COMMANDS[args.command](args)
+    except UsageError as error:  # settings that clash, found only once the command ran: as argparse answers
+        parser.commands[args.command].error(str(error))
+    except BrokenPipeError:
+        return stop_quietly_on_closed_pipe()
     except USER_ERRORS as error:
         rank = torchrun_rank()  # a process of several, each of which may fail in its own way, says which it is
         print(f"{PROG}{f' (rank {rank})' if rank else ''}: error: {error}", file=sys.stderr)
@@ -731,6 +759,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as interruption:
         print(f"{PROG}: {str(interruption) or 'interrupted'}", file=sys.stderr)
         return 130
+
+
+def stop_quietly_on_closed_pipe() -> int:
+    """The reader of our output has gone (``predict ... | head -2``): stop without a word, as Python's
+    documentation advises. What is still buffered for stdout goes nowhere, so that the interpreter's
+    own flush at exit cannot fail again and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,3 +10,8 @@ class DataError(Exception):
 
 class RunError(Exception):
     """A run folder is missing, incomplete or does not hold a usable model."""
+
+
+class UsageError(ValueError):
+    """Settings that cannot work together, found once the command runs (a dataset's classes, the
+    machine's devices): the command line answers it as argparse answers a bad flag, with exit 2."""

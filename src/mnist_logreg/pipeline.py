@@ -20,13 +20,13 @@ from .calibration import accepted, choose_threshold, digit_scores, expected_cali
 from .config import ACCEPT_RATE, DEVICES, LOADERS, REJECT_CLASS, SCORED_SPLITS, SPLITS, TrainConfig
 from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
-from .errors import RunError
+from .errors import RunError, UsageError
 from .files import written_atomically
 from .folders import FolderDataset
 from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
 from .outliers import training_outliers
-from .runs import INFO_FILE, Epoch, Metrics, RunInfo, load_run, package_version, write_run
+from .runs import INFO_FILE, Epoch, Metrics, RunInfo, load_run, package_version, real_run_dir, write_run
 from .training import NonFiniteLoss, evaluate, fit_config
 
 
@@ -36,7 +36,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but torch sees no CUDA device; use --device cpu")
+        raise UsageError("argument --device: cuda was asked for, but torch sees no CUDA device; use --device cpu")
     return torch.device(device)
 
 
@@ -63,8 +63,11 @@ def make_loaders(
     return data_module.shard_batches(train, processes.rank, processes.world_size), val, test
 
 
+RUNS_DIR = Path("runs")  # where runs go unless --out says otherwise
+
+
 def default_run_dir(dataset: str, preset: str) -> Path:
-    return Path("runs") / f"{dataset}-{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return RUNS_DIR / f"{dataset}-{preset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 class TrainingInterrupted(Exception):
@@ -92,15 +95,18 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
-def point_latest_at(run_dir: Path) -> None:
-    """Make ``latest`` beside ``run_dir`` a link to it (replaced in one step, never missing)."""
+def point_latest_at(run_dir: Path) -> Path | None:
+    """Make ``latest`` beside ``run_dir`` a link to it (replaced in one step, never missing), and
+    return the link. Only in a runs folder (one named as RUNS_DIR is): a run written anywhere
+    else, ``--out ../scratch/run-1`` say, leaves that folder as it was and returns None."""
     link = run_dir.parent / LATEST
-    if link.exists() and not link.is_symlink():
-        return  # a folder of the user's own that happens to be called "latest": leave it be
+    if run_dir.parent.name != RUNS_DIR.name or (link.exists() and not link.is_symlink()):
+        return None  # not a runs folder, or a folder of the user's own called "latest": leave it be
     staged = run_dir.parent / f".{LATEST}.{os.getpid()}"
     staged.unlink(missing_ok=True)
     staged.symlink_to(run_dir.name, target_is_directory=True)
     staged.replace(link)
+    return link
 
 
 class TrainingDiverged(RunError):
@@ -115,6 +121,7 @@ class RunResult:
     metrics: Metrics
     info: RunInfo
     splits: Splits
+    latest: Path | None = None  # the link to this run beside it, where one was made
 
 
 RESUME_FILE = "resume.pt"  # in a run folder only while its training is unfinished
@@ -153,7 +160,8 @@ def train_run(
     if run_dir.is_symlink():  # runs/latest itself: write where it points, and keep the link a link
         run_dir = Path(os.path.realpath(run_dir))
     if config.reject and spec.classes != DATASETS["mnist"].classes:
-        raise ValueError(f"--reject learns 'not a digit', and {spec.name}'s classes are not the digits 0-9")
+        raise UsageError(f"--reject learns 'not a digit', and {spec.name}'s classes are not the digits 0-9")
+    resolve_device(device)  # a device this machine lacks is refused before the run folder is touched
     if distributed.launched().is_main:
         prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
@@ -355,10 +363,11 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
         world_size=processes.world_size,
         versions={"mnist_logreg": package_version(), "torch": torch.__version__},
     )
+    latest = None
     if processes.is_main:
         write_run(run_dir, model, info, epochs, metrics)
-        point_latest_at(run_dir)
-    return RunResult(run_dir, model, epochs, metrics, info, splits)
+        latest = point_latest_at(run_dir)
+    return RunResult(run_dir, model, epochs, metrics, info, splits, latest)
 
 
 def score_run(model, val_loader, test_loader, names: list[str], reject: bool) -> dict:
@@ -428,7 +437,7 @@ def evaluate_run(
     start = time.perf_counter()
     result = evaluate(model, data_module.TensorLoader(images, labels, batch_size=1000))
     return {
-        "run": str(run_dir),
+        "run": str(real_run_dir(run_dir)),
         "dataset": info.dataset,
         "split": split,
         "size": len(labels),

@@ -16,7 +16,7 @@ from .calibration import accepted
 from .config import REJECT_CLASS, TOP_K
 from .datasets import DATASETS
 from .inputs import SIDE, apply_input_transform, feature_map
-from .preprocess import preprocess_file
+from .preprocess import NoInk, preprocess_file
 from .weights import as_weights, probabilities
 
 DIGITS = list(DATASETS["mnist"].classes)  # the classes of a model that reads digits
@@ -55,14 +55,33 @@ def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dic
 
 
 def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP_K) -> dict:
-    """Open, preprocess and classify one image file (or bytes). Raises ImageError for a bad file.
+    """Open, preprocess and classify one image file (or bytes). Raises ImageError for a bad file;
+    one without ink is not a digit (``blank_answer``).
 
     ``model`` is a run's LinearWeights or a torch MNISTModel; ``info`` its RunInfo (layout and
     class names), MNIST's without one.
     """
     layout, classes = layout_and_classes(info)
-    pixels = preprocess_file(path, layout)
+    try:
+        pixels = preprocess_file(path, layout)
+    except NoInk as nothing:
+        return blank_answer(model, classes, top_k, str(nothing))
     return predict_pixels(pixels, model, classes, top_k)
+
+
+def blank_answer(model, classes: list[str], top_k: int, reason: str) -> dict:
+    """The answer for an image with no ink: not a digit (nor any class), for certain, and ``reason``
+    says why. Decided before the model is asked, so that a run without a reject class, or
+    ``--no-reject``, answers a blank page alike; ``top_k``, ``probabilities`` and ``pixels`` are
+    the model's own on the empty 28×28 canvas, as for any other image."""
+    answer = predict_pixels(np.zeros((SIDE, SIDE), dtype=np.float32), model, classes, top_k)
+    return answer | {
+        "accepted": False,
+        "label": None,
+        "class": rejected_name(classes),
+        "probability": 1.0,
+        "reason": reason,
+    }
 
 
 def layout_and_classes(info) -> tuple:

@@ -34,6 +34,11 @@ class ImageError(ValueError):
     """An image that cannot be read or holds nothing to classify. The message says which and why."""
 
 
+class NoInk(ImageError):
+    """A readable image with nothing written on it: blank, one flat colour, or too faint. The
+    clearest "not a digit" there is: predicting answers it as one (``predict.predict_image_file``)."""
+
+
 class ImageTooLarge(ImageError):
     """An image over MAX_PIXELS, refused before it is decoded."""
 
@@ -187,7 +192,7 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     ink = cv2.medianBlur(ink, 3)  # salt-and-pepper noise
     top = float(ink.max())  # after the median filter, a lone bright pixel cannot set the scale
     if top < MIN_CONTRAST:
-        raise ImageError("no ink found: the image is blank or has too little contrast")
+        raise NoInk("no ink found: the image is blank or has too little contrast")
     ink = np.minimum(ink / top, 1)
     # What is left of paper texture sits well below the strokes: Otsu's threshold separates them.
     # Half of it keeps the strokes' soft edges, which MNIST's anti-aliased digits have too.
@@ -200,7 +205,7 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     rows, cols = ink.sum(axis=1, dtype=np.float64), ink.sum(axis=0, dtype=np.float64)
     total = rows.sum()
     if total <= 0:
-        raise ImageError("no ink found: nothing is left after removing the background")
+        raise NoInk("no ink found: nothing is left after removing the background")
 
     def span(mass: np.ndarray) -> tuple[int, int]:
         cumulative = np.cumsum(mass) / total

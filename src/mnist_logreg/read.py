@@ -13,7 +13,7 @@ from PIL import Image
 
 from .config import TOP_K
 from .predict import DIGITS, layout_and_classes, predict_pixels
-from .preprocess import WORKING_SIDE, ImageError, ink_of, open_image, place_ink
+from .preprocess import WORKING_SIDE, NoInk, ink_of, open_image, place_ink
 from .segment import split_digits
 from .weights import as_weights
 
@@ -41,13 +41,17 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP
     ``probability`` is the product of the accepted digits' probabilities (0 if none is); each
     digit's ``box`` is [x, y, w, h] in the original image's pixels.
     ``with_pixels`` keeps each digit's ``pixels``, as the model saw them (to explain it).
-    Raises ImageError for a bad file or one without ink.
+    An image with no ink, or none that makes a part, reads as no digits, and ``reason`` says so.
+    Raises ImageError for a file that is not a readable image.
     """
     check_reads_digits(info)
     layout, classes = layout_and_classes(info)
     model = as_weights(model)  # once, not for every digit and every cut tried
     image = open_image(path, reduce_to=WORKING_SIDE)
-    ink = ink_of(image)
+    try:
+        ink = ink_of(image)
+    except NoInk as nothing:
+        return no_digits(f"no digits found: {nothing}")
     scale = image.info.get("stored_side", max(image.size)) / max(ink.shape)  # ink pixels -> original pixels
 
     def read(mask: np.ndarray) -> dict:
@@ -58,16 +62,21 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP
     for digit in split_digits(ink, confidence=lambda mask: read(mask)["top_k"][0]["probability"]):
         reading = read(digit.mask)
         box = [round(v * scale) for v in digit.box]
-        keys = ("accepted", "label", "probability", "top_k") + (("pixels",) if with_pixels else ())
+        keys = ("accepted", "label", "class", "probability", "top_k") + (("pixels",) if with_pixels else ())
         digits.append({k: reading[k] for k in keys} | {"box": box})
     if not digits:
-        raise ImageError("no digits found")
+        return no_digits("no digits found: no part of the ink is large enough to be one")
     read_digits = [d for d in digits if d["accepted"]]
     return {
         "text": "".join(classes[d["label"]] for d in read_digits),
         "probability": float(np.prod([d["probability"] for d in read_digits])) if read_digits else 0.0,
         "digits": digits,
     }
+
+
+def no_digits(reason: str) -> dict:
+    """The reading of an image in which no digit was found, and why."""
+    return {"text": "", "probability": 0.0, "digits": [], "reason": reason}
 
 
 def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
@@ -81,8 +90,16 @@ def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
     line = max(2, side // 300)
     for digit in reading["digits"]:
         x, y, w, h = digit["box"]
-        colour, said = ((220, 40, 40), digit["label"]) if digit["accepted"] else ((130, 130, 130), "×")
+        colour = (220, 40, 40) if digit["accepted"] else (130, 130, 130)
         draw.rectangle([x, y, x + w, y + h], outline=colour, width=line)
-        draw.text((x, max(0, y - side // 28)), f"{said} {digit['probability']:.2f}", fill=colour, font=font)
+        top = max(0, y - side // 28)
+        if digit["accepted"]:
+            draw.text((x, top), f"{digit['label']} {digit['probability']:.2f}", fill=colour, font=font)
+            continue
+        # Not a digit: a cross drawn as two lines (Pillow's default font has no "×"), then the probability.
+        size, middle = font.size * 0.6, top + font.size * 0.55
+        draw.line([(x, middle - size / 2), (x + size, middle + size / 2)], fill=colour, width=line)
+        draw.line([(x, middle + size / 2), (x + size, middle - size / 2)], fill=colour, width=line)
+        draw.text((x + size + font.size * 0.3, top), f"{digit['probability']:.2f}", fill=colour, font=font)
     draw.text((line * 2, line * 2), reading["text"], fill=(40, 90, 220), font=font)
     return canvas

@@ -18,7 +18,7 @@ from .explain import output_name
 from .idx import read_idx
 from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
 from .metrics import confusion_matrix, per_class_metrics
-from .runs import Epoch, Metrics, RunInfo, read_history, read_info, read_metrics
+from .runs import Epoch, Metrics, RunInfo, read_history, read_info, read_metrics, real_run_dir
 from .weights import LinearWeights, load_weights
 
 FIGURES = {
@@ -524,7 +524,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
 <title>{html.escape(title)}</title><style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>Run folder <code>{html.escape(str(run_dir))}</code>. Logistic regression: one linear layer, {html.escape(describe_inputs(info))} → {len(info.classes)} classes{html.escape(describe_reject(info))}.</p>
+<p>Run folder <code>{html.escape(str(real_run_dir(run_dir)))}</code>. Logistic regression: one linear layer, {html.escape(describe_inputs(info))} → {len(info.classes)} classes{html.escape(describe_reject(info))}.</p>
 <div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
 <div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
 <h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}
@@ -544,9 +544,9 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
     histories, rows = {}, []
     for run_dir, info in infos.items():
         metrics = read_metrics(run_dir)
-        name = run_dir.name
+        name = real_run_dir(run_dir).name  # runs/latest by the name of the run it points to now
         if name in histories:
-            name = str(run_dir)
+            name = str(real_run_dir(run_dir))
         histories[name] = read_history(run_dir)
         rows.append(
             {

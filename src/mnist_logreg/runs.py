@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
@@ -271,6 +272,19 @@ def checked_run_dir(run_dir: Path | str) -> Path:
     if not (run_dir / MODEL_FILE).is_file():
         raise RunError(f"no checkpoint at {run_dir / MODEL_FILE}; run 'mnist-logreg train' first")
     return run_dir
+
+
+def real_run_dir(run_dir: Path | str) -> Path:
+    """The folder a run path names, links resolved: ``runs/latest`` is ``runs/mnist-default-...``.
+
+    A link moves when another run is trained; what a report, a comparison or an evaluation
+    names must not. Relative to the current folder where the run lies below it.
+    """
+    path = Path(run_dir)
+    if not any(part.is_symlink() for part in (path, *path.parents)):
+        return path
+    real = Path(os.path.realpath(path))
+    return real.relative_to(Path.cwd()) if real.is_relative_to(Path.cwd()) else real
 
 
 def load_run(run_dir: Path | str, device="cpu"):

@@ -43,6 +43,9 @@ class Prediction(BaseModel):
     top_k: list[ClassScore] = Field(description="the likeliest classes, whether or not the image is accepted")
     probabilities: list[float] = Field(description='one per class, then one for "not a digit" if the model has it')
     preprocessed: str = Field(description="the 28×28 image the model saw, as a PNG data URL")
+    reason: str | None = Field(
+        default=None, description='only for an image with no ink (blank, one flat colour): why it is "not a digit"'
+    )
     evidence: Evidence | None = Field(default=None, description="with ?explain=1 only")
 
 
@@ -76,8 +79,11 @@ class FileError(BaseModel):
 
 
 class DigitReading(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     accepted: bool = Field(description="false: this part is not a digit, and is left out of the number")
     label: int | None = Field(description="the digit; null when the part is not accepted")
+    class_name: str = Field(alias="class", description='the digit, or "not a digit" when the part is not accepted')
     probability: float
     top_k: list[ClassScore]
     box: list[int] = Field(description="[x, y, w, h] in the uploaded image's pixels")
@@ -88,6 +94,7 @@ class NumberReading(BaseModel):
     text: str = Field(description="the number: the accepted digits, left to right")
     probability: float = Field(description="the product of the accepted digits' probabilities (0 if none is)")
     digits: list[DigitReading]
+    reason: str | None = Field(default=None, description="only when no digit was found: why")
 
 
 class FileNumberReading(NumberReading):
@@ -109,7 +116,7 @@ ERRORS = {
     413: f"body over {Limits.upload_bytes // (1024 * 1024)} MB, or an image over the megapixel limit",
     503: "busy (too many predictions queued) or a prediction over the time limit: retry after Retry-After",
     415: "neither multipart/form-data nor application/json",
-    422: "not a readable image, or no ink in it",
+    422: "not a readable image (one with no ink is answered as not a digit)",
     500: "an error in the server itself (logged)",
 }
 

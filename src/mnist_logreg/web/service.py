@@ -19,7 +19,7 @@ from ..explain import evidence, evidence_pngs
 from ..pool import result_or_error
 from ..predict import predict_image_file, save_pixels
 from ..read import read_image_file
-from ..runs import read_metrics
+from ..runs import read_metrics, real_run_dir
 from ..weights import load_weights
 from .bodies import ClientError, image_errors_answered
 
@@ -32,7 +32,7 @@ class ModelService:
     """A run's model as one worker serves it (raises RunError if the run holds no usable model)."""
 
     def __init__(self, run_dir: Path | str, limits: Limits) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = real_run_dir(run_dir)  # runs/latest as it is now: the link may move, the loaded model does not
         self.limits = limits
         self.weights, self.info = load_weights(self.run_dir)  # numpy weights: a worker needs no torch
         try:
