@@ -51,6 +51,40 @@ def test_evaluate_report_and_compare_read_the_folder_again(shapes_run, tmp_path)
     assert compared.returncode == 0 and (tmp_path / "compare.png").is_file()
 
 
+def test_evaluate_and_report_read_a_moved_folder_from_its_new_place_once_it_holds_the_same_images(shapes_run, tmp_path):
+    import shutil
+
+    folder, trained = shapes_run
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    info = json.loads((run / "model.json").read_text())
+    info["source"]["folder"] = str(tmp_path / "where-it-was")  # the images have moved since
+    (run / "model.json").write_text(json.dumps(info))
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)  # a copy: new modification times, the same names and sizes
+    assert_clean_error(cli("evaluate", run), "if they moved, give their new place with --dataset FOLDER")
+    evaluated = cli("evaluate", run, "--json", "--dataset", moved)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == json.loads((run / "metrics.json").read_text())["test_acc"]
+    assert cli("report", run, "--dataset", moved).returncode == 0
+    assert "circle" in (run / "report.html").read_text()
+
+    (moved / "circle" / "000.png").unlink()  # no longer the run's images: its splits would differ
+    for command in ("evaluate", "report"):
+        assert_clean_error(cli(command, run, "--dataset", moved), "does not hold the images this run was trained on")
+    shutil.rmtree(moved / "circle")
+    assert_clean_error(cli("evaluate", run, "--dataset", moved), "not the run's")
+
+
+def test_dataset_for_evaluate_and_report_is_refused_for_a_run_of_the_table(run_dir, tmp_path):
+    for command in ("evaluate", "report"):
+        result = cli(command, run_dir, "--dataset", tmp_path)
+        assert result.returncode == 2
+        assert_clean_error(
+            result, "--dataset FOLDER is for a run trained on a folder, and this one was trained on mnist"
+        )
+
+
 def test_predict_export_and_read_on_a_folder_run(shapes_run, tmp_path):
     _, run = shapes_run
     draw_shape("circle", np.random.default_rng(9)).save(tmp_path / "circle.png")

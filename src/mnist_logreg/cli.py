@@ -206,17 +206,28 @@ def add_train(commands) -> None:
     train.add_argument("--no-report", action="store_true", help="skip the figures and report.html")
 
 
+def add_moved_folder(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        metavar="FOLDER",
+        help="for a run trained on a folder of images that has moved: where the same images are now",
+    )
+
+
 def add_evaluate(commands) -> None:
     evaluate = command(commands, "evaluate", "accuracy and loss of a saved run")
     add_run_dir(evaluate)
     evaluate.add_argument("--split", default="test", choices=SCORED_SPLITS, help="which split to score")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    add_moved_folder(evaluate)
     add_data_dir(evaluate)
 
 
 def add_report(commands) -> None:
     report = command(commands, "report", "write the figures and report.html of a run")
     add_run_dir(report)
+    add_moved_folder(report)
     add_data_dir(report)
 
 
@@ -449,7 +460,7 @@ def train_command(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    print(f"report: {write_report(args.run_dir, args.data_dir)}")
+    print(f"report: {write_report(args.run_dir, args.data_dir, moved_to=args.dataset)}")
     return 0
 
 
@@ -476,7 +487,7 @@ def cmd_evaluate(args) -> int:
 
     from .pipeline import evaluate_run
 
-    result = evaluate_run(args.run_dir, args.split, args.data_dir)
+    result = evaluate_run(args.run_dir, args.split, args.data_dir, moved_to=args.dataset)
     if args.json:
         print(json.dumps(result))
     else:

@@ -12,6 +12,7 @@ folder has no test/ of its own) and of the validation images.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 from collections.abc import Callable
@@ -40,10 +41,34 @@ class FolderArrays:
     test_images: np.ndarray
     test_labels: np.ndarray
     unreadable: list[dict]  # {"path", "error"}, relative to the folder
+    files: str  # files_digest of every file read: which images these are, wherever the folder lies
 
     def summary(self) -> dict:
-        """What model.json records of the files left out."""
-        return {"unreadable": len(self.unreadable), "unreadable_files": self.unreadable[:UNREADABLE_LISTED]}
+        """What model.json records of the files: which they were, and those left out."""
+        return {
+            "files": self.files,
+            "unreadable": len(self.unreadable),
+            "unreadable_files": self.unreadable[:UNREADABLE_LISTED],
+        }
+
+
+def files_digest(names: list[str], sizes: np.ndarray) -> str:
+    """A digest of the files' paths (relative to the folder) and sizes: the same for the same images
+    after the folder is moved or copied, different once one is added, removed, renamed or changed in size."""
+    listing = "\n".join(f"{name}\t{size}" for name, size in zip(names, sizes.tolist(), strict=True))
+    return "sha256:" + hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def check_same_files(source: dict, files: str, folder: Path) -> None:
+    """Refuse a folder whose ``files`` (their digest) are no longer those a run recorded in ``source``,
+    its model.json's record (runs from before the digest was recorded are checked by their class
+    names alone)."""
+    recorded = source.get("files")
+    if recorded is not None and recorded != files:
+        raise DataError(
+            f"{folder} does not hold the images this run was trained on: files were added, removed, "
+            "renamed or changed since, so its splits would not be the run's"
+        )
 
 
 def read_folder(
@@ -54,7 +79,8 @@ def read_folder(
     Raises DataError for a class none of whose files could be read.
     """
     files = [*folder.train_files, *folder.test_files]
-    pixels, errors = _decoded([name for name, _ in files], folder, progress, log)
+    names = [name for name, _ in files]
+    pixels, errors, sizes = _decoded(names, folder, progress, log)
     labels = np.array([label for _, label in files], dtype=np.int64)
     readable = errors == ""
     unreadable = [{"path": files[i][0], "error": str(errors[i])} for i in np.flatnonzero(~readable)]
@@ -74,7 +100,8 @@ def read_folder(
         rest, held = stratified_split(labels[kept], held_out_size(len(kept)), TEST_SEED)
         train, test = np.zeros_like(train), np.zeros_like(test)
         train[kept[rest]], test[kept[held]] = True, True
-    return FolderArrays(pixels[train], labels[train], pixels[test], labels[test], unreadable)
+    digest = files_digest(names, sizes)
+    return FolderArrays(pixels[train], labels[train], pixels[test], labels[test], unreadable, digest)
 
 
 def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +131,8 @@ def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
 # ---------------------------------------------------------------------------------------------
 
 
-def _decoded(names: list[str], folder: FolderDataset, progress: bool, log) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels (N, 28, 28) uint8, errors (N,) str, "" where the file was read) of each named file."""
+def _decoded(names: list[str], folder: FolderDataset, progress: bool, log) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pixels (N, 28, 28) uint8, errors (N,) str, "" where the file was read, sizes (N,) in bytes) of each named file."""
     root = str(folder.path)
     stats = [os.stat(os.path.join(root, name)) for name in names]  # strings: a Path per file costs seconds
     sizes = np.array([stat.st_size for stat in stats], dtype=np.int64)
@@ -130,7 +157,7 @@ def _decoded(names: list[str], folder: FolderDataset, progress: bool, log) -> tu
             pixels[i], errors[i] = image, error
     if folder.cache and (len(missing) or cache is None or len(cache["names"]) != len(names)):
         _write_cache(folder, names, sizes, times, pixels, errors)
-    return pixels, errors.astype(str)
+    return pixels, errors.astype(str), sizes
 
 
 def _cache_path(folder: FolderDataset) -> Path:

@@ -68,9 +68,19 @@ class FolderDataset:
         }
 
     @classmethod
-    def from_json(cls, value: dict, classes: list[str] | None = None) -> FolderDataset:
-        """The folder a run was trained on, read again; refused if its classes are no longer the run's."""
-        folder = open_folder(value["folder"], value["layout"], value.get("cache", True))
+    def from_json(
+        cls, value: dict, classes: list[str] | None = None, moved_to: str | Path | None = None
+    ) -> FolderDataset:
+        """The folder a run was trained on, read again, from where it was or from ``moved_to``;
+        refused if its classes are no longer the run's."""
+        if moved_to is None and not Path(value["folder"]).is_dir():
+            raise DataError(
+                f"no folder at {value['folder']}, where this run's images were; if they moved, "
+                "give their new place with --dataset FOLDER"
+            )
+        folder = open_folder(
+            value["folder"] if moved_to is None else moved_to, value["layout"], value.get("cache", True)
+        )
         if classes is not None and list(folder.classes) != list(classes):
             raise DataError(
                 f"{folder.path} now holds the classes {list(folder.classes)}, not the run's {list(classes)}"

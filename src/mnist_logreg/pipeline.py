@@ -22,6 +22,7 @@ from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .errors import RunError, UsageError
 from .files import written_atomically
+from .folder_data import check_same_files
 from .folders import FolderDataset
 from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
@@ -408,16 +409,26 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
 
 
 def load_run_splits(
-    info: RunInfo, data_dir: Path | str = DEFAULT_DATA_DIR, dataset: DatasetSpec | None = None
+    info: RunInfo,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    dataset: DatasetSpec | None = None,
+    moved_to: Path | str | None = None,
 ) -> Splits:
     """The same train/val/test splits the run was trained on (same seed and sizes).
 
     ``dataset`` overrides the dataset named in model.json (for datasets outside the table); a run
-    trained on a folder reads that folder again (from its cache, where it has one).
+    trained on a folder reads that folder again (from its cache, where it has one), or the same
+    images where they are now, ``moved_to``, checked against what the run recorded.
     """
     if dataset is None and info.source is not None:
-        folder = FolderDataset.from_json(info.source, info.classes)
-        return data_module.folder_splits(folder, info.splits["val"], info.seed)[0]
+        folder = FolderDataset.from_json(info.source, info.classes, moved_to)
+        splits, summary = data_module.folder_splits(folder, info.splits["val"], info.seed)
+        check_same_files(info.source, summary["files"], folder.path)
+        return splits
+    if moved_to is not None:
+        raise UsageError(
+            f"--dataset FOLDER is for a run trained on a folder, and this one was trained on {info.dataset}"
+        )
     spec = dataset if dataset is not None else info.dataset
     return data_module.load_splits(spec, data_dir, val_size=info.splits["val"], seed=info.seed)
 
@@ -427,12 +438,14 @@ def evaluate_run(
     split: str = "test",
     data_dir: Path | str = DEFAULT_DATA_DIR,
     dataset: DatasetSpec | None = None,
+    moved_to: Path | str | None = None,
 ) -> dict:
-    """Loss and accuracy of a saved run on its validation or test split."""
+    """Loss and accuracy of a saved run on its validation or test split (for a run trained on a
+    folder that has moved since, read from ``moved_to``)."""
     if split not in SCORED_SPLITS:
         raise ValueError(f"split={split!r} is not one of {list(SCORED_SPLITS)}")
     model, info = load_run(run_dir)
-    splits = load_run_splits(info, data_dir, dataset)
+    splits = load_run_splits(info, data_dir, dataset, moved_to)
     images, labels = splits.tensors(split)
     start = time.perf_counter()
     result = evaluate(model, data_module.TensorLoader(images, labels, batch_size=1000))

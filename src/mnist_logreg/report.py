@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .errors import UsageError
 from .explain import output_name
 from .idx import read_idx
 from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
@@ -56,12 +57,15 @@ class ReportData:
         return cls(test_images, test_labels.astype(np.int64), train_images, train_labels.astype(np.int64))
 
     @classmethod
-    def of_folder(cls, info: RunInfo) -> ReportData:
-        """The images of the folder a run was trained on (from its cache, where it has one)."""
-        from .folder_data import read_folder
+    def of_folder(cls, info: RunInfo, moved_to: Path | str | None = None) -> ReportData:
+        """The images of the folder a run was trained on (from its cache, where it has one), read
+        where they are now, ``moved_to``, if they moved."""
+        from .folder_data import check_same_files, read_folder
         from .folders import FolderDataset
 
-        arrays = read_folder(FolderDataset.from_json(info.source, info.classes))
+        folder = FolderDataset.from_json(info.source, info.classes, moved_to)
+        arrays = read_folder(folder)
+        check_same_files(info.source, arrays.files, folder.path)
         return cls(arrays.test_images, arrays.test_labels, arrays.train_images, arrays.train_labels)
 
     @classmethod
@@ -386,21 +390,27 @@ def write_report(
     data_dir: Path | str = DEFAULT_DATA_DIR,
     dataset: DatasetSpec | None = None,
     splits=None,
+    moved_to: Path | str | None = None,
 ) -> Path:
     """Write the figures, per-class metrics and ``report.html`` into ``run_dir``; return the HTML path.
 
     ``dataset`` overrides the dataset named in model.json (for datasets outside the table);
-    ``splits`` passes the run's data when the caller already holds it (right after training).
+    ``splits`` passes the run's data when the caller already holds it (right after training);
+    ``moved_to`` is where a folder run's images are now, if they moved.
     Everything here is numpy: the run's weights.npz and the dataset's files.
     """
     run_dir = Path(run_dir)
     weights, info = load_weights(run_dir)
+    if moved_to is not None and info.source is None:
+        raise UsageError(
+            f"--dataset FOLDER is for a run trained on a folder, and this one was trained on {info.dataset}"
+        )
     history = read_history(run_dir)
     metrics = read_metrics(run_dir)
     if splits is not None:
         data = ReportData.of_splits(splits)
     elif dataset is None and info.source is not None:
-        data = ReportData.of_folder(info)
+        data = ReportData.of_folder(info, moved_to)
     else:
         data = ReportData.read(dataset if dataset is not None else get_spec(info.dataset), data_dir)
     classes = info.classes

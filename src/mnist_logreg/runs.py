@@ -60,7 +60,8 @@ class RunInfo:
     # "outliers": {source: count}}; its output comes after the classes'. None: no reject class.
     reject: dict | None = None
     # A run trained on a folder of one's own images (folders.py): {"folder", "layout", "test",
-    # "cache", "unreadable", "unreadable_files"}. None: a dataset of the table.
+    # "cache", "files" (folder_data.files_digest), "unreadable", "unreadable_files"}. None: a
+    # dataset of the table.
     source: dict | None = None
     preset: str = "custom"
     # The rest of TrainConfig.to_dict(), seed included: what is recorded above (input_transform,
