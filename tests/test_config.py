@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_logreg.config import PRESETS, TrainConfig, get_preset
+from mnist_logreg.config import MIN_BATCH, PRESETS, TrainConfig, get_preset, with_enough_steps
 
 
 def test_presets_deskew_mnist_only_where_it_helps():
@@ -32,3 +32,24 @@ def test_presets_and_config_validation():
         TrainConfig(epochs=1, lr=-1.0)
     with pytest.raises(ValueError, match="optimizer='lbfgs' is not one of"):
         TrainConfig(epochs=1, lr=0.1, optimizer="lbfgs")
+
+
+@pytest.mark.parametrize(
+    "images, epochs, batch, expected",
+    [
+        (50_000, 8, 512, 512),  # MNIST: 784 steps already
+        (2_145, 8, 512, 85),  # the letters example: 26 batches an epoch, 208 steps
+        (171, 8, 512, 8),  # a small folder: as small a batch as MIN_BATCH allows
+        (171, 8, 4, 4),  # a batch smaller than the rule's is never grown
+        (30, 1, 16, 8),
+    ],
+)
+def test_a_small_training_split_gets_enough_steps_by_a_smaller_batch(images, epochs, batch, expected):
+    import math
+
+    config = TrainConfig(epochs=epochs, lr=0.1, batch_size=batch)
+    enough = with_enough_steps(config, images, min_steps=200)
+    assert enough.batch_size == expected
+    assert enough.updated(batch_size=batch) == config  # nothing else changes
+    steps = epochs * math.ceil(images / enough.batch_size)
+    assert steps >= 200 or enough.batch_size in (MIN_BATCH, batch)

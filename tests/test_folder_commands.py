@@ -37,6 +37,29 @@ def test_a_folder_trains_with_its_classes_splits_and_layout_recorded(shapes_run)
     assert [row["class"] for row in metrics["per_class"]] == list(SHAPES)
 
 
+def test_a_small_folder_trains_in_smaller_batches_says_so_and_records_it(tmp_path):
+    folder = write_shape_folder(tmp_path / "shapes", per_class=20)  # 60 images: 43 to train on
+    trained = cli("train", "--dataset", folder, "--out", tmp_path / "run", "--no-progress", "--no-report")
+    assert trained.returncode == 0, trained.stderr
+    said = [line for line in trained.stderr.splitlines() if "optimizer steps" in line]
+    assert said == [
+        "43 training images: batches of 8, not 512, so that 8 epochs take at least 200 optimizer steps "
+        "(--batch-size sets it)"
+    ]
+    info = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert info["batch_rule"] == {"min_steps": 200, "preset_batch_size": 512, "batch_size": 8}
+    assert info["hyperparameters"]["batch_size"] == 8 and info["splits"]["train"] == 43
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == 8
+
+    asked = cli(
+        "train", "--dataset", folder, "--out", tmp_path / "asked", "--no-progress", "--no-report", "--batch-size", "512"
+    )
+    assert asked.returncode == 0 and "optimizer steps" not in asked.stderr
+    info = json.loads((tmp_path / "asked" / "model.json").read_text())
+    assert info["batch_rule"] is None and info["hyperparameters"]["batch_size"] == 512
+
+
 def test_evaluate_report_and_compare_read_the_folder_again(shapes_run, tmp_path):
     _, run = shapes_run
     evaluated = cli("evaluate", run, "--json")

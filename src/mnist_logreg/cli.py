@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from .config import DEVICES, LOADERS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
+from .config import DEVICES, LOADERS, MIN_STEPS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
 from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
 from .errors import DataError, RunError, UsageError
 
@@ -438,6 +438,7 @@ def train_command(args) -> int:
                 progress=not args.no_progress,
                 log=log,
                 overwrite=args.overwrite,
+                min_steps=None if args.batch_size is not None else MIN_STEPS,  # the batch asked for is kept
             )
     except TrainingInterrupted as interruption:
         if distributed.current().is_main:

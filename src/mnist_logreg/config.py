@@ -29,6 +29,12 @@ REJECT_CLASS = "not a digit"  # the eleventh class's name, and what a rejected i
 # 40,000 for MNIST's 50,000. Half as many let through 4 points more held-out letters.
 DRAWN_OUTLIERS_PER_DIGIT = 0.8
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error
+# A small training split under a preset's batch takes a handful of steps and learns little (171
+# images in batches of 512 for 8 epochs: 8 steps, validation loss at chance). Unless --batch-size
+# is given, `train` shrinks the batch so that a run takes at least MIN_STEPS optimizer steps, but
+# not below MIN_BATCH images (docs/your-own-images.md has what it changed on the letters example).
+MIN_STEPS = 200
+MIN_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,16 @@ DATASET_OVERRIDES: dict[tuple[str, str], dict] = {
     ("default", "folder-digits"): {"reject": False},
     ("default", "folder-resize"): {"input_transform": "none", "weight_decay": 0.0, "reject": False},
 }
+
+
+def with_enough_steps(config: TrainConfig, train_images: int, min_steps: int = MIN_STEPS) -> TrainConfig:
+    """``config`` with a batch that takes at least ``min_steps`` optimizer steps over ``train_images``
+    in its epochs: the training images split evenly into the steps each epoch needs, never more than
+    its own batch nor fewer than MIN_BATCH. Unchanged where its own batch already takes enough steps."""
+    if config.epochs * math.ceil(train_images / config.batch_size) >= min_steps:
+        return config
+    steps_per_epoch = math.ceil(min_steps / config.epochs)
+    return replace(config, batch_size=min(config.batch_size, max(MIN_BATCH, train_images // steps_per_epoch)))
 
 
 def get_preset(name: str, dataset: str = "mnist") -> TrainConfig:

@@ -17,7 +17,16 @@ import torch.nn.functional as F
 from . import data as data_module
 from . import distributed
 from .calibration import accepted, choose_threshold, digit_scores, expected_calibration_error, fit_temperature, softmax
-from .config import ACCEPT_RATE, DEVICES, LOADERS, REJECT_CLASS, SCORED_SPLITS, SPLITS, TrainConfig
+from .config import (
+    ACCEPT_RATE,
+    DEVICES,
+    LOADERS,
+    REJECT_CLASS,
+    SCORED_SPLITS,
+    SPLITS,
+    TrainConfig,
+    with_enough_steps,
+)
 from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .errors import RunError, UsageError
@@ -141,11 +150,14 @@ def train_run(
     verbose: bool = True,
     log: Callable[[str], None] = print,
     overwrite: bool = False,
+    min_steps: int | None = None,
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
 
     ``run_dir`` must not hold anything yet, unless ``overwrite``: then what it held is removed.
-    Once written, ``latest`` beside it points to it.
+    Once written, ``latest`` beside it points to it. With ``min_steps``, a training split too
+    small for the batch to give that many optimizer steps trains in smaller batches
+    (``config.with_enough_steps``; the command line asks for it unless --batch-size is given).
 
     Started by torchrun in several processes, they train the model together, data-parallel
     (see distributed.py); rank 0 writes the run folder, and model.json records the world size.
@@ -166,6 +178,7 @@ def train_run(
     if distributed.launched().is_main:
         prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
+    start["min_steps"] = min_steps
     if isinstance(spec, FolderDataset):
         start["source"] = spec.to_json()  # where a resumed run reads its images again
     return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
@@ -232,6 +245,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             digits = splits.size("train")
             outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log)
             splits = replace(splits, outliers=torch.from_numpy(outliers))
+    if state.get("min_steps") and "history" not in state:  # a fresh start; a checkpoint holds the batch it chose
+        config = _enough_steps(config, state, splits.size("train"), log)
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
     train_loader, val_loader, test_loader = make_loaders(
@@ -254,7 +269,7 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         if not processes.is_main:
             return
         checkpoint = {
-            **{k: state[k] for k in ("dataset", "config", "preset", "loader", "device")},
+            **{k: state[k] for k in ("dataset", "config", "preset", "loader", "device", "batch_rule") if k in state},
             "history": completed,
             "model": {k: v.cpu() for k, v in last_state.items()},
             "optimizer": optimizer.state_dict(),
@@ -303,6 +318,24 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
 
 def _quiet(message: str) -> None:
     pass
+
+
+def _enough_steps(config: TrainConfig, state: dict, train_images: int, log) -> TrainConfig:
+    """``config`` with a batch small enough for ``state["min_steps"]`` steps; where it changes, said in
+    one line and recorded in ``state`` (for the checkpoint and model.json)."""
+    enough = with_enough_steps(config, train_images, state["min_steps"])
+    if enough.batch_size != config.batch_size:
+        log(
+            f"{train_images} training images: batches of {enough.batch_size}, not {config.batch_size}, so that "
+            f"{config.epochs} epochs take at least {state['min_steps']} optimizer steps (--batch-size sets it)"
+        )
+        state["config"] = enough.to_dict()
+        state["batch_rule"] = {
+            "min_steps": state["min_steps"],
+            "preset_batch_size": config.batch_size,
+            "batch_size": enough.batch_size,
+        }
+    return enough
 
 
 @dataclass
@@ -357,6 +390,7 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
         reject=reject,
         source=data.source,
         preset=state["preset"],
+        batch_rule=state.get("batch_rule"),
         hyperparameters=RunInfo.hyperparameters_of(config.to_dict()),
         splits={split: splits.size(split) for split in SPLITS},
         loader=state["loader"],
