@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,110 @@ def test_a_report_and_a_comparison_through_runs_latest_name_the_run_it_points_to
     page = write_report("runs/latest", data_dir, dataset=spec).read_text()
     assert "Run folder <code>runs/copy</code>" in page
     assert "runs/latest" not in page
+
+
+LONG_NAMES = {"bar": "a vertical bar (pen)", "circle": "circle or ellipse, open", "cross": "diagonal cross (X shape)"}
+
+
+@pytest.fixture(scope="module")
+def long_named_figures(tmp_path_factory):
+    """Every figure of the report of a run on a folder whose classes have long names, as drawn: {name: Figure}."""
+    import shutil
+
+    from mnist_logreg import report
+    from tests.helpers import write_shape_folder
+
+    root = tmp_path_factory.mktemp("long-names")
+    folder = write_shape_folder(root / "shapes", per_class=30)
+    for short, following in zip(LONG_NAMES, [*list(LONG_NAMES)[1:], "bar"], strict=True):
+        for n in range(8):  # mislabelled images: the test split holds confident mistakes to show
+            shutil.move(folder / short / f"{n:03d}.png", folder / following / f"swapped-{short}-{n}.png")
+    for short, long in LONG_NAMES.items():
+        shutil.move(folder / short, folder / long)
+    trained = cli("train", "--dataset", folder, "--out", root / "run", "--no-progress", "--no-report")
+    assert trained.returncode == 0, trained.stderr
+    figures, save = {}, report._save
+
+    def keep(fig, path):
+        figures[Path(path).name] = fig
+        save(fig, path)
+
+    report._save = keep
+    try:
+        write_report(root / "run")
+    finally:
+        report._save = save
+    return figures
+
+
+def text_boxes(fig) -> list:
+    """(text, window extent) of every visible text of a figure, drawn as the report saves it (Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    hidden = set()  # labels of ticks beyond an axis's limits: matplotlib keeps them, and draws none
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not low - 1e-9 <= tick.get_loc() <= high + 1e-9:
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    found = fig.findobj(
+        lambda a: isinstance(a, Text) and a.get_visible() and a.get_text().strip() and id(a) not in hidden
+    )
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in found]
+
+
+def test_every_figure_of_a_folder_run_with_long_class_names_is_drawn(long_named_figures):
+    assert set(long_named_figures) == set(FIGURES) | {"deskew.png"}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_no_text_of_a_figure_runs_past_its_edges_or_over_another(long_named_figures, name):
+    fig = long_named_figures[name]
+    boxes = text_boxes(fig)
+    assert boxes
+    edge = fig.bbox
+    for text, box in boxes:
+        assert edge.x0 - 1 <= box.x0 and box.x1 <= edge.x1 + 1, f"{name}: {text!r} runs past a side"
+        assert edge.y0 - 1 <= box.y0 and box.y1 <= edge.y1 + 1, f"{name}: {text!r} runs past the top or bottom"
+    for i, (text, box) in enumerate(boxes):
+        for other, other_box in boxes[i + 1 :]:
+            assert not box.padded(-1).overlaps(other_box.padded(-1)), f"{name}: {text!r} overlaps {other!r}"
+
+
+@pytest.mark.parametrize("name", ["weights.png", "class-evidence.png"])
+def test_a_grid_of_three_classes_is_three_wide_and_its_colour_bar_label_fits(long_named_figures, name):
+    fig = long_named_figures[name]
+    titles = [text for text, _ in text_boxes(fig) if text in LONG_NAMES.values()]
+    assert sorted(titles) == sorted(LONG_NAMES.values())
+    width, _ = fig.get_size_inches()
+    assert width < 8  # three cells and the title: no room for five
+    assert any("contribution" in text or "weight (" in text for text, _ in text_boxes(fig))
+
+
+def test_the_curves_tick_whole_epochs_only(long_named_figures, fake_run, tmp_path):
+    run_dir, _, _ = fake_run
+    from mnist_logreg.report import plot_curves
+    from mnist_logreg.runs import read_history
+
+    history = read_history(run_dir)
+    fig = plot_curves({"a": history, "b": history[:2]}, tmp_path / "curves.png")
+    for ax in fig.axes:
+        assert all(float(tick).is_integer() for tick in ax.get_xticks())
+
+
+def test_class_evidence_maps_sum_with_the_bias_to_each_classs_mean_logit(fake_run):
+    from mnist_logreg import report
+    from mnist_logreg.weights import load_weights
+
+    run_dir, spec, data_dir = fake_run
+    weights, info = load_weights(run_dir)
+    predictions = report.predict_test_set(weights, report.ReportData.read(spec, data_dir), len(info.classes))
+    maps = report.class_evidence(weights, predictions)
+    for k, evidence_map in maps.items():
+        mean_logit = predictions.logits[predictions.labels == k, k].mean()
+        assert evidence_map.sum() + weights.bias[k] == pytest.approx(mean_logit, rel=1e-6, abs=1e-6)

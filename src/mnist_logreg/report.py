@@ -25,7 +25,8 @@ from .weights import LinearWeights, load_weights
 FIGURES = {
     "curves.png": "Loss and accuracy per epoch",
     "confusion.png": "Test confusion matrix",
-    "weights.png": "What each class looks for: the weight rows as images",
+    "class-evidence.png": "What each class looks for: its mean evidence over its own test images",
+    "weights.png": "The weights themselves, per pixel",
     "misclassified.png": "The test images the model got most confidently wrong",
     "samples.png": "Training images with their labels",
     "evidence.png": "Why: four confident test mistakes, with each pixel's contribution to the two likeliest classes",
@@ -130,7 +131,7 @@ def _save(fig, path: Path) -> None:
     fig.savefig(path, dpi=DPI, facecolor="white")
 
 
-def plot_curves(histories: dict[str, list[Epoch]], path: Path, title: str = "Training curves") -> None:
+def plot_curves(histories: dict[str, list[Epoch]], path: Path, title: str = "Training curves"):
     """Loss (train and validation) and validation accuracy per epoch, one line per run."""
     fig = _figure(10, 4)
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -147,13 +148,17 @@ def plot_curves(histories: dict[str, list[Epoch]], path: Path, title: str = "Tra
     loss_ax.legend(fontsize=8)
     if len(histories) > 1:
         acc_ax.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 2.5
     fig.suptitle(title)
     _save(fig, path)
+    return fig
 
 
-def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> None:
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path):
     fig = _figure(8, 7)
     ax = fig.subplots()
     shown = ax.imshow(confusion, cmap="Blues")
@@ -178,10 +183,52 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path) -> Non
         title=f"Test confusion matrix ({confusion.sum()} images, accuracy {accuracy:.4f})",
     )
     _save(fig, path)
+    return fig
 
 
-def plot_weights(weights: LinearWeights, classes: list[str], path: Path) -> None:
-    """Each class's weight per pixel as a 28×28 image on a diverging map centred on zero: on pixel
+def class_evidence(weights: LinearWeights, predictions: TestPredictions) -> dict[int, np.ndarray]:
+    """Each class's mean evidence over its own test images, (28, 28) per class that has any: the exact
+    contribution of each pixel to the class's logit (explain.py), averaged.
+
+    Evidence is linear in the inputs, so the mean map is the weights times the class's mean input,
+    folded onto pixels: with the bias it sums to the class's mean logit, as one image's map sums
+    to its logit. Unlike the weights of pixel pairs, it shows the shape the class responds to.
+    """
+    maps = {}
+    for k in np.unique(predictions.labels).tolist():
+        seen = predictions.seen[predictions.labels == k]
+        mean_inputs = (
+            sum(  # (features,), summed CHUNK images at a time: pairs are 13 times the pixels
+                feature_map(weights.features, seen[start : start + CHUNK].reshape(-1, SIDE, SIDE)).sum(
+                    axis=0, dtype=np.float64
+                )
+                for start in range(0, len(seen), CHUNK)
+            )
+            / len(seen)
+        )
+        parts = weights.weight[k].astype(np.float64) * mean_inputs
+        maps[k] = fold_to_pixels(weights.features, parts).reshape(SIDE, SIDE)
+    return maps
+
+
+def plot_class_evidence(weights: LinearWeights, predictions: TestPredictions, classes: list[str], path: Path):
+    """What each class looks for, readable on any input: ``class_evidence`` as images."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    maps = class_evidence(weights, predictions)
+    limit = float(np.percentile(np.abs(list(maps.values())), 99.5)) or 1.0
+    norm = Normalize(-limit, limit)
+    cells = [colormaps["RdBu_r"](norm(m)) for m in maps.values()]
+    title = "Mean evidence per class over its test images: red speaks for the class, blue against it"
+    fig = _mosaic(cells, [classes[k] for k in maps], title, columns=5, cell_inches=1.7, font=10, bar=True)
+    _colour_bar(fig, norm, "mean contribution to the class's logit", extend="both")
+    _save(fig, path)
+    return fig
+
+
+def plot_weights(weights: LinearWeights, classes: list[str], path: Path):
+    """Each output's weight per pixel as a 28×28 image on a diverging map centred on zero: on pixel
     pairs, a pixel's own weight plus half of every pair weight it takes part in.
 
     The colour scale stops at the 99th percentile of |weight|: a few border pixels that are
@@ -196,62 +243,87 @@ def plot_weights(weights: LinearWeights, classes: list[str], path: Path) -> None
     norm = Normalize(-limit, limit)
     cells = [colormaps["RdBu_r"](norm(row.reshape(SIDE, SIDE))) for row in weight]
     names = [output_name(classes, k) for k in range(len(weight))]  # "not a digit" last, for a run that rejects
-    fig = _mosaic(cells, names, columns=5, cell_inches=1.7, font=10, bar_inches=1.4)
-    _colour_bar(fig, norm, "weight (red: ink here raises the score)", 1.4, extend="both")
-    fig.suptitle("Weights per class: red pixels count for the class, blue against it")
+    title = "Weights per output: red pixels count for it when inked, blue against it"
+    fig = _mosaic(cells, names, title, columns=5, cell_inches=1.7, font=10, bar=True)
+    _colour_bar(fig, norm, "weight (red: ink here raises the score)", extend="both")
     _save(fig, path)
+    return fig
+
+
+TITLE_INCHES = 0.45  # the figure's title, above a mosaic
+BAR_INCHES = 0.95  # below a mosaic, for a horizontal colour bar, its ticks and its label
+
+
+def _text_inches(text: str, font: float) -> float:
+    """How wide ``text`` is drawn at ``font`` points, in inches (its widest line)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer = RendererAgg(10, 10, 72)  # at 72 dpi a pixel is a point
+    properties = FontProperties(size=font)
+    widths = [renderer.get_text_width_height_descent(line, properties, ismath=False)[0] for line in text.split("\n")]
+    return max(widths) / 72
 
 
 def _mosaic(
     cells: list[np.ndarray],
     titles: list[str],
+    title: str,
     columns: int,
     colors: list[str] | None = None,
     cell_inches: float = 1.25,
     font: int = 8,
-    bar_inches: float = 0.0,
+    bar: bool = False,
 ):
     """A figure of images in a grid with a title over each, drawn as one picture in one axes.
 
     One axes per image costs matplotlib tens of milliseconds each to build and lay out; one
     mosaic costs about as much as a single image. ``cells`` are (28, 28) greys in [0, 255] or
-    (28, 28, 4) RGBA in [0, 1]; each cell is ``cell_inches`` wide, and ``bar_inches`` are left
-    free on the right for a colour bar.
+    (28, 28, 4) RGBA in [0, 1]; each is ``cell_inches`` wide, or wider where a title needs the
+    room, and the figure is as wide as the grid or its ``title``, whichever is wider. No more
+    columns than cells: a grid of three is not drawn five wide. ``bar`` leaves BAR_INCHES free
+    below the grid for ``_colour_bar``.
     """
+    columns = max(1, min(columns, len(cells)))
     rows = max(1, -(-len(cells) // columns))
     gap = 4  # mosaic pixels between cells
-    inch = cell_inches / (SIDE + gap)  # inches per mosaic pixel
-    lines = max(title.count("\n") + 1 for title in titles) if titles else 1
+    inch = cell_inches / (SIDE + gap)  # inches per mosaic pixel: the images' scale
+    widest = max((_text_inches(t, font) for t in titles), default=0.0) + 0.1  # a little air between titles
+    lines = max(t.count("\n") + 1 for t in titles) if titles else 1
     header = round(lines * font * 1.35 / 72 / inch) + gap  # the titles' rows, in mosaic pixels
-    cell_w, cell_h = SIDE + gap, SIDE + header
+    cell_w, cell_h = max(SIDE + gap, int(np.ceil(widest / inch))), SIDE + header
     canvas = np.ones((rows * cell_h, columns * cell_w, 4))  # white
     for i, cell in enumerate(cells):
         row, column = divmod(i, columns)
         rgba = cell.copy() if cell.ndim == 3 else np.repeat((np.clip(cell, 0, 255) / 255)[..., None], 4, axis=2)
         rgba[..., 3] = 1
-        top, left = row * cell_h + header, column * cell_w + gap // 2
+        top, left = row * cell_h + header, column * cell_w + (cell_w - SIDE) // 2
         canvas[top : top + SIDE, left : left + SIDE] = rgba
-    top_inches = 0.45  # the figure's title
-    width, height = columns * cell_w * inch + bar_inches, rows * cell_h * inch + top_inches
+    grid_w, grid_h = columns * cell_w * inch, rows * cell_h * inch
+    width = max(grid_w, _text_inches(title, 12) + 0.4)  # the figure's title at matplotlib's 12 points
+    below = BAR_INCHES if bar else 0.0
+    height = grid_h + TITLE_INCHES + below
     fig = _figure(width, height, layout=None)
-    ax = fig.add_axes((0, 0, columns * cell_w * inch / width, rows * cell_h * inch / height))
+    ax = fig.add_axes(((width - grid_w) / 2 / width, below / height, grid_w / width, grid_h / height))
     ax.imshow(canvas, interpolation="nearest", aspect="equal")
     ax.set_axis_off()
-    for i, title in enumerate(titles[: len(cells)]):
+    for i, text in enumerate(titles[: len(cells)]):
         row, column = divmod(i, columns)
-        x, y = column * cell_w + gap // 2 + SIDE / 2, row * cell_h + header - gap / 2
-        ax.text(x, y, title, ha="center", va="bottom", fontsize=font, color=colors[i] if colors else "black")
+        x, y = column * cell_w + cell_w / 2, row * cell_h + header - gap / 2
+        ax.text(x, y, text, ha="center", va="bottom", fontsize=font, color=colors[i] if colors else "black")
+    fig.suptitle(title, y=1 - 0.12 / height, va="top")
     return fig
 
 
-def _colour_bar(fig, norm, label: str, bar_inches: float, **options) -> None:
-    """A colour bar for cells coloured with RdBu_r over ``norm``, in the figure's right ``bar_inches``."""
+def _colour_bar(fig, norm, label: str, **options) -> None:
+    """A horizontal colour bar for cells coloured with RdBu_r over ``norm``, in the room a mosaic left
+    below its grid (``bar=True``): laid along the figure's width, its label never runs past a short figure."""
     from matplotlib.cm import ScalarMappable
 
-    width, _height = fig.get_size_inches()
-    left = 1 - (bar_inches - 0.25) / width
-    bar = fig.add_axes((left, 0.12, 0.22 / width, 0.7))
-    fig.colorbar(ScalarMappable(norm, "RdBu_r"), cax=bar, label=label, **options)
+    width, height = fig.get_size_inches()
+    bar_w = min(width * 0.6, 4.0)
+    bar = fig.add_axes(((width - bar_w) / 2 / width, 0.55 / height, bar_w / width, 0.14 / height))
+    fig.colorbar(ScalarMappable(norm, "RdBu_r"), cax=bar, orientation="horizontal", label=label, **options)
 
 
 def _image_grid(
@@ -261,13 +333,13 @@ def _image_grid(
     title: str,
     columns: int = 8,
     colors: list[str] | None = None,
-) -> None:
-    fig = _mosaic(images, titles, columns, colors)
-    fig.suptitle(title)
+):
+    fig = _mosaic(images, titles, title, columns, colors)
     _save(fig, path)
+    return fig
 
 
-def plot_misclassified(predictions: TestPredictions, classes: list[str], path: Path, count: int = 24) -> None:
+def plot_misclassified(predictions: TestPredictions, classes: list[str], path: Path, count: int = 24):
     wrong = np.flatnonzero(predictions.predicted != predictions.labels)
     confidence = predictions.probabilities[wrong, predictions.predicted[wrong]]
     chosen = wrong[np.argsort(-confidence, kind="stable")][:count]
@@ -288,14 +360,14 @@ def plot_misclassified(predictions: TestPredictions, classes: list[str], path: P
             fontsize=14,
         )
         _save(fig, path)
-        return
+        return fig
     title = f"Most confidently wrong: {len(chosen)} of {len(wrong)} test errors"
-    _image_grid(images, titles, path, title, colors=["firebrick"] * len(images))
+    return _image_grid(images, titles, path, title, colors=["firebrick"] * len(images))
 
 
 def plot_mistakes_evidence(
     weights: LinearWeights, predictions: TestPredictions, classes: list[str], path: Path, count: int = 4
-) -> None:
+):
     """The most confidently wrong test images, each with what the model saw and its evidence maps."""
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
@@ -308,7 +380,7 @@ def plot_mistakes_evidence(
         fig = _figure(9, 2.7)
         fig.text(0.5, 0.5, "No test errors to explain.", ha="center", va="center", fontsize=14)
         _save(fig, path)
-        return
+        return fig
     found = [evidence(weights, predictions.seen[i]) for i in chosen]
     limit = max(f["limit"] for f in found)  # one scale for every map, so that they compare
     norm = Normalize(-limit, limit)
@@ -318,18 +390,19 @@ def plot_mistakes_evidence(
         cells.append(np.clip(f["input"], 0, 1) * 255)
         cells += [colormaps["RdBu_r"](norm(f[name])) for name in ("for_predicted", "for_runner_up", "difference")]
         titles += [
-            f"true {classes[predictions.labels[i]]}: what the model saw",
-            f"for {predicted}",
-            f"for {runner_up}",
-            f"{predicted} rather than {runner_up}",
+            f"true {classes[predictions.labels[i]]}\nwhat the model saw",
+            f"evidence\nfor {predicted}",
+            f"evidence\nfor {runner_up}",
+            f"{predicted}\nrather than {runner_up}",
         ]
-    fig = _mosaic(cells, titles, columns=4, cell_inches=1.9, font=9, bar_inches=1.4)
-    _colour_bar(fig, norm, "contribution to the logit (red: for)", 1.4)
-    fig.suptitle("Why the model was wrong: evidence for its answer, for the runner-up, and their difference")
+    title = "Why the model was wrong: evidence for its answer, for the runner-up, and their difference"
+    fig = _mosaic(cells, titles, title, columns=4, cell_inches=1.9, font=9, bar=True)
+    _colour_bar(fig, norm, "contribution to the logit (red: for)")
     _save(fig, path)
+    return fig
 
 
-def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path: Path) -> None:
+def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path: Path):
     """The reliability diagram of the test split, before and after calibration: per confidence bin,
     the share of images that were right; a calibrated model's bars meet the diagonal."""
     from .calibration import expected_calibration_error, reliability, softmax
@@ -354,11 +427,12 @@ def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path:
         ax.set_ylim(0, 1)
         ax.legend(loc="upper left")
     _save(fig, path)
+    return fig
 
 
-def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 24) -> None:
+def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 24):
     """The first images of the training file with their labels, as the lesson shows ``dataset[0]``."""
-    _image_grid(
+    return _image_grid(
         list(data.train_images[:count]),
         [classes[int(label)] for label in data.train_labels[:count]],
         path,
@@ -366,13 +440,13 @@ def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 
     )
 
 
-def plot_transformed(data: ReportData, input_transform: str, path: Path, count: int = 8) -> None:
+def plot_transformed(data: ReportData, input_transform: str, path: Path, count: int = 8):
     """The first training images as they are (top row) and as the model sees them (bottom row)."""
     before = data.train_images[:count].astype(np.float32) / 255  # (count, 28, 28)
     after = apply_input_transform(input_transform, before)
     images = [image * 255 for image in np.concatenate([before, after])]
     titles = ["as drawn"] * count + [input_transform] * count
-    _image_grid(images, titles, path, f"Input transform '{input_transform}': before and after", columns=count)
+    return _image_grid(images, titles, path, f"Input transform '{input_transform}': before and after", columns=count)
 
 
 def figures_of(info: RunInfo) -> dict[str, str]:
@@ -423,6 +497,7 @@ def write_report(
 
     plot_curves({"": history}, run_dir / "curves.png", f"{info.dataset} — {info.preset} preset")
     plot_confusion(confusion, classes, run_dir / "confusion.png")
+    plot_class_evidence(weights, predictions, classes, run_dir / "class-evidence.png")
     plot_weights(weights, classes, run_dir / "weights.png")
     plot_misclassified(predictions, classes, run_dir / "misclassified.png")
     plot_samples(data, classes, run_dir / "samples.png")
@@ -461,6 +536,12 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"  # a loss that was not finite is stored as null
 
 
+CLASS_EVIDENCE_NOTE = (
+    "Each map is the average, over the test images of its class, of each pixel's exact contribution to that "
+    "class's logit (the weight times the input; on pixel pairs, a pair's share split between its two pixels): "
+    "with the bias it sums to the class's mean logit. It shows what the class responds to in real images. The "
+    "next figure shows the weights themselves, which on pixel pairs are hard to read as shapes."
+)
 PAIRS_NOTE = (
     "On pixel pairs, each pixel's weight here is its own plus half of every pair weight it takes part in: a pair "
     "weight says how much ink at both of two neighbouring pixels counts for the class (a stroke), which ink at "
@@ -521,7 +602,9 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
     epochs = [
         [h.epoch, _number(h.train_loss), _number(h.val_loss), _number(h.val_acc), f"{h.seconds:.3f}"] for h in history
     ]
-    notes = {"weights.png": PAIRS_NOTE} if info.features != "pixels" else {}
+    notes = {"class-evidence.png": CLASS_EVIDENCE_NOTE}
+    if info.features != "pixels":
+        notes["weights.png"] = PAIRS_NOTE
     figures = "".join(
         f"<h2>{html.escape(caption)}</h2>"
         + (f"<p>{html.escape(notes[name])}</p>" if name in notes else "")
