@@ -218,9 +218,10 @@ sys.exit(code)
 
 
 def assert_clean_error(result, message):
+    """A non-zero exit, no traceback, and one line of error (besides lines saying what was under way: "...")."""
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines() if not line.endswith(" ...")]
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
 

@@ -356,3 +356,24 @@ def test_the_input_transform_flag_overrides_the_preset(fake_data, tmp_path):
 )
 def test_only_loopback_addresses_count_as_this_machine(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_train_says_what_it_is_doing_before_each_step_that_takes_a_while(tmp_path):
+    from tests.helpers import write_shape_folder
+
+    digits = write_shape_folder(tmp_path / "digits", per_class=12, classes=[str(d) for d in range(10)])
+    result = cli(
+        "train", "--dataset", digits, "--reject", "--epochs", "1", "--out", tmp_path / "run", "--data-dir", tmp_path
+    )  # no Fashion-MNIST in that data folder: the drawn outliers alone
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.replace("\r", "\n").splitlines() if line.endswith("...")]
+    assert said == [
+        f"training the default preset on {digits} ...",
+        f"reading 120 images of {digits} (digits layout) ...",
+        "drawing 69 outliers for the class 'not a digit' ...",
+        "applying the input transform 'deskew' to every image once ...",
+        "drawing the figures and writing report.html ...",
+    ]
+    bars = result.stderr
+    for bar in ("decoding:", "outliers:", "deskew:", "epoch 1/1:", "report:"):
+        assert bar in bars

@@ -35,21 +35,19 @@ def test_presets_and_config_validation():
 
 
 @pytest.mark.parametrize(
-    "images, epochs, batch, expected",
+    "images, batch, expected",
     [
-        (50_000, 8, 512, 512),  # MNIST: 784 steps already
-        (2_145, 8, 512, 85),  # the letters example: 26 batches an epoch, 208 steps
-        (171, 8, 512, 8),  # a small folder: as small a batch as MIN_BATCH allows
-        (171, 8, 4, 4),  # a batch smaller than the rule's is never grown
-        (30, 1, 16, 8),
+        (50_000, 512, 512),  # MNIST: 98 steps an epoch already
+        (2_145, 512, 85),  # the letters example: 26 batches an epoch
+        (171, 512, 8),  # a small folder: as small a batch as MIN_BATCH allows
+        (171, 4, 4),  # a batch smaller than the rule's is never grown
     ],
 )
-def test_a_small_training_split_gets_enough_steps_by_a_smaller_batch(images, epochs, batch, expected):
+def test_a_small_training_split_gets_enough_steps_by_a_smaller_batch(images, batch, expected):
     import math
 
-    config = TrainConfig(epochs=epochs, lr=0.1, batch_size=batch)
-    enough = with_enough_steps(config, images, min_steps=200)
+    config = TrainConfig(epochs=8, lr=0.1, batch_size=batch)
+    enough = with_enough_steps(config, images, steps_per_epoch=25)
     assert enough.batch_size == expected
     assert enough.updated(batch_size=batch) == config  # nothing else changes
-    steps = epochs * math.ceil(images / enough.batch_size)
-    assert steps >= 200 or enough.batch_size in (MIN_BATCH, batch)
+    assert math.ceil(images / enough.batch_size) >= 25 or enough.batch_size in (MIN_BATCH, batch)

@@ -43,11 +43,11 @@ def test_a_small_folder_trains_in_smaller_batches_says_so_and_records_it(tmp_pat
     assert trained.returncode == 0, trained.stderr
     said = [line for line in trained.stderr.splitlines() if "optimizer steps" in line]
     assert said == [
-        "43 training images: batches of 8, not 512, so that 8 epochs take at least 200 optimizer steps "
+        "43 training images: batches of 8, not 512, so that an epoch takes at least 25 optimizer steps "
         "(--batch-size sets it)"
     ]
     info = json.loads((tmp_path / "run" / "model.json").read_text())
-    assert info["batch_rule"] == {"min_steps": 200, "preset_batch_size": 512, "batch_size": 8}
+    assert info["batch_rule"] == {"min_steps_per_epoch": 25, "preset_batch_size": 512, "batch_size": 8}
     assert info["hyperparameters"]["batch_size"] == 8 and info["splits"]["train"] == 43
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 8

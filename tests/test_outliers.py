@@ -36,7 +36,19 @@ def test_without_fashion_mnist_the_outliers_are_drawn_ones_and_one_line_says_so(
     said = []
     images, counts = training_outliers(100, 0, tmp_path, log=said.append)
     assert counts == {"drawn": 80} and len(images) == 80  # 0.8 per training digit
-    assert len(said) == 1 and "drawn outliers only" in said[0] and "fetch --dataset fashion-mnist" in said[0]
+    assert said[0] == "drawing 80 outliers for the class 'not a digit' ..."
+    assert len(said) == 2 and "drawn outliers only" in said[1] and "fetch --dataset fashion-mnist" in said[1]
+
+
+def test_making_the_outliers_says_what_it_does_and_shows_a_bar_when_asked(tmp_path, capsys):
+    said = []
+    images, _ = training_outliers(2500, 0, tmp_path, log=said.append, progress=True)
+    assert said[0] == "drawing 2,000 outliers for the class 'not a digit' ..."
+    bar = capsys.readouterr().err
+    assert "outliers:" in bar and "/2000 [" in bar
+    assert np.array_equal(images, training_outliers(2500, 0, tmp_path, log=said.append)[0])  # the bar changes nothing
+    training_outliers(100, 0, tmp_path, log=said.append)
+    assert capsys.readouterr().err == ""  # no bar unless asked for
 
 
 def test_a_run_with_a_reject_class_trains_on_its_outliers_and_records_them(fake_data, tmp_path):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from .config import DEVICES, LOADERS, MIN_STEPS, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
+from .config import DEVICES, LOADERS, MIN_STEPS_PER_EPOCH, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
 from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
 from .errors import DataError, RunError, UsageError
 
@@ -416,6 +416,9 @@ def cmd_train(args) -> int:
 
 
 def train_command(args) -> int:
+    if torchrun_rank() == 0:  # before torch, whose import alone takes seconds
+        what = args.folder.path if getattr(args, "folder", None) else args.dataset
+        log(f"resuming {args.resume} ..." if args.resume else f"training the {args.preset} preset on {what} ...")
     import torch
 
     from . import distributed
@@ -438,7 +441,9 @@ def train_command(args) -> int:
                 progress=not args.no_progress,
                 log=log,
                 overwrite=args.overwrite,
-                min_steps=None if args.batch_size is not None else MIN_STEPS,  # the batch asked for is kept
+                min_steps_per_epoch=None
+                if args.batch_size is not None
+                else MIN_STEPS_PER_EPOCH,  # keep a batch asked for
             )
     except TrainingInterrupted as interruption:
         if distributed.current().is_main:
@@ -454,14 +459,15 @@ def train_command(args) -> int:
     if not args.no_report:
         from .report import write_report
 
-        print(f"report: {write_report(result.run_dir, splits=result.splits)}")
+        log("drawing the figures and writing report.html ...")
+        print(f"report: {write_report(result.run_dir, splits=result.splits, progress=not args.no_progress)}")
     return 0
 
 
 def cmd_report(args) -> int:
     from .report import write_report
 
-    print(f"report: {write_report(args.run_dir, args.data_dir, moved_to=args.dataset)}")
+    print(f"report: {write_report(args.run_dir, args.data_dir, moved_to=args.dataset, progress=True)}")
     return 0
 
 

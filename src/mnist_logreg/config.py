@@ -31,9 +31,10 @@ DRAWN_OUTLIERS_PER_DIGIT = 0.8
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error
 # A small training split under a preset's batch takes a handful of steps and learns little (171
 # images in batches of 512 for 8 epochs: 8 steps, validation loss at chance). Unless --batch-size
-# is given, `train` shrinks the batch so that a run takes at least MIN_STEPS optimizer steps, but
+# is given, `train` shrinks the batch so that each epoch takes at least MIN_STEPS_PER_EPOCH
+# optimizer steps (200 over the presets' 8 epochs; MNIST's 50,000 take 98 in batches of 512), but
 # not below MIN_BATCH images (docs/your-own-images.md has what it changed on the letters example).
-MIN_STEPS = 200
+MIN_STEPS_PER_EPOCH = 25
 MIN_BATCH = 8
 
 
@@ -189,13 +190,14 @@ DATASET_OVERRIDES: dict[tuple[str, str], dict] = {
 }
 
 
-def with_enough_steps(config: TrainConfig, train_images: int, min_steps: int = MIN_STEPS) -> TrainConfig:
-    """``config`` with a batch that takes at least ``min_steps`` optimizer steps over ``train_images``
-    in its epochs: the training images split evenly into the steps each epoch needs, never more than
-    its own batch nor fewer than MIN_BATCH. Unchanged where its own batch already takes enough steps."""
-    if config.epochs * math.ceil(train_images / config.batch_size) >= min_steps:
+def with_enough_steps(
+    config: TrainConfig, train_images: int, steps_per_epoch: int = MIN_STEPS_PER_EPOCH
+) -> TrainConfig:
+    """``config`` with a batch that takes at least ``steps_per_epoch`` optimizer steps over
+    ``train_images``: the images split evenly into that many batches, never more than its own
+    batch nor fewer than MIN_BATCH images. Unchanged where its own batch already takes enough."""
+    if math.ceil(train_images / config.batch_size) >= steps_per_epoch:
         return config
-    steps_per_epoch = math.ceil(min_steps / config.epochs)
     return replace(config, batch_size=min(config.batch_size, max(MIN_BATCH, train_images // steps_per_epoch)))
 
 

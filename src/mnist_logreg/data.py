@@ -301,33 +301,42 @@ class TensorLoader:
 TRANSFORM_CHUNK = 1024  # images per vectorised transform call: bounds the working memory on whole datasets (4096: +118 MB peak, and slower)
 
 
-def transform_all(input_transform: str, images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, 1, 28, 28) as float32 with ``input_transform`` applied, a chunk at a time."""
+def transform_all(input_transform: str, images: torch.Tensor, done=lambda n: None) -> torch.Tensor:
+    """uint8 images (N, 1, 28, 28) as float32 with ``input_transform`` applied, a chunk at a time;
+    ``done(n)`` is told of every n transformed."""
     out = torch.empty(images.shape, dtype=torch.float32)
     for start in range(0, len(images), TRANSFORM_CHUNK):
         chunk = to_float_pixels(images[start : start + TRANSFORM_CHUNK])
         out[start : start + TRANSFORM_CHUNK] = apply_input_transform(input_transform, chunk)
+        done(len(chunk))
     return out
 
 
 def tensor_loaders(
-    splits: Splits, batch_size: int, seed: int, input_transform: str = "none"
+    splits: Splits, batch_size: int, seed: int, input_transform: str = "none", progress: bool = False
 ) -> tuple[TensorLoader, TensorLoader, TensorLoader]:
     """In-memory loaders giving the same batches as ``dataloaders(splits, batch_size, seed, input_transform)``.
 
     Without a transform the images stay bytes, scaled per batch; with one, every image is
-    transformed once, here, in one vectorised call per split, and held as float32.
+    transformed once, here, in one vectorised call per split, and held as float32 (with
+    ``progress``, under a bar: on a whole dataset it takes seconds).
     """
+    from tqdm.auto import tqdm
+
     generator = torch.Generator().manual_seed(seed)
+    outliers = len(splits.outliers) if splits.outliers is not None else 0  # trained on after the digits
+    total = sum(splits.size(split) for split in SPLITS) + outliers if input_transform != "none" else 0
+    bar = tqdm(total=total, desc=input_transform, unit="img", leave=False, disable=not (progress and total))
 
     def images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         pixels, labels = splits.tensors(split)
         if input_transform != "none":
-            pixels = transform_all(input_transform, pixels)
+            pixels = transform_all(input_transform, pixels, bar.update)
         return pixels, labels
 
-    return (
-        TensorLoader(*images("train"), batch_size, shuffle=True, generator=generator),
-        TensorLoader(*images("val"), batch_size),
-        TensorLoader(*images("test"), batch_size),
-    )
+    with bar:
+        return (
+            TensorLoader(*images("train"), batch_size, shuffle=True, generator=generator),
+            TensorLoader(*images("val"), batch_size),
+            TensorLoader(*images("test"), batch_size),
+        )

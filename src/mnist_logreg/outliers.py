@@ -38,45 +38,76 @@ CANVAS = 64  # drawn at this size, then cropped, scaled and centred like a photo
 
 
 def training_outliers(
-    digits: int, seed: int, data_dir: Path | str, layout: Layout = MNIST_LAYOUT, log: Callable[[str], None] = print
+    digits: int,
+    seed: int,
+    data_dir: Path | str,
+    layout: Layout = MNIST_LAYOUT,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
     and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
     dataset has been fetched into ``data_dir``. Without it, the drawn ones alone, and one line says
-    so: training never downloads a second dataset unasked."""
-    drawn = drawn_outliers(round(DRAWN_OUTLIERS_PER_DIGIT * digits), seed, layout)
+    so: training never downloads a second dataset unasked. One line says what is made, and with
+    ``progress`` a bar shows it being made (it takes seconds)."""
     fashion = DATASETS["fashion-mnist"]
-    if missing_files(fashion, data_dir):
+    with_garments = not missing_files(fashion, data_dir)
+    count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
+    garments = (
+        read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name)
+        if with_garments
+        else np.empty((0, SIDE, SIDE), np.uint8)
+    )
+    placed = f" and placing {len(garments):,} Fashion-MNIST garments" if with_garments else ""
+    log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
+    if not with_garments:
         log(
             f"note: Fashion-MNIST is not in {data_dir} ('mnist-logreg fetch --dataset fashion-mnist' brings it); "
             "'not a digit' is learnt from drawn outliers only"
         )
-        return drawn, {"drawn": len(drawn)}
-    garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name)
-    return np.concatenate([drawn, garment_outliers(garments, layout)]), {
-        "drawn": len(drawn),
-        fashion.name: len(garments),
-    }
+    with _bar(count + len(garments), progress) as bar:
+        drawn = drawn_outliers(count, seed, layout, bar.update)
+        if not with_garments:
+            return drawn, {"drawn": len(drawn)}
+        return np.concatenate([drawn, garment_outliers(garments, layout, bar.update)]), {
+            "drawn": len(drawn),
+            fashion.name: len(garments),
+        }
 
 
-def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT) -> np.ndarray:
-    """``count`` drawn non-digits, (count, 28, 28) uint8, light on black; the same for the same seed."""
+def _bar(total: int, shown: bool):
+    """A progress bar over the outliers made (tqdm's; nothing drawn unless ``shown``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="outliers", unit="img", leave=False, disable=not shown, mininterval=0.5)
+
+
+def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:
+    """``count`` drawn non-digits, (count, 28, 28) uint8, light on black; the same for the same seed.
+    ``done(n)`` is told of every n made."""
     rng = np.random.default_rng([seed, 22])  # a stream of its own: the split's and the weights' stay as they were
     makers = [_scribble, _strokes, _shape, _blob, _noise, _blank]
     images = np.empty((count, SIDE, SIDE), dtype=np.uint8)
     for n in range(count):
         pixels = makers[n % len(makers)](rng, layout)
         images[n] = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+        if n % PROGRESS_STEP == PROGRESS_STEP - 1 or n == count - 1:
+            done(n % PROGRESS_STEP + 1)
     return images
 
 
-def garment_outliers(images: np.ndarray, layout: Layout = MNIST_LAYOUT) -> np.ndarray:
+PROGRESS_STEP = 1000  # images made between two updates of a progress bar
+
+
+def garment_outliers(images: np.ndarray, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:
     """Fashion-MNIST images (N, 28, 28) uint8 placed as photos of them would be: ink cropped, scaled
-    into the layout's box and centred."""
+    into the layout's box and centred. ``done(n)`` is told of every n placed."""
     placed = np.empty_like(images)
     for n, image in enumerate(images):
         ink = image.astype(np.float32) / 255
         placed[n] = np.round(_placed(ink, layout) * 255).astype(np.uint8)
+        if n % PROGRESS_STEP == PROGRESS_STEP - 1 or n == len(images) - 1:
+            done(n % PROGRESS_STEP + 1)
     return placed
 
 

@@ -58,13 +58,15 @@ def make_loaders(
     device: torch.device,
     input_transform: str = "none",
     processes: distributed.Processes = distributed.SINGLE,
+    progress: bool = False,
 ):
-    """Train, validation and test loaders that yield images with ``input_transform`` already applied.
+    """Train, validation and test loaders that yield images with ``input_transform`` already applied
+    (in memory, under a progress bar with ``progress``).
 
     In data-parallel training the train loader gives this process its shard of every batch.
     """
     if loader == "memory":
-        loaders = data_module.tensor_loaders(splits, batch_size, seed, input_transform)
+        loaders = data_module.tensor_loaders(splits, batch_size, seed, input_transform, progress)
         train, val, test = (each.to(device) for each in loaders)
     elif loader == "dataloader":
         train, val, test = data_module.dataloaders(splits, batch_size, seed, input_transform)
@@ -150,13 +152,13 @@ def train_run(
     verbose: bool = True,
     log: Callable[[str], None] = print,
     overwrite: bool = False,
-    min_steps: int | None = None,
+    min_steps_per_epoch: int | None = None,
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
 
     ``run_dir`` must not hold anything yet, unless ``overwrite``: then what it held is removed.
-    Once written, ``latest`` beside it points to it. With ``min_steps``, a training split too
-    small for the batch to give that many optimizer steps trains in smaller batches
+    Once written, ``latest`` beside it points to it. With ``min_steps_per_epoch``, a training split
+    too small for the batch to give that many optimizer steps an epoch trains in smaller batches
     (``config.with_enough_steps``; the command line asks for it unless --batch-size is given).
 
     Started by torchrun in several processes, they train the model together, data-parallel
@@ -178,7 +180,7 @@ def train_run(
     if distributed.launched().is_main:
         prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
-    start["min_steps"] = min_steps
+    start["min_steps_per_epoch"] = min_steps_per_epoch
     if isinstance(spec, FolderDataset):
         start["source"] = spec.to_json()  # where a resumed run reads its images again
     return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
@@ -212,6 +214,8 @@ def resume_run(
     except (RuntimeError, EOFError, ValueError) as error:
         raise RunError(f"{path} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
     config = TrainConfig(**state["config"])
+    if distributed.launched().is_main:
+        log(f"continuing after epoch {len(state['history'])} of {config.epochs} ...")
     if dataset is not None:
         spec = dataset
     elif "source" in state:
@@ -231,11 +235,11 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     processes = distributed.start(torch_device)  # joins torchrun's group, if torchrun started this process
     if not processes.is_main:
         log = _quiet
+    shown = progress and processes.is_main  # progress bars: from the process that speaks only
     loader = state["loader"]
     source = None  # a folder dataset's record in model.json
     with distributed.each_machine_first():  # one download (or decoding) per machine, not one per process
         if isinstance(spec, FolderDataset):
-            shown = progress and processes.is_main
             splits, unreadable = data_module.folder_splits(spec, config.val_size, config.seed, shown, log)
             source = spec.to_json() | unreadable
         else:
@@ -243,14 +247,18 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         outlier_counts = {}
         if config.reject:  # the eleventh class learns from these, after the digits in every epoch
             digits = splits.size("train")
-            outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log)
+            outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log, shown)
             splits = replace(splits, outliers=torch.from_numpy(outliers))
-    if state.get("min_steps") and "history" not in state:  # a fresh start; a checkpoint holds the batch it chose
+    if (
+        state.get("min_steps_per_epoch") and "history" not in state
+    ):  # a fresh start; a checkpoint holds the batch it chose
         config = _enough_steps(config, state, splits.size("train"), log)
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
+    if config.input_transform != "none" and loader == "memory":
+        log(f"applying the input transform '{config.input_transform}' to every image once ...")
     train_loader, val_loader, test_loader = make_loaders(
-        splits, config.batch_size, config.seed, loader, torch_device, config.input_transform, processes
+        splits, config.batch_size, config.seed, loader, torch_device, config.input_transform, processes, shown
     )
     torch.manual_seed(config.seed)  # the model's initial weights
     # The input transform is the loaders' (applied once, above) until the run is saved; the
@@ -321,17 +329,18 @@ def _quiet(message: str) -> None:
 
 
 def _enough_steps(config: TrainConfig, state: dict, train_images: int, log) -> TrainConfig:
-    """``config`` with a batch small enough for ``state["min_steps"]`` steps; where it changes, said in
-    one line and recorded in ``state`` (for the checkpoint and model.json)."""
-    enough = with_enough_steps(config, train_images, state["min_steps"])
+    """``config`` with a batch small enough for ``state["min_steps_per_epoch"]`` steps an epoch; where it
+    changes, said in one line and recorded in ``state`` (for the checkpoint and model.json)."""
+    steps = state["min_steps_per_epoch"]
+    enough = with_enough_steps(config, train_images, steps)
     if enough.batch_size != config.batch_size:
         log(
             f"{train_images} training images: batches of {enough.batch_size}, not {config.batch_size}, so that "
-            f"{config.epochs} epochs take at least {state['min_steps']} optimizer steps (--batch-size sets it)"
+            f"an epoch takes at least {steps} optimizer steps (--batch-size sets it)"
         )
         state["config"] = enough.to_dict()
         state["batch_rule"] = {
-            "min_steps": state["min_steps"],
+            "min_steps_per_epoch": steps,
             "preset_batch_size": config.batch_size,
             "batch_size": enough.batch_size,
         }

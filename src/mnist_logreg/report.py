@@ -465,13 +465,14 @@ def write_report(
     dataset: DatasetSpec | None = None,
     splits=None,
     moved_to: Path | str | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write the figures, per-class metrics and ``report.html`` into ``run_dir``; return the HTML path.
 
     ``dataset`` overrides the dataset named in model.json (for datasets outside the table);
     ``splits`` passes the run's data when the caller already holds it (right after training);
-    ``moved_to`` is where a folder run's images are now, if they moved.
-    Everything here is numpy: the run's weights.npz and the dataset's files.
+    ``moved_to`` is where a folder run's images are now, if they moved; ``progress`` shows a bar
+    over the figures (together they take seconds). Everything here is numpy: the run's weights.npz and the dataset's files.
     """
     run_dir = Path(run_dir)
     weights, info = load_weights(run_dir)
@@ -495,16 +496,21 @@ def write_report(
     confusion = confusion_matrix(predictions.labels, predictions.predicted, len(classes))
     per_class = per_class_metrics(confusion, classes)
 
-    plot_curves({"": history}, run_dir / "curves.png", f"{info.dataset} — {info.preset} preset")
-    plot_confusion(confusion, classes, run_dir / "confusion.png")
-    plot_class_evidence(weights, predictions, classes, run_dir / "class-evidence.png")
-    plot_weights(weights, classes, run_dir / "weights.png")
-    plot_misclassified(predictions, classes, run_dir / "misclassified.png")
-    plot_samples(data, classes, run_dir / "samples.png")
-    plot_mistakes_evidence(weights, predictions, classes, run_dir / "evidence.png")
-    plot_reliability(weights, predictions, run_dir / "calibration.png")
-    if info.input_transform != "none":
-        plot_transformed(data, info.input_transform, run_dir / "deskew.png")
+    drawings = {
+        "curves.png": lambda path: plot_curves({"": history}, path, f"{info.dataset} — {info.preset} preset"),
+        "confusion.png": lambda path: plot_confusion(confusion, classes, path),
+        "class-evidence.png": lambda path: plot_class_evidence(weights, predictions, classes, path),
+        "weights.png": lambda path: plot_weights(weights, classes, path),
+        "misclassified.png": lambda path: plot_misclassified(predictions, classes, path),
+        "samples.png": lambda path: plot_samples(data, classes, path),
+        "evidence.png": lambda path: plot_mistakes_evidence(weights, predictions, classes, path),
+        "calibration.png": lambda path: plot_reliability(weights, predictions, path),
+        "deskew.png": lambda path: plot_transformed(data, info.input_transform, path),
+    }
+    from tqdm.auto import tqdm
+
+    for name in tqdm(figures_of(info), desc="report", unit="figure", leave=False, disable=not progress):
+        drawings[name](run_dir / name)
 
     path = run_dir / REPORT_FILE
     path.write_text(render_html(run_dir, info, metrics, per_class, history))

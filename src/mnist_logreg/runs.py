@@ -65,7 +65,7 @@ class RunInfo:
     source: dict | None = None
     preset: str = "custom"
     # Where a small training split took a smaller batch than its preset's (config.with_enough_steps):
-    # {"min_steps", "preset_batch_size", "batch_size"}. None: the batch was the preset's or the flag's.
+    # {"min_steps_per_epoch", "preset_batch_size", "batch_size"}. None: the batch was the preset's or the flag's.
     batch_rule: dict | None = None
     # The rest of TrainConfig.to_dict(), seed included: what is recorded above (input_transform,
     # features, reject) or in ``splits`` (val_size) is not written twice (``recipe`` has it all).
