@@ -1,4 +1,4 @@
-# make run   : set up .venv, fetch MNIST, train the default preset, print the test accuracy
+# make run   : set up .venv (with the web demo and ONNX export), fetch the data, train the default preset
 # make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make test-fast : the offline tests alone (under a minute): before every commit
 # make lint  : ruff's check and format check, with the rules pinned in pyproject.toml
@@ -38,8 +38,9 @@ venv: $(VENV)/.installed
 
 # The default run learns "not a digit" from Fashion-MNIST's garments too. Where they cannot be
 # fetched (Debian's package lists missing, no root to refresh them), it trains on drawn outliers
-# alone, and says so in one line.
-run: $(VENV)/.installed
+# alone, and says so in one line. The extras make every example of the README work: the web
+# demo (serve) and the ONNX export.
+run: $(VENV)/.installed-web,export
 	$(CLI) fetch --dataset mnist
 	-@$(CLI) fetch --dataset fashion-mnist 2>/dev/null
 	$(CLI) train --dataset mnist --preset default

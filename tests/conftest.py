@@ -8,7 +8,7 @@ import pytest
 
 from mnist_logreg.datasets import DatasetSpec
 from mnist_logreg.fetch import fetch, from_folder
-from tests.helpers import REAL_DATA_DIR, fake_spec, untrained_run, write_fake_files
+from tests.helpers import REAL_DATA_DIR, fake_spec, train_preset, untrained_run, write_fake_files
 
 
 @pytest.fixture
@@ -34,6 +34,13 @@ def real_data_dir() -> Path:
     fetch("mnist", REAL_DATA_DIR)
     fetch("fashion-mnist", REAL_DATA_DIR)
     return REAL_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def default_run(real_data_dir, tmp_path_factory):
+    """The default preset trained once on MNIST and shared by every test that needs it: the RunResult.
+    Tests may add files to its folder (a report, an export) but change none of what it holds."""
+    return train_preset("mnist", "default", real_data_dir, tmp_path_factory.mktemp("default") / "run")
 
 
 @pytest.fixture

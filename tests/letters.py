@@ -26,9 +26,14 @@ LIKE_DIGITS = set("OoDIlijZzSsbGTtBgq")
 LETTERS = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in LIKE_DIGITS]
 
 
+class NoFonts(FileNotFoundError):
+    """Debian's handwriting fonts are not unpacked yet."""
+
+
 def fonts() -> list[Path]:
     found = sorted(path for path in FONT_DIR.glob("*") if path.suffix in (".ttf", ".otf"))
-    assert found, f"no fonts in {FONT_DIR}: 'make fonts' (part of 'make test') unpacks Debian's handwriting fonts"
+    if not found:
+        raise NoFonts(f"no fonts in {FONT_DIR}: run 'make fonts' first (it unpacks Debian's handwriting fonts)")
     return found
 
 
@@ -77,5 +82,15 @@ def write_letter_folder(root: Path, sizes=(70, 90, 110), slants=(-8, 0, 8)) -> P
     return root
 
 
+def main(argv: list[str]) -> None:
+    """``python -m tests.letters FOLDER``: the letters folder, or one line saying what is missing."""
+    if len(argv) != 1:
+        sys.exit("usage: python -m tests.letters FOLDER")
+    try:
+        print(f"wrote {write_letter_folder(Path(argv[0]))}")
+    except NoFonts as error:
+        sys.exit(f"error: {error}")
+
+
 if __name__ == "__main__":
-    print(f"wrote {write_letter_folder(Path(sys.argv[1]))}")
+    main(sys.argv[1:])

@@ -18,7 +18,6 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-from tests.helpers import train_preset
 from tests.photos import seven
 from tests.servers import serving
 
@@ -50,9 +49,8 @@ STROKES = {
 
 
 @pytest.fixture(scope="module")
-def server(real_data_dir, tmp_path_factory):
-    run = train_preset("mnist", "default", real_data_dir, tmp_path_factory.mktemp("browser") / "run")
-    with serving(run.run_dir) as url:
+def server(default_run):
+    with serving(default_run.run_dir) as url:
         yield url
 
 

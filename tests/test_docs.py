@@ -1,9 +1,15 @@
-"""Every code block in README.md and docs/ runs as written, in a scratch folder, on the real data.
+"""Every code block in README.md and docs/ runs as written, as a new user runs it after `make run` alone.
+
+The blocks run in a scratch folder that stands for a fresh clone after `make run`: the fetched
+data, the default run in runs/ with runs/latest pointing to it, the repository's .gitignore, and
+nothing else; whatever else a page needs, the page itself must say how to make (the examples'
+images, the letters' fonts). Afterwards git sees nothing new there: every file the examples
+write lies under a folder the clone ignores.
 
 Shell blocks run line by line (a trailing backslash joins lines) with the package's commands on
-PATH; each line must exit 0. A line that starts a server (`mnist-logreg serve`) runs in the
-background until the last block has run, as a reader's terminal would keep it. Python blocks run
-in a fresh interpreter. The folder holds what the examples name: the data, photos and drawings.
+PATH; each line must exit 0. A `make` line runs in the repository itself, as it would in the
+clone. A line that starts a server (`mnist-logreg serve`) runs in the background until the last
+block has run, as a reader's terminal would keep it. Python blocks run in a fresh interpreter.
 A block is skipped only where the line before it says why: ``<!-- docs-test: skip (reason) -->``.
 """
 
@@ -16,13 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.helpers import REPO_ROOT
-from tests.photos import MAKERS, seven
 from tests.servers import wait_until_answering
-from tests.written_numbers import compose, on_lit_paper
 
 pytestmark = pytest.mark.real_data
 
@@ -68,38 +71,45 @@ def commands(code: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scratch(real_data_dir, tmp_path_factory) -> Path:
-    """A folder as the examples expect one: the data, and the photos, drawings and notes they name."""
-    folder = tmp_path_factory.mktemp("docs")
-    (folder / "data").symlink_to(real_data_dir, target_is_directory=True)
-    downloads = folder / "home" / "Downloads"
-    downloads.mkdir(parents=True)
-    for file in (real_data_dir / "FashionMNIST" / "raw").glob("*-ubyte"):
-        shutil.copy(file, downloads / file.name)
-    from mnist_logreg.idx import read_idx
-
-    digits = read_idx(real_data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte")
-    rng = np.random.default_rng(3)
-    MAKERS["paper-jpeg"](digits[0], rng).convert("RGB").save(folder / "photo.jpg")
-    (folder / "drawings").mkdir()
-    MAKERS["transparent"](digits[1], rng).save(folder / "drawings" / "two.png")
-    seven().save(folder / "drawings" / "seven.png")
-    on_lit_paper(compose([digits[i] for i in (0, 1, 2)], rng), rng).convert("RGB").save(folder / "sticky-note.jpg")
-    seven().save(folder / "digit.png")
-    seven().save(folder / "a.png")
-    MAKERS["paper"](digits[3], rng).save(folder / "b.jpg")
+def scratch(real_data_dir, default_run, tmp_path_factory) -> Path:
+    """A folder as a clone is after `make run`: data fetched, the default run trained, under git."""
+    folder = tmp_path_factory.mktemp("clone")
+    shutil.copy(REPO_ROOT / ".gitignore", folder / ".gitignore")
+    (folder / "data").symlink_to(real_data_dir, target_is_directory=True)  # what `make run` fetched
+    shutil.copytree(default_run.run_dir, folder / "runs" / "mnist-default-20261203-120000")  # what it trained
+    (folder / "runs" / "latest").symlink_to("mnist-default-20261203-120000", target_is_directory=True)
+    git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=folder, check=True)
+    (folder / ".git" / "info" / "exclude").write_text("/data\n")  # a link here, the data folder in a clone
+    subprocess.run([*git, "add", ".gitignore"], cwd=folder, check=True)
+    subprocess.run([*git, "commit", "-qm", "clone"], cwd=folder, check=True)
+    assert untracked(folder) == []
     return folder
 
 
-def environment(scratch: Path) -> dict:
+def untracked(folder: Path) -> list[str]:
+    """What git would call new or changed in ``folder``: files the examples left outside ignored folders."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return status.stdout.splitlines()
+
+
+def environment(home: Path) -> dict:
+    """The reader's shell: the package's commands on PATH, an empty ``home`` (outside the clone, where
+    tools keep their caches), and the repository's own tools the pages use (python -m tests.letters)."""
     bin_dir = str(Path(sys.executable).parent)
     path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    # PYTHONPATH: the repository's own tools the pages use (python -m tests.letters).
-    return {**os.environ, "PATH": path, "HOME": str(scratch / "home"), "PYTHONPATH": str(REPO_ROOT)}
+    return {**os.environ, "PATH": path, "HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
 
 
-def test_every_code_block_runs_as_written(scratch):
-    env, servers, ran = environment(scratch), [], 0
+def test_every_code_block_runs_as_written(scratch, tmp_path):
+    env, servers, ran = environment(tmp_path / "home"), [], 0
+    (tmp_path / "home").mkdir()
     try:
         for page in PAGES:
             for language, code, skip in code_blocks(page):
@@ -113,6 +123,7 @@ def test_every_code_block_runs_as_written(scratch):
                     ran += 1
                     continue
                 for line in commands(code):
+                    where = REPO_ROOT if line.startswith("make ") else scratch  # make acts on the clone itself
                     if re.search(r"\bmnist-logreg serve\b", line):
                         port = re.search(r"--port (\d+)", line)
                         process = subprocess.Popen(
@@ -122,7 +133,7 @@ def test_every_code_block_runs_as_written(scratch):
                         wait_until_answering(f"http://127.0.0.1:{port[1] if port else 8000}/api/health", process)
                     else:
                         done = subprocess.run(
-                            ["bash", "-c", line], cwd=scratch, env=env, capture_output=True, text=True, timeout=600
+                            ["bash", "-c", line], cwd=where, env=env, capture_output=True, text=True, timeout=600
                         )
                         assert done.returncode == 0, (
                             f"{page.name}: {line}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
@@ -134,3 +145,4 @@ def test_every_code_block_runs_as_written(scratch):
             process.terminate()
             process.wait(timeout=30)
     assert ran >= 20
+    assert untracked(scratch) == [], "the examples wrote files that git does not ignore"
