@@ -56,7 +56,8 @@ def test_the_docs_onnxruntime_example_runs_without_torch(tmp_path):
     save_model(tmp_path / "runs" / "mnist-default", model, INFO)
     (tmp_path / "runs" / "latest").symlink_to("mnist-default")  # as train leaves it
     assert cli("export", tmp_path / "runs" / "latest").returncode == 0
-    seven().save(tmp_path / "digit.png")
+    (tmp_path / "examples").mkdir()
+    seven().save(tmp_path / "examples" / "digit.png")  # as python -m tests.examples makes it
     page = (REPO_ROOT / "docs" / "onnx.md").read_text()
     example = re.search(r"```python\n(import json, numpy as np, onnxruntime\n.*?)```", page, re.S).group(1)
     assert len(example.strip().splitlines()) <= 10

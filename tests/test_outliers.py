@@ -42,11 +42,11 @@ def test_without_fashion_mnist_the_outliers_are_drawn_ones_and_one_line_says_so(
 
 def test_making_the_outliers_says_what_it_does_and_shows_a_bar_when_asked(tmp_path, capsys):
     said = []
-    images, _ = training_outliers(2500, 0, tmp_path, log=said.append, progress=True)
-    assert said[0] == "drawing 2,000 outliers for the class 'not a digit' ..."
+    images, _ = training_outliers(1300, 0, tmp_path, log=said.append, progress=True)
+    assert said[0] == "drawing 1,040 outliers for the class 'not a digit' ..."
     bar = capsys.readouterr().err
-    assert "outliers:" in bar and "/2000 [" in bar
-    assert np.array_equal(images, training_outliers(2500, 0, tmp_path, log=said.append)[0])  # the bar changes nothing
+    assert "outliers:" in bar and "/1040 [" in bar
+    assert np.array_equal(images, training_outliers(1300, 0, tmp_path, log=said.append)[0])  # the bar changes nothing
     training_outliers(100, 0, tmp_path, log=said.append)
     assert capsys.readouterr().err == ""  # no bar unless asked for
 
