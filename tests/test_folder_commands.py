@@ -187,5 +187,5 @@ def test_bad_folders_are_one_line_errors_and_leave_no_run(tmp_path, make, flags,
     assert not (tmp_path / "run").exists()
 
 
-def test_layout_and_no_cache_are_refused_for_a_dataset_of_the_table():
-    assert_clean_error(cli("train", "--layout", "resize"), "--layout and --no-cache are for a folder dataset")
+def test_layout_is_refused_for_a_dataset_of_the_table():
+    assert_clean_error(cli("train", "--layout", "resize"), "--layout is for a folder dataset")

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from mnist_logreg.config import get_preset
 from mnist_logreg.data import load_splits, to_float_pixels
+from mnist_logreg.datasets import Layout
 from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, training_outliers
 from tests.helpers import cli, train_preset
 
@@ -77,3 +79,59 @@ def test_reject_is_refused_for_classes_that_are_not_digits(fake_data, tmp_path):
     result = cli("train", "--dataset", "fashion-mnist", "--reject", "--out", tmp_path / "run", "--data-dir", tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not the digits 0-9" in result.stderr
+
+
+def test_the_outliers_are_kept_in_the_data_folder_and_read_back_the_same(tmp_path):
+    said = []
+    made, counts = training_outliers(200, 3, tmp_path, log=said.append)
+    [kept] = (tmp_path / "outliers").iterdir()
+    again, counts_again = training_outliers(200, 3, tmp_path, log=said.append)
+    assert np.array_equal(made, again) and counts == counts_again and again.dtype == np.uint8
+    assert said[-2] == f"160 outliers for the class 'not a digit' from {kept}"  # then the note on Fashion-MNIST
+    uncached, _ = training_outliers(200, 3, tmp_path / "elsewhere", log=said.append, cache=False)
+    assert np.array_equal(made, uncached) and not (tmp_path / "elsewhere").exists()  # cache=False writes nothing
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"seed": 4}, {"digits": 210}, {"layout": Layout(box=16, centre_of_mass=False)}],
+    ids=["seed", "count", "layout"],
+)
+def test_a_changed_seed_count_or_layout_draws_them_again_beside_the_first(tmp_path, changed):
+    first = training_outliers(200, 3, tmp_path, log=lambda m: None)[0]
+    said = []
+    arguments = {"digits": 200, "seed": 3, "layout": Layout()} | changed
+    other = training_outliers(data_dir=tmp_path, log=said.append, **arguments)[0]
+    assert any(line.startswith("drawing") for line in said)
+    assert other.shape != first.shape or not np.array_equal(first, other)
+    assert len(list((tmp_path / "outliers").iterdir())) == 2
+
+
+def test_a_damaged_cache_is_drawn_again_and_replaced(tmp_path):
+    made = training_outliers(200, 3, tmp_path, log=lambda m: None)[0]
+    [kept] = (tmp_path / "outliers").iterdir()
+    kept.write_bytes(kept.read_bytes()[:5000])  # cut short, as a full disk would leave it
+    said = []
+    again = training_outliers(200, 3, tmp_path, log=said.append)[0]
+    assert np.array_equal(made, again)
+    assert any("is damaged" in line for line in said) and any(line.startswith("drawing") for line in said)
+    assert np.array_equal(training_outliers(200, 3, tmp_path, log=said.append)[0], made)
+    assert said[-2].endswith(f"from {kept}")  # rewritten whole
+
+
+def test_a_run_with_cached_outliers_has_the_weights_of_one_that_drew_them(fake_data, tmp_path):
+    from mnist_logreg.pipeline import train_run
+
+    spec, data_dir = fake_data
+    config = get_preset("default").updated(epochs=2, val_size=60)
+
+    def train(name, cache):
+        quiet = {"verbose": False, "log": lambda m: None}
+        return train_run(spec, config, data_dir=data_dir, run_dir=tmp_path / name, cache=cache, **quiet).model
+
+    drew = train("drew", cache=False)
+    assert not (data_dir / "outliers").exists()
+    kept = train("kept", cache=True)  # draws them and keeps them
+    read = train("read", cache=True)  # reads them back
+    for name, value in drew.state_dict().items():
+        assert torch.equal(value, kept.state_dict()[name]) and torch.equal(value, read.state_dict()[name]), name

@@ -165,8 +165,10 @@ def add_train(commands) -> None:
         help="'digits' places each image as MNIST's digits are (handwriting, symbols); "
         "'resize' makes it plain grey 28×28 (pictures that fill their frame) (default: digits)",
     )
-    folder.add_argument(
-        "--no-cache", action="store_true", help="write nothing into the folder: decode every image each time"
+    train.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="keep nothing for the next run: decode a folder's images and draw the outliers each time",
     )
     train.add_argument(
         "--preset",
@@ -393,8 +395,8 @@ def open_dataset_folder(command: argparse.ArgumentParser, args: argparse.Namespa
     """``args.folder``: the folder ``--dataset`` names, scanned (None for a dataset of the table)."""
     args.folder = None
     if args.dataset in DATASETS:
-        if args.layout or args.no_cache:
-            command.error(f"--layout and --no-cache are for a folder dataset; {args.dataset}'s images are fixed")
+        if args.layout:
+            command.error(f"--layout is for a folder dataset; {args.dataset}'s images are placed as they are")
         return
     from .folders import open_folder
 
@@ -426,6 +428,7 @@ def train_command(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    min_steps = None if args.batch_size is not None else MIN_STEPS_PER_EPOCH  # a batch asked for is kept
     try:
         if args.resume:
             result = resume_run(args.resume, data_dir=args.data_dir, progress=not args.no_progress, log=log)
@@ -441,9 +444,8 @@ def train_command(args) -> int:
                 progress=not args.no_progress,
                 log=log,
                 overwrite=args.overwrite,
-                min_steps_per_epoch=None
-                if args.batch_size is not None
-                else MIN_STEPS_PER_EPOCH,  # keep a batch asked for
+                cache=not args.no_cache,
+                min_steps_per_epoch=min_steps,
             )
     except TrainingInterrupted as interruption:
         if distributed.current().is_main:

@@ -19,7 +19,11 @@ the model learns what users' non-digits look like after the same cleaning.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -28,6 +32,7 @@ import numpy as np
 from .config import DRAWN_OUTLIERS_PER_DIGIT
 from .datasets import DATASETS, Layout
 from .fetch import missing_files
+from .files import written_atomically
 from .idx import read_idx
 from .inputs import SIDE
 from .preprocess import place_ink
@@ -44,35 +49,96 @@ def training_outliers(
     layout: Layout = MNIST_LAYOUT,
     log: Callable[[str], None] = print,
     progress: bool = False,
+    cache: bool = True,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
     and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
     dataset has been fetched into ``data_dir``. Without it, the drawn ones alone, and one line says
-    so: training never downloads a second dataset unasked. One line says what is made, and with
-    ``progress`` a bar shows it being made (it takes seconds)."""
+    so: training never downloads a second dataset unasked.
+
+    Making them takes seconds (one line says what is made, and with ``progress`` a bar shows it),
+    so they are kept in ``data_dir/outliers/`` under a key of all they depend on (``cache_key``)
+    and read from there the next time; ``cache=False`` neither reads nor writes that file.
+    """
     fashion = DATASETS["fashion-mnist"]
     with_garments = not missing_files(fashion, data_dir)
     count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
-    garments = (
-        read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name)
-        if with_garments
-        else np.empty((0, SIDE, SIDE), np.uint8)
-    )
-    placed = f" and placing {len(garments):,} Fashion-MNIST garments" if with_garments else ""
-    log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
+    key = cache_key(count, seed, layout, with_garments)
+    path = Path(data_dir) / CACHE_FOLDER / f"outliers-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    found = _read_cache(path, key, log) if cache else None
+    garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name) if with_garments and not found else None
+    if found is not None:
+        log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
+    else:
+        placed = f" and placing {len(garments):,} Fashion-MNIST garments" if with_garments else ""
+        log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
     if not with_garments:
         log(
             f"note: Fashion-MNIST is not in {data_dir} ('mnist-logreg fetch --dataset fashion-mnist' brings it); "
             "'not a digit' is learnt from drawn outliers only"
         )
-    with _bar(count + len(garments), progress) as bar:
-        drawn = drawn_outliers(count, seed, layout, bar.update)
-        if not with_garments:
-            return drawn, {"drawn": len(drawn)}
-        return np.concatenate([drawn, garment_outliers(garments, layout, bar.update)]), {
-            "drawn": len(drawn),
-            fashion.name: len(garments),
-        }
+    if found is not None:
+        return found
+    with _bar(count + (len(garments) if with_garments else 0), progress) as bar:
+        images = drawn_outliers(count, seed, layout, bar.update)
+        counts = {"drawn": len(images)}
+        if with_garments:
+            images = np.concatenate([images, garment_outliers(garments, layout, bar.update)])
+            counts[fashion.name] = len(garments)
+    if cache:
+        _write_cache(path, key, images, counts)
+    return images, counts
+
+
+CACHE_FOLDER = "outliers"  # in the data folder, beside the datasets the outliers are made with
+CACHES_KEPT = 4  # cache files kept in it, the newest: one per seed, layout or version of the code in use
+
+
+def cache_key(count: int, seed: int, layout: Layout, with_garments: bool) -> str:
+    """All that the outliers depend on, as text: how many are drawn, the seed, the layout, whether
+    (and which, by checksum) garments join them, and the code that draws and places them."""
+    fashion = DATASETS["fashion-mnist"]
+    code = hashlib.sha256()
+    for module in (Path(__file__), Path(__file__).with_name("preprocess.py")):  # drawing, and place_ink
+        code.update(module.read_bytes())
+    return json.dumps(
+        {
+            "drawn": count,
+            "seed": seed,
+            "layout": asdict(layout),
+            "garments": fashion.files[0].sha256 if with_garments else None,
+            "code": code.hexdigest(),
+        },
+        sort_keys=True,
+    )
+
+
+def _read_cache(path: Path, key: str, log: Callable[[str], None]) -> tuple[np.ndarray, dict[str, int]] | None:
+    """The outliers kept at ``path`` for ``key``; None where there are none, or none usable (said)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            if str(kept["key"]) != key:
+                return None
+            images, counts = kept["images"], json.loads(str(kept["counts"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        log(f"note: {path} is damaged ({type(error).__name__}); drawing the outliers again")
+        return None
+    if images.dtype != np.uint8 or images.shape != (sum(counts.values()), SIDE, SIDE):
+        log(f"note: {path} does not hold the outliers it names; drawing them again")
+        return None
+    return images, counts
+
+
+def _write_cache(path: Path, key: str, images: np.ndarray, counts: dict[str, int]) -> None:
+    """Keep the outliers at ``path`` (written atomically), and only the newest CACHES_KEPT files beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with written_atomically(path) as partial, partial.open("wb") as handle:
+        np.savez(handle, key=np.array(key), counts=np.array(json.dumps(counts)), images=images)
+    older = sorted(path.parent.glob("outliers-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[CACHES_KEPT:]:
+        stale.unlink(missing_ok=True)
 
 
 def _bar(total: int, shown: bool):

@@ -153,6 +153,7 @@ def train_run(
     log: Callable[[str], None] = print,
     overwrite: bool = False,
     min_steps_per_epoch: int | None = None,
+    cache: bool = True,
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
 
@@ -160,6 +161,8 @@ def train_run(
     Once written, ``latest`` beside it points to it. With ``min_steps_per_epoch``, a training split
     too small for the batch to give that many optimizer steps an epoch trains in smaller batches
     (``config.with_enough_steps``; the command line asks for it unless --batch-size is given).
+    ``cache`` keeps the outliers of a reject class in the data folder for the next run, and reads
+    them from there (outliers.training_outliers).
 
     Started by torchrun in several processes, they train the model together, data-parallel
     (see distributed.py); rank 0 writes the run folder, and model.json records the world size.
@@ -181,6 +184,7 @@ def train_run(
         prepare_run_dir(run_dir, overwrite)
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
     start["min_steps_per_epoch"] = min_steps_per_epoch
+    start["cache"] = cache
     if isinstance(spec, FolderDataset):
         start["source"] = spec.to_json()  # where a resumed run reads its images again
     return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
@@ -247,7 +251,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         outlier_counts = {}
         if config.reject:  # the eleventh class learns from these, after the digits in every epoch
             digits = splits.size("train")
-            outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log, shown)
+            cache = state.get("cache", True)
+            outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log, shown, cache)
             splits = replace(splits, outliers=torch.from_numpy(outliers))
     if (
         state.get("min_steps_per_epoch") and "history" not in state
@@ -277,7 +282,11 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         if not processes.is_main:
             return
         checkpoint = {
-            **{k: state[k] for k in ("dataset", "config", "preset", "loader", "device", "batch_rule") if k in state},
+            **{
+                k: state[k]
+                for k in ("dataset", "config", "preset", "loader", "device", "batch_rule", "cache")
+                if k in state
+            },
             "history": completed,
             "model": {k: v.cpu() for k, v in last_state.items()},
             "optimizer": optimizer.state_dict(),
