@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import DEFAULT_SEED
 from .datasets import FOLDER_LAYOUTS, Layout
-from .errors import DataError
+from .errors import DataError, UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SPLIT_FOLDERS = ("train", "test")  # a folder holding both has a test split of its own
@@ -86,6 +86,13 @@ class FolderDataset:
                 f"{folder.path} now holds the classes {list(folder.classes)}, not the run's {list(classes)}"
             )
         return folder
+
+
+def check_can_move(source: dict | None, moved_to: str | Path | None, dataset: str) -> None:
+    """Refuse a new place for the images (``--dataset FOLDER``) of a run not trained on a folder:
+    ``source`` is its model.json's record of the folder, None for a dataset of the table."""
+    if moved_to is not None and source is None:
+        raise UsageError(f"--dataset FOLDER is for a run trained on a folder, and this one was trained on {dataset}")
 
 
 def held_out_size(images: int) -> int:

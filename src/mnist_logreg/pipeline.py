@@ -32,7 +32,7 @@ from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .errors import RunError, UsageError
 from .files import written_atomically
 from .folder_data import check_same_files
-from .folders import FolderDataset
+from .folders import FolderDataset, check_can_move
 from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
 from .outliers import training_outliers
@@ -254,9 +254,8 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             cache = state.get("cache", True)
             outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log, shown, cache)
             splits = replace(splits, outliers=torch.from_numpy(outliers))
-    if (
-        state.get("min_steps_per_epoch") and "history" not in state
-    ):  # a fresh start; a checkpoint holds the batch it chose
+    fresh_start = "history" not in state  # a checkpoint holds the batch its run chose
+    if state.get("min_steps_per_epoch") and fresh_start:
         config = _enough_steps(config, state, splits.size("train"), log)
     # The loaders apply the input transform once, up front, so the model trains on transformed
     # pixels with the fast closed-form step; the saved model then applies it to each input.
@@ -477,10 +476,7 @@ def load_run_splits(
         splits, summary = data_module.folder_splits(folder, info.splits["val"], info.seed)
         check_same_files(info.source, summary["files"], folder.path)
         return splits
-    if moved_to is not None:
-        raise UsageError(
-            f"--dataset FOLDER is for a run trained on a folder, and this one was trained on {info.dataset}"
-        )
+    check_can_move(info.source, moved_to, info.dataset)
     spec = dataset if dataset is not None else info.dataset
     return data_module.load_splits(spec, data_dir, val_size=info.splits["val"], seed=info.seed)
 

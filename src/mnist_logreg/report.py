@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
-from .errors import UsageError
 from .explain import output_name
+from .folders import check_can_move
 from .idx import read_idx
 from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
 from .metrics import confusion_matrix, per_class_metrics
@@ -476,10 +476,7 @@ def write_report(
     """
     run_dir = Path(run_dir)
     weights, info = load_weights(run_dir)
-    if moved_to is not None and info.source is None:
-        raise UsageError(
-            f"--dataset FOLDER is for a run trained on a folder, and this one was trained on {info.dataset}"
-        )
+    check_can_move(info.source, moved_to, info.dataset)
     history = read_history(run_dir)
     metrics = read_metrics(run_dir)
     if splits is not None:
@@ -643,9 +640,8 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
     histories, rows = {}, []
     for run_dir, info in infos.items():
         metrics = read_metrics(run_dir)
-        name = real_run_dir(run_dir).name  # runs/latest by the name of the run it points to now
-        if name in histories:
-            name = str(real_run_dir(run_dir))
+        real = real_run_dir(run_dir)  # runs/latest by the name of the run it points to now
+        name = real.name if real.name not in histories else str(real)
         histories[name] = read_history(run_dir)
         rows.append(
             {
