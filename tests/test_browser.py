@@ -338,6 +338,21 @@ def test_a_scribble_is_shown_as_not_a_digit_once_the_hand_rests(page):
     assert page.locator("#bars").get_attribute("class") == "bars rejected"  # the bars greyed, not a confident bar
 
 
+# Half a 2 and half a 3: a digit, but which? The default run is unsure between the two.
+BETWEEN_2_AND_3 = [[(0.3, 0.25), (0.6, 0.2), (0.62, 0.4), (0.45, 0.5), (0.62, 0.62), (0.3, 0.82), (0.7, 0.82)]]
+
+
+def test_a_drawing_between_two_digits_is_shown_as_unsure_between_them(page):
+    draw(page, BETWEEN_2_AND_3)
+    page.wait_for_function(
+        "/^[0-9] or [0-9]\\? · [0-9.]+%$/.test(document.querySelector('[data-testid=prediction]').textContent)",
+        timeout=10_000,
+    )
+    text = page.get_by_test_id("prediction").text_content()
+    assert {text[0], text[5]} == {"2", "3"}, text  # "3 or 2? · 83.0%": the two likeliest digits
+    assert page.locator("#bars").get_attribute("class") == "bars rejected"  # greyed: no confident bar
+
+
 def test_the_first_stroke_of_a_4_is_never_called_not_a_digit(page):
     """The first stroke alone may be no digit; the second follows within the page's patience."""
     page.evaluate(RECORD_PREDICTIONS)

@@ -69,3 +69,36 @@ def test_an_image_whose_likeliest_output_is_the_reject_class_is_never_accepted()
     assert accepted(p, 2, 0.0).tolist() == [True, False, True]  # a tie is not "likelier"
     assert accepted(p, 2, 0.5).tolist() == [True, False, False]
     assert accepted(p, 2, None).tolist() == [True, True, True]  # no threshold: no reject option
+
+
+# Two classes, then "not a digit": each row one case of the rule, with the state it must give.
+STATE_CASES = [
+    ([0.90, 0.05, 0.05], "accepted"),  # a class, sure
+    ([0.45, 0.40, 0.15], "unsure"),  # a class likeliest, below the threshold of 0.6
+    ([0.20, 0.10, 0.70], "rejected"),  # "not a digit" likeliest, however sure or not
+    ([0.35, 0.30, 0.35], "unsure"),  # a tie with the reject output: a class is not less likely
+    ([0.60, 0.10, 0.30], "accepted"),  # at the threshold itself
+]
+
+
+def test_the_three_states_come_from_the_rule_in_numpy_and_in_torch():
+    import torch
+
+    from mnist_logreg.calibration import STATES, answer_states
+    from mnist_logreg.model import MNISTModel
+
+    p = np.array([row for row, _ in STATE_CASES])
+    expected = [state for _, state in STATE_CASES]
+    assert [STATES[s] for s in answer_states(p, 2, 0.6)] == expected
+    assert [STATES[s] for s in answer_states(p, 2, None)] == ["accepted"] * len(p)  # no reject option
+    # The torch model's rule on the same probabilities: logits log(p) with no bias, temperature 1.
+    model = MNISTModel(3, 2, reject=True)
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.eye(3))
+        model.linear.bias.zero_()
+    model.threshold = 0.6
+    states = model.answer_states(torch.log(torch.tensor(p, dtype=torch.float32)))
+    assert [STATES[s] for s in states.tolist()] == expected
+    model.threshold = None
+    assert model.answer_states(torch.log(torch.tensor(p, dtype=torch.float32))).tolist() == [0] * len(p)
+    assert accepted(p, 2, 0.6).tolist() == [state == "accepted" for state in expected]  # accepted: as it was

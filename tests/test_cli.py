@@ -99,10 +99,22 @@ def test_output_piped_into_a_reader_that_stops_early_ends_quietly(run_dir, tmp_p
     folder.mkdir()
     bar = Image.new("L", (28, 28), 0)
     bar.paste(255, (12, 4, 16, 24))
-    for i in range(400):  # far more output than a pipe's buffer holds
+    for i in range(600):  # with ten classes a row, twice the 64 KiB a pipe's buffer holds, however short the path
         bar.save(folder / f"{i:03d}.png")
     reader = subprocess.Popen(
-        [sys.executable, "-m", "mnist_logreg", "predict", str(run_dir), str(folder), "--workers", "1", *output],
+        [
+            sys.executable,
+            "-m",
+            "mnist_logreg",
+            "predict",
+            str(run_dir),
+            str(folder),
+            "--workers",
+            "1",
+            "--top-k",
+            "10",
+            *output,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

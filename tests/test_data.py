@@ -60,3 +60,75 @@ def test_memory_and_dataloader_paths_see_the_same_deskewed_images(fake_data):
         for (a, a_labels), (b, b_labels) in zip(ours, theirs, strict=True):
             assert torch.equal(a_labels, b_labels)
             assert torch.allclose(a, b, atol=1e-6)
+
+
+def with_extras(splits, copies: int, outliers: int, copies_per_epoch: int, outliers_per_epoch: int):
+    """``splits`` with ``copies`` copies of its first training digits and ``outliers`` blank outliers,
+    of which each epoch draws the numbers given."""
+    from dataclasses import replace
+
+    digits = splits.train_images[splits.train_indices[:copies]]
+    return replace(
+        splits,
+        copies=255 - digits,
+        copy_labels=splits.train_labels[splits.train_indices[:copies]],
+        outliers=torch.zeros((outliers, 28, 28), dtype=torch.uint8),
+        copies_per_epoch=copies_per_epoch,
+        outliers_per_epoch=outliers_per_epoch,
+    )
+
+
+def epoch_labels(loader) -> list[torch.Tensor]:
+    return [labels for _, labels in loader]
+
+
+def test_each_epoch_draws_a_fresh_seeded_sample_of_the_extras_identical_in_both_loaders(fake_data):
+    spec, data_dir = fake_data
+    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
+    digits = splits.size("train")
+    slow, fast = dataloaders(splits, 32, seed=3)[0], tensor_loaders(splits, 32, seed=3)[0]
+    again = tensor_loaders(splits, 32, seed=3)[0]
+    other = tensor_loaders(splits, 32, seed=4)[0]
+    assert len(slow) == len(fast) == -(-(digits + 30 + 45) // 32)
+    epochs = []
+    for _epoch in range(3):
+        ours, theirs = list(fast), list(slow)
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(ours, theirs, strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(epoch_labels(again), [y for _, y in ours], strict=True))
+        images = torch.cat([x for x, _ in ours])
+        labels = torch.cat([y for _, y in ours])
+        assert len(labels) == digits + 30 + 45
+        assert (labels == splits.outlier_label).sum() == 45  # this epoch's outliers
+        epochs.append(images.flatten(1).sum(1))  # each image's ink: which images the epoch drew
+    assert not torch.equal(epochs[0], epochs[1])  # another sample, another order, each epoch
+    assert not all(torch.equal(a, b) for a, b in zip(epoch_labels(other), epoch_labels(fast), strict=True))
+
+
+def test_the_digits_are_all_in_every_epoch_and_the_pools_are_seen_over_the_run():
+    from mnist_logreg.data import EpochSample
+
+    generator = torch.Generator().manual_seed(0)
+    sample = EpochSample(50, [(40, 10), (100, 20)], generator)
+    seen = torch.zeros(190, dtype=torch.int64)
+    for _epoch in range(40):
+        order = sample.order()
+        assert len(order) == len(sample) == 80 and len(set(order.tolist())) == 80  # without replacement
+        assert set(range(50)) <= set(order.tolist())  # every digit, every epoch
+        assert ((order >= 50) & (order < 90)).sum() == 10 and (order >= 90).sum() == 20
+        seen[order] += 1
+    assert (seen[50:] > 0).all()  # every copy and outlier drawn at some epoch
+    assert abs(seen[50:90].float().mean().item() - 10) < 1e-6  # 40 epochs × 10 of 40: ten times each, on average
+
+
+def test_the_shards_of_two_processes_cover_each_epochs_sample_exactly_once(fake_data):
+    from mnist_logreg.data import shard_batches
+
+    spec, data_dir = fake_data
+    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
+    whole = list(tensor_loaders(splits, 32, seed=3)[0])
+    shards = [list(shard_batches(tensor_loaders(splits, 32, seed=3)[0], rank, 2)) for rank in (0, 1)]
+    lesson = [list(shard_batches(dataloaders(splits, 32, seed=3)[0], rank, 2)) for rank in (0, 1)]
+    for batch, first, second, slow_first, slow_second in zip(whole, *shards, *lesson, strict=True):
+        together = torch.cat([first[1], second[1]]).sort().values
+        assert torch.equal(together, batch[1].sort().values)
+        assert torch.equal(first[1], slow_first[1]) and torch.equal(second[1], slow_second[1])

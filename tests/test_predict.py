@@ -52,7 +52,7 @@ def test_predict_files_and_folders_reports_each_and_fails_if_any_failed(run_dir,
     ]
     good, bad = rows[:2], rows[2:]
     for row in good:
-        assert set(row) == {"path", "accepted", "label", "class", "probability", "top_k", "probabilities"}
+        assert set(row) == {"path", "state", "accepted", "label", "class", "probability", "top_k", "probabilities"}
         assert len(row["top_k"]) == 2 and row["top_k"][0]["label"] == row["label"]
         assert sum(row["probabilities"]) == pytest.approx(1.0, abs=1e-5)
         assert row["probability"] == pytest.approx(max(row["probabilities"]))
@@ -100,6 +100,7 @@ def test_a_rejected_image_keeps_its_top_k_and_is_called_not_a_digit(tmp_path):
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)
     assert row["accepted"] is False and row["label"] is None and row["class"] == "not a digit"
+    assert row["state"] == "rejected" and "candidates" not in row
     assert len(row["probabilities"]) == 11 and row["probabilities"][10] > 0.99
     assert [t["class"] for t in row["top_k"]] == [str(t["label"]) for t in row["top_k"]]  # digits only
     assert row["probability"] == pytest.approx(1 - row["top_k"][0]["probability"])
@@ -118,8 +119,13 @@ def test_no_reject_accepts_every_image_and_reject_below_sets_the_threshold(tmp_p
 
     plain = row()
     assert plain["accepted"] is True and plain["label"] == plain["top_k"][0]["label"]
-    assert row("--reject-below", "0.99")["accepted"] is False  # an untrained model is never that sure
-    assert row("--reject-below", "0")["accepted"] is True
+    unsure = row("--reject-below", "0.99")  # an untrained model is never that sure: a digit, but which?
+    assert unsure["accepted"] is False and unsure["state"] == "unsure" and unsure["class"] == "unsure"
+    assert unsure["candidates"] == [t["class"] for t in unsure["top_k"][:2]] and unsure["label"] is None
+    assert unsure["probability"] == pytest.approx(sum(t["probability"] for t in unsure["top_k"][:2]))
+    table = cli("predict", tmp_path / "run", tmp_path / "seven.png", "--reject-below", "0.99").stdout
+    assert f"{' or '.join(unsure['candidates'])}?" in table and "1 of 1 unsure between two classes" in table
+    assert row("--reject-below", "0")["state"] == "accepted"
     rejecting_run(tmp_path / "run")
     rejected, taken = row(), row("--no-reject")
     assert rejected["accepted"] is False and taken["accepted"] is True

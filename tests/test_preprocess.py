@@ -259,3 +259,31 @@ def test_the_pixel_limit_holds_with_reduced_decoding():
 
     with pytest.raises(ImageTooLarge, match="over the limit of 40"):
         open_image(_save(Image.new("L", (8000, 6000), 200), "JPEG"), reduce_to=512)
+
+
+@pytest.mark.parametrize("width", [2, 4, 8, 14, 30])
+def test_a_stroke_of_any_pen_width_is_placed_as_wide_as_mnists(width):
+    """A vertical line 220 px tall: however wide the pen, placed in 20 px its stroke is as wide as
+    MNIST's strokes (STROKE_RANGE), not a 1-px hairline nor a block."""
+    from mnist_logreg.preprocess import STROKE_RANGE, preprocess_array, stroke_width
+
+    page = Image.new("L", (300, 300), 255)
+    ImageDraw.Draw(page).line([(150, 40), (150, 260)], fill=0, width=width)
+    placed = preprocess_array(page)
+    enlarged = np.kron(placed, np.ones((4, 4), np.float32))  # measured at a quarter pixel, as the ranges were
+    low, high = STROKE_RANGE
+    assert low - 0.6 <= stroke_width(enlarged) / 4 <= high + 0.6, stroke_width(enlarged) / 4
+
+
+def test_a_small_scan_is_cleaned_grown_so_that_the_median_filter_keeps_its_strokes():
+    """A 28×28 digit saved as a PNG: cleaned at MIN_WORKING_SIDE, where a 3×3 median filter is finer
+    than its strokes, and a large photo still at WORKING_SIDE."""
+    from mnist_logreg.preprocess import MIN_WORKING_SIDE, WORKING_SIDE, ink_of
+
+    small = Image.new("L", (28, 21), 0)
+    ImageDraw.Draw(small).line([(14, 3), (14, 18)], fill=255, width=2)  # a 2 px stroke: a 3×3 median would thin it
+    assert ink_of(small).shape == (round(21 * MIN_WORKING_SIDE / 28), MIN_WORKING_SIDE)
+    assert ink_of(small).max() == 1.0
+    large = Image.new("L", (1200, 900), 255)
+    ImageDraw.Draw(large).line([(600, 100), (600, 800)], fill=0, width=30)
+    assert ink_of(large).shape == (288, WORKING_SIDE)

@@ -44,10 +44,26 @@ def test_read_prints_json_with_one_entry_per_digit_and_boxes_in_the_images_pixel
     assert set(reading) == {"path", "text", "probability", "digits"}
     assert reading["probability"] == pytest.approx(np.prod([d["probability"] for d in reading["digits"]]))
     for digit, (x, y, w, h) in zip(reading["digits"], expected_boxes, strict=True):
-        assert set(digit) == {"accepted", "label", "class", "probability", "top_k", "box"} and len(digit["top_k"]) == 2
+        assert (
+            set(digit) == {"state", "accepted", "label", "class", "probability", "top_k", "box"}
+            and len(digit["top_k"]) == 2
+        )
         assert digit["class"] == str(digit["label"])  # as predict's answers name it
         assert np.allclose(digit["box"], [x, y, w, h], atol=10)  # within a few working pixels, scaled back
     assert reading["text"] == "".join(str(d["label"]) for d in reading["digits"])
+
+
+def test_a_digit_read_unsure_stays_in_the_number_as_a_question_mark_and_the_table_says_so(run_dir, tmp_path):
+    path, _ = drawing(tmp_path)
+    sure = json.loads(cli("read", run_dir, path, "--json").stdout)[0]
+    # Above any probability an untrained model gives: each part is a digit, but not for sure which.
+    result = cli("read", run_dir, path, "--json", "--reject-below", "0.99")
+    [reading] = json.loads(result.stdout)
+    assert reading["text"] == "??" and [d["state"] for d in reading["digits"]] == ["unsure", "unsure"]
+    for digit, was in zip(reading["digits"], sure["digits"], strict=True):
+        assert digit["candidates"] == [t["class"] for t in was["top_k"][:2]] and digit["box"] == was["box"]
+    table = cli("read", run_dir, path, "--reject-below", "0.99").stdout
+    assert " ??  " in table and "? marks a digit read unsure (2 in all)" in table
 
 
 def test_a_bad_file_gets_its_own_error_and_the_exit_status_is_1(run_dir, tmp_path):
@@ -89,7 +105,7 @@ def test_the_api_reads_one_image_and_a_batch(run_dir, tmp_path):
     with serving(run_dir) as url:
         status, one = request(f"{url}/api/read", *multipart("file", "ten.png", content))
         assert status == 200 and len(one["text"]) == 2 and len(one["digits"]) == 2
-        assert set(one["digits"][0]) == {"accepted", "label", "class", "probability", "top_k", "box"}
+        assert set(one["digits"][0]) == {"state", "accepted", "label", "class", "probability", "top_k", "box"}
         status, batch = request(
             f"{url}/api/read", *multipart_files([("file", "a.png", content), ("file", "b.txt", b"text")])
         )

@@ -657,6 +657,82 @@ def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default
     assert reading["digits"][0]["label"] is None
 
 
+# ---------------------------------------------------------------------------------------------
+# Real digits in any pen (pens.py; tests/pens.py makes the test sets, from MNIST's test digits)
+# ---------------------------------------------------------------------------------------------
+
+
+# Floors the default run must reach (docs/not-a-digit.md has what the bench measured).
+PNG_FLOOR = {"accepted": 0.94, "right": 0.99}
+PENS_FLOOR = {
+    "thick": (0.80, 0.95),
+    "fine": (0.83, 0.98),
+    "blurred": (0.62, 0.97),
+    "low-res": (0.70, 0.97),
+    "faint": (0.88, 0.98),
+    "warped": (0.92, 0.98),
+}  # accepted, right among the accepted
+FONT_FLOOR = {"top_right": 0.90, "accepted": 0.83}
+
+
+def test_the_default_run_trains_on_each_pen_and_records_it(default_run):
+    from mnist_logreg.config import PEN_SHARES
+    from mnist_logreg.pens import PENS
+
+    pens = default_run.info.pens
+    assert set(pens["counts"]) == set(PEN_SHARES) == set(PENS) and pens["copies_per_digit"] == 1
+    assert sum(pens["counts"].values()) == default_run.info.splits["train"]  # one copy of each training digit
+    share = {pen: count / sum(pens["counts"].values()) for pen, count in pens["counts"].items()}
+    total = sum(PEN_SHARES.values())
+    assert all(abs(share[pen] - PEN_SHARES[pen] / total) < 0.01 for pen in PEN_SHARES), share
+    assert default_run.info.recipe["pens"] is True
+
+
+def test_a_vertical_stroke_of_any_pen_width_is_an_accepted_1(default_run):
+    from tests.pens import score_strokes
+
+    weights, info = load_weights(default_run.run_dir)
+    answers = score_strokes(weights, info)
+    print("\nvertical strokes:", {width: (a["state"], a["class"]) for width, a in answers.items()})
+    assert all(a["accepted"] and a["class"] == "1" for a in answers.values()), answers
+
+
+def test_mnist_test_digits_as_png_files_are_accepted_as_the_arrays_are(default_run):
+    from tests.pens import score_digit_files
+
+    weights, info = load_weights(default_run.run_dir)
+    images, labels = default_run.splits.tensors("test")
+    scored = score_digit_files(weights, info, images[:, 0].numpy(), labels.numpy())
+    print(f"\nMNIST test digits as PNG files: {scored}")
+    assert scored["accepted"] >= PNG_FLOOR["accepted"] and scored["right"] >= PNG_FLOOR["right"]
+
+
+@pytest.fixture(scope="module")
+def pens_scores(default_run):
+    from tests.pens import score_pens
+
+    weights, info = load_weights(default_run.run_dir)
+    images, labels = default_run.splits.tensors("test")
+    scores = score_pens(weights, info, images[:, 0].numpy(), labels.numpy())
+    print("\npens test set:", {pen: (round(s["accepted"], 3), round(s["right"], 3)) for pen, s in scores.items()})
+    return scores
+
+
+@pytest.mark.parametrize("pen", sorted(PENS_FLOOR))
+def test_each_pen_of_the_pens_test_set_is_accepted_and_read_right(pens_scores, pen):
+    accepted, right = PENS_FLOOR[pen]
+    assert pens_scores[pen]["accepted"] >= accepted and pens_scores[pen]["right"] >= right, pens_scores[pen]
+
+
+def test_digits_in_handwriting_fonts_are_read_and_accepted(default_run):
+    from tests.pens import score_font_digits
+
+    weights, info = load_weights(default_run.run_dir)
+    scored = score_font_digits(weights, info)
+    print(f"\nhandwriting-font digits: {scored}")
+    assert scored["top_right"] >= FONT_FLOOR["top_right"] and scored["accepted"] >= FONT_FLOOR["accepted"]
+
+
 def test_the_documented_letters_folder_trains_and_reads_unseen_fonts(tmp_path):
     """docs/your-own-images.md's example: capital letters from eleven handwriting fonts, tested on
     three fonts the training never saw, through the command line as the page runs it."""

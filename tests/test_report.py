@@ -321,3 +321,27 @@ def test_class_evidence_maps_sum_with_the_bias_to_each_classs_mean_logit(fake_ru
     for k, evidence_map in maps.items():
         mean_logit = predictions.logits[predictions.labels == k, k].mean()
         assert evidence_map.sum() + weights.bias[k] == pytest.approx(mean_logit, rel=1e-6, abs=1e-6)
+
+
+def test_a_run_with_pens_reports_how_it_reads_each_pen_beside_the_digits_as_they_are(fake_data, tmp_path):
+    from mnist_logreg.pens import PENS
+
+    spec, data_dir = fake_data
+    config = CONFIG.updated(epochs=1, reject=True, pens=True)
+    train_run(
+        spec, config, preset="test", data_dir=data_dir, run_dir=tmp_path / "run", verbose=False, log=lambda m: None
+    )
+    info = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert sum(info["pens"]["counts"].values()) == info["splits"]["train"] and info["pens"]["copies_per_epoch"] > 0
+    write_report(tmp_path / "run", data_dir, dataset=spec)
+    page = (tmp_path / "run" / "report.html").read_text()
+    section = page.split("<h2>Pens</h2>", 1)[1].split("<h2>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td>((?:<td>[^<]+</td>){4})</tr>", section)
+    assert [name for name, _, _ in rows] == ["test digits as they are"] + [f"redrawn: {pen}" for pen in PENS]
+    for name, share, numbers in rows[1:]:
+        count = info["pens"]["counts"][name.removeprefix("redrawn: ")]
+        assert share.endswith(f"({count} copies)"), share
+        accepted, unsure, right, top = (
+            float(v) if v != "—" else None for v in re.findall(r"<td>([^<]+)</td>", numbers)
+        )
+        assert 0 <= accepted + unsure <= 1 and 0 <= top <= 1 and (right is None or 0 <= right <= 1)

@@ -95,7 +95,13 @@ def test_model_json_holds_each_setting_once_and_older_folders_still_load(tmp_pat
 
     recipe = get_preset("default", "mnist").to_dict()
     info = RunInfo.from_json(
-        digits_info(input_transform="deskew", features="pixel-pairs", reject={"threshold": 0.5}, splits={"val": 10000})
+        digits_info(
+            input_transform="deskew",
+            features="pixel-pairs",
+            reject={"threshold": 0.5},
+            pens={"copies_per_digit": 1},
+            splits={"val": 10000},
+        )
     )
     info.hyperparameters = RunInfo.hyperparameters_of(recipe)
     save_model(tmp_path / "run", MNISTModel(features="pixel-pairs", input_transform="deskew", reject=True), info)

@@ -23,11 +23,18 @@ from mnist_logreg.training import (
 from tests.helpers import make_images, random_batch
 
 
-def test_closed_form_gradient_matches_autograd():
+@pytest.mark.parametrize("reject_weight", [None, 3.0])  # plain, and the reject class's loss weighed 3
+def test_closed_form_gradient_matches_autograd(reject_weight):
     torch.manual_seed(0)
-    model = MNISTModel()
+    model = MNISTModel(reject=reject_weight is not None)
     images, labels = random_batch()
+    if reject_weight is not None:
+        labels[::4] = 10  # a quarter of the batch outliers
+        model.class_weight = torch.tensor([1.0] * 10 + [reject_weight])
+        unweighted = torch.nn.functional.cross_entropy(model(images), labels)
     loss = model.training_step((images, labels))
+    if reject_weight is not None:  # the weighted loss is larger: its outliers count three times
+        assert loss.item() > unweighted.item()
     loss.backward()
     reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
     model.zero_grad(set_to_none=True)

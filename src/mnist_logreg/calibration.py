@@ -8,7 +8,10 @@ bins of confidence, the mean |accuracy - confidence|, weighted by each bin's sha
 
 The reject rule: an image is accepted when its score, the probability of its most likely
 digit, is at least the run's threshold, and no other output (the reject class "not a digit")
-is more likely. The threshold is chosen on the validation digits (``choose_threshold``).
+is more likely. The threshold is chosen on the validation digits (``choose_threshold``). An
+image not accepted is one of two things (``answer_states``): "not a digit" where the reject
+class is the likeliest output, and "unsure" where a digit is likeliest but below the threshold:
+a 3 that might be a 5 is not a letter.
 numpy only, but for the fit itself, which runs after training.
 """
 
@@ -95,6 +98,22 @@ def choose_threshold(scores: np.ndarray, accept_rate: float) -> float:
     no threshold can, because so many images have "not a digit" likeliest (a score of -1)."""
     ordered = np.sort(np.asarray(scores))[::-1]
     return max(0.0, float(ordered[min(len(ordered), int(np.ceil(accept_rate * len(ordered)))) - 1]))
+
+
+# An answer's three states, by their index in ``answer_states``' result.
+STATES = ("accepted", "unsure", "rejected")
+ACCEPTED, UNSURE, REJECTED = range(len(STATES))
+
+
+def answer_states(probabilities: np.ndarray, digits: int, threshold: float | None) -> np.ndarray:
+    """Each image's state, an index into STATES: REJECTED where an output after the first ``digits``
+    (the reject class) is the likeliest; UNSURE where a digit is, with a probability under
+    ``threshold``; ACCEPTED otherwise, and always without a threshold (no reject option).
+    ``MNISTModel.answer_states`` is the same rule in torch."""
+    if threshold is None:
+        return np.full(len(probabilities), ACCEPTED)
+    best = probabilities[:, :digits].max(axis=1)
+    return np.where(probabilities.argmax(axis=1) >= digits, REJECTED, np.where(best < threshold, UNSURE, ACCEPTED))
 
 
 def accepted(probabilities: np.ndarray, digits: int, threshold: float | None) -> np.ndarray:

@@ -606,13 +606,18 @@ def print_prediction_table(good: list[dict]) -> None:
             said = f"{r['path']}: predicted {r['class']} (p={r['probability']:.3f}), true label {r['true_class']}"
             print(f"{said}; top {len(r['top_k'])}: {top}")
         return
+    from .predict import shown_class
+
     width = max(len(r["path"]) for r in good)
     k = len(good[0]["top_k"])
     print(f"{'path':<{width}}  {'class':<12} {'prob':>6}  top {k}")
     for r in good:
         top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top_k"])
-        print(f"{r['path']:<{width}}  {r['class']:<12} {r['probability']:>6.3f}  {top}")
-    rejected = sum(not r["accepted"] for r in good)
+        print(f"{r['path']:<{width}}  {shown_class(r):<12} {r['probability']:>6.3f}  {top}")
+    unsure = sum(r["state"] == "unsure" for r in good)
+    rejected = sum(r["state"] == "rejected" for r in good)
+    if unsure:
+        print(f"{unsure} of {len(good)} unsure between two classes (their prob: the two's together)")
     if rejected:
         print(
             f"{rejected} of {len(good)} not taken for a digit "
@@ -626,9 +631,12 @@ def print_reading_table(good: list[dict]) -> None:
     width = max(len(r["path"]) for r in good)
     print(f"{'path':<{width}}  {'number':<10} {'prob':>6}  not digits")
     for r in good:
-        left_out = sum(not d["accepted"] for d in r["digits"])
+        left_out = sum(d["state"] == "rejected" for d in r["digits"])
         said = r.get("reason") or left_out or ""  # an image without digits says why
         print(f"{r['path']:<{width}}  {r['text'] or '-':<10} {r['probability']:>6.3f}  {said}")
+    unsure = sum(d["state"] == "unsure" for r in good for d in r["digits"])
+    if unsure:
+        print(f"? marks a digit read unsure ({unsure} in all): the digit is one of two, and the prob leaves it out")
 
 
 def cmd_read(args) -> int:

@@ -28,6 +28,18 @@ REJECT_CLASS = "not a digit"  # the eleventh class's name, and what a rejected i
 # Non-digits drawn by code per training digit (scribbles, strokes, shapes, blobs, noise, blanks):
 # 40,000 for MNIST's 50,000. Half as many let through 4 points more held-out letters.
 DRAWN_OUTLIERS_PER_DIGIT = 0.8
+# Pen variety (pens.py): copies of each training digit redrawn with other pens, and the share of
+# each pen among them (docs/not-a-digit.md has how they were chosen on the validation split).
+PEN_COPIES = 1
+# Each epoch trains on every digit and a fresh, seeded sample of the copies and of the outliers,
+# this many per training digit: the pools are seen over the run, and an epoch costs little more
+# than its digits (data.EpochSample).
+COPIES_PER_EPOCH = 0.5
+OUTLIERS_PER_EPOCH = 1.5
+# The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each
+# counting for more.
+REJECT_LOSS_WEIGHT = 1.0
+PEN_SHARES = {"thick": 1.0, "fine": 1.0, "blurred": 2.0, "low-res": 2.0, "faint": 1.0, "warped": 1.0}
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error
 # A small training split under a preset's batch takes a handful of steps and learns little (171
 # images in batches of 512 for 8 epochs: 8 steps, validation loss at chance). Unless --batch-size
@@ -110,6 +122,9 @@ class TrainConfig:
     reject: bool = setting(
         False, help="also learn an eleventh class, 'not a digit', from images that are none (outliers.py)"
     )
+    pens: bool = setting(
+        False, help="also train on copies of the digits redrawn with other pens: thick, fine, blurred, ... (pens.py)"
+    )
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs > 0):
@@ -172,7 +187,7 @@ PRESETS: dict[str, TrainConfig] = {
     # The most accurate recipe for the dataset: on MNIST, deskewed digits and the pairs of
     # neighbouring pixels, trained two epochs longer (eight: validation accuracy still rose),
     # with the class "not a digit" learnt from outliers.
-    "default": replace(_DESKEWED, features="pixel-pairs", epochs=8, reject=True),
+    "default": replace(_DESKEWED, features="pixel-pairs", epochs=8, reject=True, pens=True),
 }
 
 # Where the best recipe differs by dataset. Garments are not slanted pen strokes: deskewed,
@@ -184,9 +199,9 @@ PRESETS: dict[str, TrainConfig] = {
 # A folder of one's own images ("folder-<layout>", folders.py) has no outliers of its own either;
 # placed plainly (--layout resize) its pictures are not pen strokes, and it is treated as garments are.
 DATASET_OVERRIDES: dict[tuple[str, str], dict] = {
-    ("default", "fashion-mnist"): {"input_transform": "none", "weight_decay": 0.0, "reject": False},
-    ("default", "folder-digits"): {"reject": False},
-    ("default", "folder-resize"): {"input_transform": "none", "weight_decay": 0.0, "reject": False},
+    ("default", "fashion-mnist"): {"input_transform": "none", "weight_decay": 0.0, "reject": False, "pens": False},
+    ("default", "folder-digits"): {"reject": False, "pens": False},
+    ("default", "folder-resize"): {"input_transform": "none", "weight_decay": 0.0, "reject": False, "pens": False},
 }
 
 

@@ -40,8 +40,15 @@ class Splits:
     test_labels: torch.Tensor  # (10000,) int64
     train_indices: list[int]  # into the training file, as random_split chose them
     val_indices: list[int]
-    # Non-digits trained on as one more class, after the dataset's (outliers.py): (N, 28, 28) uint8.
+    # Training digits redrawn with other pens (pens.py), trained on after the digits: (N, 28, 28)
+    # uint8, and their labels (N,) int64.
+    copies: torch.Tensor | None = None
+    copy_labels: torch.Tensor | None = None
+    # Non-digits trained on as one more class, after the copies (outliers.py): (N, 28, 28) uint8.
     outliers: torch.Tensor | None = None
+    # How many of the copies and of the outliers each epoch draws afresh (EpochSample); None: all of them.
+    copies_per_epoch: int | None = None
+    outliers_per_epoch: int | None = None
 
     @property
     def outlier_label(self) -> int:
@@ -58,10 +65,35 @@ class Splits:
             raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
         index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
         images, labels = self.train_images[index].unsqueeze(1), self.train_labels[index]
-        if split == "train" and self.outliers is not None:  # after the digits, as torchvision_sets has them
-            images = torch.cat([images, self.outliers.unsqueeze(1)])
-            labels = torch.cat([labels, torch.full((len(self.outliers),), self.outlier_label)])
+        if split == "train":  # the copies and the outliers after the digits, as torchvision_sets has them
+            for extra, extra_labels in self._extras():
+                images = torch.cat([images, extra.unsqueeze(1)])
+                labels = torch.cat([labels, torch.as_tensor(extra_labels, dtype=torch.int64)])
         return images, labels
+
+    def _extras(self) -> list[tuple[torch.Tensor, np.ndarray]]:
+        """The training split's images after its digits, with their labels: the pen copies, then the outliers."""
+        extras = []
+        if self.copies is not None:
+            extras.append((self.copies, self.copy_labels.numpy()))
+        if self.outliers is not None:
+            extras.append((self.outliers, np.full(len(self.outliers), self.outlier_label)))
+        return extras
+
+    def epoch_groups(self) -> list[tuple[int, int]] | None:
+        """(pool size, drawn each epoch) of the copies and the outliers, after the digits; None when
+        every epoch trains on all of them (the digits are always all there)."""
+        groups = []
+        if self.copies is not None:
+            groups.append((len(self.copies), self.copies_per_epoch or len(self.copies)))
+        if self.outliers is not None:
+            groups.append((len(self.outliers), self.outliers_per_epoch or len(self.outliers)))
+        return groups if any(drawn < pool for pool, drawn in groups) else None
+
+    @property
+    def extra_count(self) -> int:
+        """Images trained on after the training split's digits: pen copies and outliers."""
+        return sum(len(images) for images, _ in self._extras())
 
     def torchvision_sets(self, input_transform: str = "none"):
         """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test.
@@ -81,9 +113,9 @@ class Splits:
             full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
             test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
         train = Subset(full, self.train_indices)
-        if self.outliers is not None:
-            outlier_labels = np.full(len(self.outliers), self.outlier_label)
-            train = ConcatDataset([train, Labelled(self.outliers.numpy(), outlier_labels, to_tensor)])
+        extras = [Labelled(images.numpy(), labels, to_tensor) for images, labels in self._extras()]
+        if extras:
+            train = ConcatDataset([train, *extras])
         return train, Subset(full, self.val_indices), test
 
 
@@ -173,6 +205,14 @@ def dataloaders(splits: Splits, batch_size: int, seed: int, input_transform: str
 
     train, val, test = splits.torchvision_sets(input_transform)
     generator = torch.Generator().manual_seed(seed)
+    groups = splits.epoch_groups()
+    if groups is not None:  # each epoch, the digits and a fresh sample of the copies and outliers
+        sampler = EpochSample(splits.size("train"), groups, generator)
+        return (
+            DataLoader(train, batch_size, sampler=sampler, generator=generator),
+            DataLoader(val, batch_size),
+            DataLoader(test, batch_size),
+        )
     return (
         DataLoader(train, batch_size, shuffle=True, generator=generator),
         DataLoader(val, batch_size),
@@ -203,7 +243,7 @@ def shard_batches(loader, rank: int, world_size: int):
     if world_size == 1:
         return loader
     size = loader.batch_size
-    images = len(loader.labels) if isinstance(loader, TensorLoader) else len(loader.dataset)  # or a DataLoader
+    images = epoch_size(loader)
     for what, n in (("the batch size", size), ("the last batch of an epoch", images % size or size)):
         if n < world_size:
             raise ValueError(
@@ -211,7 +251,9 @@ def shard_batches(loader, rank: int, world_size: int):
                 "choose another --batch-size"
             )
     if isinstance(loader, TensorLoader):
-        return TensorLoader(loader.images, loader.labels, size, loader.shuffle, loader.generator, (rank, world_size))
+        return TensorLoader(
+            loader.images, loader.labels, size, loader.shuffle, loader.generator, (rank, world_size), loader.sample
+        )
     return ShardedBatches(loader, rank, world_size)
 
 
@@ -230,6 +272,44 @@ class ShardedBatches:
             yield images[self.shard], labels[self.shard]
 
 
+class EpochSample(torch.utils.data.Sampler):
+    """The training images of one epoch, in a seeded order: all of the first ``always`` (the
+    digits), and a fresh sample of each group after them, drawn without replacement: ``groups``
+    lists (pool size, drawn each epoch), in the order the pools follow the digits.
+
+    Every draw comes from ``generator``, so that a DataLoader with this sampler and a TensorLoader
+    given the same sample (``TensorLoader(sample=...)``) yield the same batches, and a checkpoint
+    of the generator's state resumes the very next epoch. Over a run each image of a pool is
+    drawn about epochs × drawn / pool times.
+    """
+
+    def __init__(self, always: int, groups: list[tuple[int, int]], generator: torch.Generator) -> None:
+        self.always, self.groups, self.generator = always, list(groups), generator
+
+    def __len__(self) -> int:
+        return self.always + sum(drawn for _, drawn in self.groups)
+
+    def order(self) -> torch.Tensor:
+        """One epoch's indices (len(self),) int64, drawing from the generator."""
+        chosen, start = [torch.arange(self.always)], self.always
+        for pool, drawn in self.groups:
+            picked = torch.randperm(pool, generator=self.generator)[:drawn] if drawn < pool else torch.arange(pool)
+            chosen.append(start + picked)
+            start += pool
+        epoch = torch.cat(chosen)
+        return epoch[torch.randperm(len(epoch), generator=self.generator)]
+
+    def __iter__(self) -> Iterator[int]:
+        yield from self.order().tolist()
+
+
+def epoch_size(loader) -> int:
+    """How many training images one epoch of ``loader`` (a TensorLoader or a DataLoader) yields."""
+    if isinstance(loader, TensorLoader):
+        return len(loader.labels) if loader.sample is None else len(loader.sample)
+    return len(loader.sampler)
+
+
 class TensorLoader:
     """Batches cut by index from tensors held in memory.
 
@@ -244,6 +324,9 @@ class TensorLoader:
     ``shard=(rank, world_size)`` yields only this process's shard of every batch (see
     ``shard_of``), for data-parallel training: each process draws the same permutation and
     gathers just its own images.
+
+    ``sample=EpochSample(...)`` (drawing from the same ``generator``) makes each epoch the images
+    it draws, as a DataLoader with that sampler does.
     """
 
     def __init__(
@@ -254,6 +337,7 @@ class TensorLoader:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         shard: tuple[int, int] = (0, 1),
+        sample: EpochSample | None = None,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -262,13 +346,21 @@ class TensorLoader:
         self.shuffle = shuffle
         self.generator = generator
         self.shard = shard
+        self.sample = sample
 
     def __len__(self) -> int:
-        return (len(self.labels) + self.batch_size - 1) // self.batch_size  # the last batch may be short
+        return (epoch_size(self) + self.batch_size - 1) // self.batch_size  # the last batch may be short
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, size = len(self.labels), self.batch_size
         mine = shard_of(*self.shard)
+        if self.sample is not None:
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # the DataLoader's worker seed
+            order = self.sample.order().to(self.images.device)
+            for start in range(0, len(order), size):
+                index = order[start : start + size][mine]
+                yield self._pixels(self.images.index_select(0, index)), self.labels.index_select(0, index)
+            return
         if not self.shuffle:
             for start in range(0, n, size):
                 yield self._pixels(self.images[start : start + size][mine]), self.labels[start : start + size][mine]
@@ -294,7 +386,13 @@ class TensorLoader:
     def to(self, device: torch.device | str) -> TensorLoader:
         """The same loader with its tensors on ``device`` (the permutation stays on the CPU)."""
         return TensorLoader(
-            self.images.to(device), self.labels.to(device), self.batch_size, self.shuffle, self.generator, self.shard
+            self.images.to(device),
+            self.labels.to(device),
+            self.batch_size,
+            self.shuffle,
+            self.generator,
+            self.shard,
+            self.sample,
         )
 
 
@@ -324,8 +422,8 @@ def tensor_loaders(
     from tqdm.auto import tqdm
 
     generator = torch.Generator().manual_seed(seed)
-    outliers = len(splits.outliers) if splits.outliers is not None else 0  # trained on after the digits
-    total = sum(splits.size(split) for split in SPLITS) + outliers if input_transform != "none" else 0
+    extras = splits.extra_count  # pen copies and outliers, trained on after the digits
+    total = sum(splits.size(split) for split in SPLITS) + extras if input_transform != "none" else 0
     bar = tqdm(total=total, desc=input_transform, unit="img", leave=False, disable=not (progress and total))
 
     def images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,9 +432,11 @@ def tensor_loaders(
             pixels = transform_all(input_transform, pixels, bar.update)
         return pixels, labels
 
+    groups = splits.epoch_groups()
+    sample = EpochSample(splits.size("train"), groups, generator) if groups is not None else None
     with bar:
         return (
-            TensorLoader(*images("train"), batch_size, shuffle=True, generator=generator),
+            TensorLoader(*images("train"), batch_size, shuffle=True, generator=generator, sample=sample),
             TensorLoader(*images("val"), batch_size),
             TensorLoader(*images("test"), batch_size),
         )

@@ -59,6 +59,9 @@ class MNISTModel(nn.Module):
         # softmax(logits / temperature), and the threshold is the run's reject rule (calibration.py).
         self.temperature = 1.0
         self.threshold: float | None = None
+        # Training only: each class's weight in the training loss (None: all 1). A run with a reject
+        # class weighs its outliers more, as if each epoch held more of them (pipeline.py).
+        self.class_weight: torch.Tensor | None = None
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
@@ -85,7 +88,9 @@ class MNISTModel(nn.Module):
     def training_step(self, batch) -> torch.Tensor:
         images, labels = batch
         out = self(images)
-        return F.cross_entropy(out, labels)
+        if self.class_weight is None:
+            return F.cross_entropy(out, labels)
+        return (F.cross_entropy(out, labels, reduction="none") * self.class_weight[labels]).mean()
 
     def validation_step(self, batch) -> dict:
         images, labels = batch
@@ -109,6 +114,19 @@ class MNISTModel(nn.Module):
     def predict_proba(self, xb: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities, (B, outputs), for images (B, 1, 28, 28) or (B, 784)."""
         return F.softmax(self(xb) / self.temperature, dim=1)
+
+    @torch.no_grad()
+    def answer_states(self, xb: torch.Tensor) -> torch.Tensor:
+        """Each image's state, an index into calibration.STATES (accepted, unsure, rejected), by the
+        run's threshold: the rule of ``calibration.answer_states``, in torch."""
+        from .calibration import ACCEPTED, REJECTED, UNSURE
+
+        p = self.predict_proba(xb)
+        if self.threshold is None:
+            return torch.full((len(p),), ACCEPTED, device=p.device)
+        best = p[:, : self.num_classes].amax(dim=1)
+        state = torch.where(best < self.threshold, UNSURE, ACCEPTED)
+        return torch.where(p.argmax(dim=1) >= self.num_classes, REJECTED, state)
 
     @torch.no_grad()
     def predict(self, xb: torch.Tensor) -> torch.Tensor:

@@ -19,9 +19,7 @@ the model learns what users' non-digits look like after the same cleaning.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -32,9 +30,9 @@ import numpy as np
 from .config import DRAWN_OUTLIERS_PER_DIGIT
 from .datasets import DATASETS, Layout
 from .fetch import missing_files
-from .files import written_atomically
 from .idx import read_idx
 from .inputs import SIDE
+from .prepared import code_digest, prepared_path, read_prepared, write_prepared
 from .preprocess import place_ink
 
 DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
@@ -64,8 +62,8 @@ def training_outliers(
     with_garments = not missing_files(fashion, data_dir)
     count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
     key = cache_key(count, seed, layout, with_garments)
-    path = Path(data_dir) / CACHE_FOLDER / f"outliers-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    found = _read_cache(path, key, log) if cache else None
+    path = prepared_path(data_dir, CACHE_FOLDER, key)
+    found = _usable(read_prepared(path, key, log), path, log) if cache else None
     garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name) if with_garments and not found else None
     if found is not None:
         log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
@@ -79,73 +77,55 @@ def training_outliers(
         )
     if found is not None:
         return found
-    with _bar(count + (len(garments) if with_garments else 0), progress) as bar:
+    with progress_bar(count + (len(garments) if with_garments else 0), "outliers", progress) as bar:
         images = drawn_outliers(count, seed, layout, bar.update)
         counts = {"drawn": len(images)}
         if with_garments:
             images = np.concatenate([images, garment_outliers(garments, layout, bar.update)])
             counts[fashion.name] = len(garments)
     if cache:
-        _write_cache(path, key, images, counts)
+        write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
     return images, counts
 
 
 CACHE_FOLDER = "outliers"  # in the data folder, beside the datasets the outliers are made with
-CACHES_KEPT = 4  # cache files kept in it, the newest: one per seed, layout or version of the code in use
 
 
 def cache_key(count: int, seed: int, layout: Layout, with_garments: bool) -> str:
     """All that the outliers depend on, as text: how many are drawn, the seed, the layout, whether
     (and which, by checksum) garments join them, and the code that draws and places them."""
     fashion = DATASETS["fashion-mnist"]
-    code = hashlib.sha256()
-    for module in (Path(__file__), Path(__file__).with_name("preprocess.py")):  # drawing, and place_ink
-        code.update(module.read_bytes())
     return json.dumps(
         {
             "drawn": count,
             "seed": seed,
             "layout": asdict(layout),
             "garments": fashion.files[0].sha256 if with_garments else None,
-            "code": code.hexdigest(),
+            "code": code_digest("outliers.py", "preprocess.py"),  # drawing, and place_ink
         },
         sort_keys=True,
     )
 
 
-def _read_cache(path: Path, key: str, log: Callable[[str], None]) -> tuple[np.ndarray, dict[str, int]] | None:
-    """The outliers kept at ``path`` for ``key``; None where there are none, or none usable (said)."""
-    if not path.is_file():
+def _usable(kept: dict | None, path: Path, log: Callable[[str], None]) -> tuple[np.ndarray, dict[str, int]] | None:
+    """The outliers and their counts from a kept file's arrays, if they are what it names."""
+    if kept is None:
         return None
     try:
-        with np.load(path, allow_pickle=False) as kept:
-            if str(kept["key"]) != key:
-                return None
-            images, counts = kept["images"], json.loads(str(kept["counts"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        log(f"note: {path} is damaged ({type(error).__name__}); drawing the outliers again")
-        return None
-    if images.dtype != np.uint8 or images.shape != (sum(counts.values()), SIDE, SIDE):
+        images, counts = kept["images"], json.loads(str(kept["counts"]))
+    except (KeyError, ValueError):
+        images, counts = None, {}
+    if images is None or images.dtype != np.uint8 or images.shape != (sum(counts.values()), SIDE, SIDE):
         log(f"note: {path} does not hold the outliers it names; drawing them again")
         return None
     return images, counts
 
 
-def _write_cache(path: Path, key: str, images: np.ndarray, counts: dict[str, int]) -> None:
-    """Keep the outliers at ``path`` (written atomically), and only the newest CACHES_KEPT files beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with written_atomically(path) as partial, partial.open("wb") as handle:
-        np.savez(handle, key=np.array(key), counts=np.array(json.dumps(counts)), images=images)
-    older = sorted(path.parent.glob("outliers-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in older[CACHES_KEPT:]:
-        stale.unlink(missing_ok=True)
-
-
-def _bar(total: int, shown: bool):
-    """A progress bar over the outliers made (tqdm's; nothing drawn unless ``shown``)."""
+def progress_bar(total: int, what: str, shown: bool):
+    """A progress bar over the images made (tqdm's; nothing drawn unless ``shown``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="outliers", unit="img", leave=False, disable=not shown, mininterval=0.5)
+    return tqdm(total=total, desc=what, unit="img", leave=False, disable=not shown, mininterval=0.5)
 
 
 def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:

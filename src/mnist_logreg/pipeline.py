@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -19,9 +20,12 @@ from . import distributed
 from .calibration import accepted, choose_threshold, digit_scores, expected_calibration_error, fit_temperature, softmax
 from .config import (
     ACCEPT_RATE,
+    COPIES_PER_EPOCH,
     DEVICES,
     LOADERS,
+    OUTLIERS_PER_EPOCH,
     REJECT_CLASS,
+    REJECT_LOSS_WEIGHT,
     SCORED_SPLITS,
     SPLITS,
     TrainConfig,
@@ -36,6 +40,7 @@ from .folders import FolderDataset, check_can_move
 from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
 from .outliers import training_outliers
+from .pens import pens_record, training_copies
 from .runs import INFO_FILE, Epoch, Metrics, RunInfo, load_run, package_version, real_run_dir, write_run
 from .training import NonFiniteLoss, evaluate, fit_config
 
@@ -179,6 +184,8 @@ def train_run(
         run_dir = Path(os.path.realpath(run_dir))
     if config.reject and spec.classes != DATASETS["mnist"].classes:
         raise UsageError(f"--reject learns 'not a digit', and {spec.name}'s classes are not the digits 0-9")
+    if config.pens and (isinstance(spec, FolderDataset) or spec.classes != DATASETS["mnist"].classes):
+        raise UsageError(f"--pens redraws MNIST's digits with other pens, and {spec.name} is not MNIST")
     resolve_device(device)  # a device this machine lacks is refused before the run folder is touched
     if distributed.launched().is_main:
         prepare_run_dir(run_dir, overwrite)
@@ -248,12 +255,7 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             source = spec.to_json() | unreadable
         else:
             splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
-        outlier_counts = {}
-        if config.reject:  # the eleventh class learns from these, after the digits in every epoch
-            digits = splits.size("train")
-            cache = state.get("cache", True)
-            outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, spec.layout, log, shown, cache)
-            splits = replace(splits, outliers=torch.from_numpy(outliers))
+        splits, outlier_counts, pen_counts = with_extras(splits, config, data_dir, state.get("cache", True), log, shown)
     fresh_start = "history" not in state  # a checkpoint holds the batch its run chose
     if state.get("min_steps_per_epoch") and fresh_start:
         config = _enough_steps(config, state, splits.size("train"), log)
@@ -269,6 +271,9 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
     # feature map is the model's own from the start, computed per batch.
     model = MNISTModel(INPUT_SIZE, len(spec.classes), features=config.features, reject=config.reject)
     model = model.to(torch_device)
+    if config.reject:  # the outliers count for more in the loss than a digit (config.REJECT_LOSS_WEIGHT)
+        weights = [1.0] * len(spec.classes) + [REJECT_LOSS_WEIGHT]
+        model.class_weight = torch.tensor(weights, device=torch_device)
     completed: list[dict] = list(state.get("history", []))  # epochs finished so far
     if completed:  # resuming: the weights, and the shuffling where the last complete epoch left it
         model.load_state_dict(state["model"])
@@ -295,7 +300,7 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
         with written_atomically(run_dir / RESUME_FILE) as partial:  # a kill leaves the previous epoch's
             torch.save(checkpoint, partial)
 
-    data = TrainingData(spec, splits, outlier_counts, source)
+    data = TrainingData(spec, splits, outlier_counts, pen_counts, source)
 
     def save() -> RunResult:
         scored = (val_loader, test_loader)
@@ -355,6 +360,39 @@ def _enough_steps(config: TrainConfig, state: dict, train_images: int, log) -> T
     return enough
 
 
+def with_extras(
+    splits: Splits, config: TrainConfig, data_dir, cache: bool = True, log=print, shown: bool = False
+) -> tuple[Splits, dict, dict | None]:
+    """``splits`` with what ``config`` trains on beside the digits, each epoch a fresh sample of it
+    (data.EpochSample): the digits redrawn with other pens (``config.pens``), and the outliers of
+    the reject class (``config.reject``). Also how many outliers of each source, and of each pen."""
+    pen_counts = None
+    if config.pens:
+        splits, pen_counts = _with_pen_copies(splits, config.seed, data_dir, cache, log, shown)
+    outlier_counts = {}
+    if config.reject:
+        digits = splits.size("train")
+        outliers, outlier_counts = training_outliers(
+            digits, config.seed, data_dir, splits.spec.layout, log, shown, cache
+        )
+        per_epoch = min(len(outliers), round(OUTLIERS_PER_EPOCH * digits))
+        splits = replace(splits, outliers=torch.from_numpy(outliers), outliers_per_epoch=per_epoch)
+    return splits, outlier_counts, pen_counts
+
+
+def _with_pen_copies(splits: Splits, seed: int, data_dir, cache: bool, log, shown: bool) -> tuple[Splits, dict]:
+    """``splits`` with its training digits' pen copies (pens.py), and how many of each pen."""
+    train_digits, labels = splits.train_images[splits.train_indices], splits.train_labels[splits.train_indices]
+    which = hashlib.sha256(np.asarray(splits.train_indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+    key = {"dataset": splits.spec.name, "images": splits.spec.files[0].sha256, "train_indices": which}
+    copies, copy_labels, counts = training_copies(
+        train_digits.numpy(), labels.numpy(), key, seed, data_dir, splits.spec.layout, log, shown, cache
+    )
+    per_epoch = min(len(copies), round(COPIES_PER_EPOCH * splits.size("train")))
+    splits = replace(splits, copies=torch.from_numpy(copies), copy_labels=torch.from_numpy(copy_labels))
+    return replace(splits, copies_per_epoch=per_epoch), counts
+
+
 @dataclass
 class TrainingData:
     """What a run trained on, as model.json records it."""
@@ -362,6 +400,7 @@ class TrainingData:
     spec: DatasetSpec | FolderDataset
     splits: Splits
     outliers: dict  # {source: count} of the reject class's outliers; empty without one
+    pens: dict | None  # {pen: copies} of the digits redrawn with other pens; None without them
     source: dict | None  # a folder dataset's record; None for a dataset of the table
 
 
@@ -372,6 +411,7 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
     val_loader, test_loader = scored_loaders  # their images are transformed already
     scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
+    model.class_weight = None  # the loss's weighting was training's
     # model.json holds these two; metrics.json what they give on the test split
     model.temperature, model.threshold = scores.pop("temperature"), scores.pop("threshold")
     epochs = [
@@ -395,6 +435,8 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
             "threshold": model.threshold,
             "accept_rate": ACCEPT_RATE,
             "outliers": data.outliers,
+            "outliers_per_epoch": splits.outliers_per_epoch,
+            "loss_weight": REJECT_LOSS_WEIGHT,
         }
     info = RunInfo(
         dataset=spec.name,
@@ -405,6 +447,7 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
         features=config.features,
         temperature=model.temperature,
         reject=reject,
+        pens=None if data.pens is None else pens_record(data.pens) | {"copies_per_epoch": splits.copies_per_epoch},
         source=data.source,
         preset=state["preset"],
         batch_rule=state.get("batch_rule"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .calibration import accepted
+from .calibration import REJECTED, STATES, UNSURE, answer_states
 from .config import REJECT_CLASS, TOP_K
 from .datasets import DATASETS
 from .inputs import SIDE, apply_input_transform, feature_map
@@ -27,31 +27,57 @@ def rejected_name(classes: list[str]) -> str:
     return REJECT_CLASS if list(classes) == DIGITS else "none of the classes"
 
 
-def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dict:
-    """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: ``accepted``,
-    label, class, probability, top_k, probabilities, and ``pixels``, the image as the model saw it
-    (after its input transform, before its feature map), (1, 28, 28) float32.
+UNSURE_CLASS = "unsure"  # the class of an answer that is not sure which of two classes it is
 
-    ``top_k`` lists the likeliest classes. ``probabilities`` has one per output, "not a digit"
-    last for a run with a reject class. An image the run's rule rejects (calibration.py) is
-    ``accepted: False``, with ``label`` None, ``class`` "not a digit" and ``probability`` one
-    minus its likeliest class's."""
+
+def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dict:
+    """Prediction for one preprocessed image (28, 28) or (1, 28, 28), numpy or torch: ``state``,
+    ``accepted``, label, class, probability, top_k, probabilities, and ``pixels``, the image as
+    the model saw it (after its input transform, before its feature map), (1, 28, 28) float32.
+
+    ``state`` is one of calibration.STATES, by the run's rule:
+    - "accepted": a class (``label``, ``class``, and its ``probability``);
+    - "unsure": a class is the likeliest but below the run's threshold: ``class`` "unsure",
+      ``candidates`` the two likeliest classes ("3 or 5?") and ``probability`` the two's together;
+    - "rejected": the reject output is the likeliest: ``class`` "not a digit" (or "none of the
+      classes"), ``probability`` one minus its likeliest class's.
+    ``accepted`` is true for the first only, and ``label`` null for the other two. ``top_k``
+    lists the likeliest classes; ``probabilities`` has one per output, "not a digit" last for a
+    run with a reject class."""
     weights = as_weights(model)
     image = np.asarray(pixels, dtype=np.float32).reshape(1, SIDE, SIDE)
     seen = apply_input_transform(weights.input_transform, image)  # (1, 28, 28)
     p = probabilities(weights, feature_map(weights.features, seen))[0]
-    order = np.argsort(-p[: len(classes)], kind="stable")[: max(1, min(top_k, len(classes)))].tolist()
+    ranked = np.argsort(-p[: len(classes)], kind="stable").tolist()
+    order = ranked[: max(1, min(top_k, len(classes)))]
     label = order[0]
-    taken = bool(accepted(p[None], len(classes), weights.threshold)[0])
-    return {
-        "accepted": taken,
-        "label": label if taken else None,
-        "class": classes[label] if taken else rejected_name(classes),
-        "probability": float(p[label]) if taken else 1 - float(p[label]),
+    state = int(answer_states(p[None], len(classes), weights.threshold)[0])
+    answer = {
+        "state": STATES[state],
+        "accepted": state == 0,
+        "label": label if state == 0 else None,
+        "class": classes[label] if state == 0 else rejected_name(classes),
+        "probability": float(p[label]) if state == 0 else 1 - float(p[label]),
+    }
+    if state == UNSURE:
+        pair = ranked[:2]
+        answer |= {
+            "class": UNSURE_CLASS,
+            "candidates": [classes[k] for k in pair],
+            "probability": float(p[pair].sum()),
+        }
+    return answer | {
         "top_k": [{"label": k, "class": classes[k], "probability": float(p[k])} for k in order],
         "probabilities": [float(v) for v in p],
         "pixels": seen,
     }
+
+
+def shown_class(answer: dict) -> str:
+    """An answer's class as a person reads it: "3", "not a digit", or "3 or 5?" when unsure."""
+    if answer.get("state") == STATES[UNSURE]:
+        return " or ".join(answer["candidates"]) + "?"
+    return answer["class"]
 
 
 def predict_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP_K) -> dict:
@@ -75,7 +101,9 @@ def blank_answer(model, classes: list[str], top_k: int, reason: str) -> dict:
     ``--no-reject``, answers a blank page alike; ``top_k``, ``probabilities`` and ``pixels`` are
     the model's own on the empty 28×28 canvas, as for any other image."""
     answer = predict_pixels(np.zeros((SIDE, SIDE), dtype=np.float32), model, classes, top_k)
+    answer.pop("candidates", None)
     return answer | {
+        "state": STATES[REJECTED],
         "accepted": False,
         "label": None,
         "class": rejected_name(classes),

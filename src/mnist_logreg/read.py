@@ -38,6 +38,7 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP
     The ink is found with ``predict``'s cleaning, split into digits (``segment.split_digits``),
     and each digit is placed the MNIST way and classified. A part the run rejects (a letter, a
     smudge) stays in ``digits`` with ``accepted: False`` and is left out of ``text``.
+    A part read "unsure" (a digit, but which of two) stays in ``text`` as "?": "12?4".
     ``probability`` is the product of the accepted digits' probabilities (0 if none is); each
     digit's ``box`` is [x, y, w, h] in the original image's pixels.
     ``with_pixels`` keeps each digit's ``pixels``, as the model saw them (to explain it).
@@ -62,16 +63,20 @@ def read_image_file(path: str | Path | bytes, model, info=None, top_k: int = TOP
     for digit in split_digits(ink, confidence=lambda mask: read(mask)["top_k"][0]["probability"]):
         reading = read(digit.mask)
         box = [round(v * scale) for v in digit.box]
-        keys = ("accepted", "label", "class", "probability", "top_k") + (("pixels",) if with_pixels else ())
-        digits.append({k: reading[k] for k in keys} | {"box": box})
+        keys = ("state", "accepted", "label", "class", "candidates", "probability", "top_k")
+        keys += ("pixels",) if with_pixels else ()
+        digits.append({k: reading[k] for k in keys if k in reading} | {"box": box})
     if not digits:
         return no_digits("no digits found: no part of the ink is large enough to be one")
     read_digits = [d for d in digits if d["accepted"]]
     return {
-        "text": "".join(classes[d["label"]] for d in read_digits),
+        "text": "".join(UNREAD if d["state"] == "unsure" else d["class"] for d in digits if d["state"] != "rejected"),
         "probability": float(np.prod([d["probability"] for d in read_digits])) if read_digits else 0.0,
         "digits": digits,
     }
+
+
+UNREAD = "?"  # in a number's text, a digit read unsure
 
 
 def no_digits(reason: str) -> dict:
@@ -90,11 +95,12 @@ def draw_boxes(image: Image.Image, reading: dict) -> Image.Image:
     line = max(2, side // 300)
     for digit in reading["digits"]:
         x, y, w, h = digit["box"]
-        colour = (220, 40, 40) if digit["accepted"] else (130, 130, 130)
+        colour = {"accepted": (220, 40, 40), "unsure": (220, 140, 20)}.get(digit["state"], (130, 130, 130))
         draw.rectangle([x, y, x + w, y + h], outline=colour, width=line)
         top = max(0, y - side // 28)
-        if digit["accepted"]:
-            draw.text((x, top), f"{digit['label']} {digit['probability']:.2f}", fill=colour, font=font)
+        if digit["state"] != "rejected":
+            said = digit["class"] if digit["accepted"] else "/".join(digit["candidates"]) + "?"
+            draw.text((x, top), f"{said} {digit['probability']:.2f}", fill=colour, font=font)
             continue
         # Not a digit: a cross drawn as two lines (Pillow's default font has no "×"), then the probability.
         size, middle = font.size * 0.6, top + font.size * 0.55

@@ -102,18 +102,65 @@ CHUNK = 1000  # images whose features are held at once: 10,000 test images' pixe
 def predict_test_set(weights: LinearWeights, data: ReportData, classes: int) -> TestPredictions:
     """The test images' logits and calibrated probabilities, and the likeliest of the ``classes`` (a reject
     class aside, as metrics.json counts them)."""
+    seen, z, p = calibrated(weights, data.test_images)
+    return TestPredictions(data.test_labels, p[:, :classes].argmax(1), p, z, data.test_images, seen)
+
+
+def calibrated(weights: LinearWeights, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 images (N, 28, 28) as the model saw them (``seen_by``), their logits and calibrated probabilities."""
     from .calibration import softmax
     from .weights import logits
 
-    seen = seen_by(weights, data.test_images)
+    seen = seen_by(weights, images)
     z = np.concatenate(
         [
             logits(weights, feature_map(weights.features, seen[start : start + CHUNK]))
             for start in range(0, len(seen), CHUNK)
         ]
     )
-    p = softmax(z, weights.temperature)
-    return TestPredictions(data.test_labels, p[:, :classes].argmax(1), p, z, data.test_images, seen)
+    return seen, z, softmax(z, weights.temperature)
+
+
+PEN_TEST_DIGITS = 300  # test digits redrawn with each pen for the report's table: about a second in all
+
+
+def pen_scores(weights: LinearWeights, info: RunInfo, predictions: TestPredictions) -> list[dict]:
+    """How the run reads the test digits as they are, and redrawn with each pen at parameters its
+    training never used (pens.py): per row, the ``set``, the pen's ``share`` and ``trained`` copies
+    (None for the digits as they are), and the shares ``accepted`` and ``unsure``, ``right`` among
+    the accepted, and ``top_right`` (the likeliest class right, accepted or not)."""
+    from .calibration import ACCEPTED, UNSURE, answer_states
+    from .pens import PENS, pen_copies
+
+    classes = len(info.classes)
+
+    def scored(name: str, probabilities: np.ndarray, labels: np.ndarray, share=None, trained=None) -> dict:
+        states = answer_states(probabilities, classes, weights.threshold)
+        right = probabilities[:, :classes].argmax(1) == labels
+        taken = states == ACCEPTED
+        return {
+            "set": name,
+            "share": share,
+            "trained": trained,
+            "accepted": float(taken.mean()),
+            "unsure": float((states == UNSURE).mean()),
+            "right": float(right[taken].mean()) if taken.any() else None,
+            "top_right": float(right.mean()),
+        }
+
+    rows = [scored("test digits as they are", predictions.probabilities, predictions.labels)]
+    chosen = np.random.default_rng(0).choice(
+        len(predictions.labels), min(PEN_TEST_DIGITS, len(predictions.labels)), replace=False
+    )
+    recorded = info.pens or {}
+    for pen in PENS:
+        copies, _ = pen_copies(predictions.images[chosen], {pen: 1.0}, 0, info.layout, which="test")
+        share = recorded.get("shares", {}).get(pen, 0) / max(sum(recorded.get("shares", {}).values()), 1e-9)
+        trained = recorded.get("counts", {}).get(pen)
+        rows.append(
+            scored(f"redrawn: {pen}", calibrated(weights, copies)[2], predictions.labels[chosen], share, trained)
+        )
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,8 +556,9 @@ def write_report(
     for name in tqdm(figures_of(info), desc="report", unit="figure", leave=False, disable=not progress):
         drawings[name](run_dir / name)
 
+    pens = pen_scores(weights, info, predictions) if info.reject is not None else None  # runs that read digits
     path = run_dir / REPORT_FILE
-    path.write_text(render_html(run_dir, info, metrics, per_class, history))
+    path.write_text(render_html(run_dir, info, metrics, per_class, history, pens))
     return path
 
 
@@ -565,7 +613,46 @@ def describe_reject(info: RunInfo) -> str:
     return f' and one more, "{info.reject["class"]}", learnt from outliers ({sources})'
 
 
-def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[dict], history: list[Epoch]) -> str:
+PENS_NOTE = (
+    "The test digits, and {count} of them redrawn with each pen at parameters the training never used "
+    "(pens.py), read by the run's rule: accepted, unsure (a digit, below the threshold) or not a digit. "
+    "'right' counts among the accepted; 'top class right' among all. {trained}"
+)
+
+
+def pens_section(info: RunInfo, rows: list[dict] | None) -> str:
+    """The report's table of the run on each pen."""
+    if not rows:
+        return ""
+    trained = (
+        f"The run trained on {info.pens['copies_per_digit']} copy per digit, of each pen in the share shown."
+        if info.pens
+        else "The run trained on MNIST's own pen only."
+    )
+    table = [
+        [
+            row["set"],
+            "—" if row["share"] is None else f"{row['share']:.2f} ({row['trained'] or 0} copies)",
+            _number(row["accepted"], 3),
+            _number(row["unsure"], 3),
+            _number(row["right"], 3),
+            _number(row["top_right"], 3),
+        ]
+        for row in rows
+    ]
+    header = ["test set", "share of the copies trained on", "accepted", "unsure", "right", "top class right"]
+    note = PENS_NOTE.format(count=PEN_TEST_DIGITS, trained=trained)
+    return f"<h2>Pens</h2><p>{html.escape(note)}</p>{_table(header, table)}"
+
+
+def render_html(
+    run_dir: Path,
+    info: RunInfo,
+    metrics: Metrics,
+    per_class: list[dict],
+    history: list[Epoch],
+    pens: list[dict] | None = None,
+) -> str:
     settings = [["dataset", info.dataset], ["preset", info.preset]]
     settings += [[k, v] for k, v in info.recipe.items()]
     settings += [
@@ -624,6 +711,7 @@ def render_html(run_dir: Path, info: RunInfo, metrics: Metrics, per_class: list[
 <div class="metrics"><div><h2>Metrics</h2>{_table(["metric", "value"], headline)}</div>
 <div><h2>Settings</h2>{_table(["setting", "value"], settings)}</div></div>
 <h2>Per class (test set)</h2>{_table(["class", "precision", "recall", "F1", "images"], per_class)}
+{pens_section(info, pens)}
 {figures}
 <h2>Per epoch</h2>{_table(["epoch", "train loss", "val loss", "val accuracy", "seconds"], epochs)}
 </body></html>

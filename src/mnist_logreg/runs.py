@@ -41,7 +41,7 @@ METRICS_FILE = "metrics.json"
 # How images become model inputs: recorded in model.json for whoever feeds the model elsewhere.
 # TrainConfig settings that model.json records outside ``hyperparameters``: the model's own
 # fields, and the validation split's size among the split sizes.
-RECORDED_ELSEWHERE = ("input_transform", "features", "reject", "val_size")
+RECORDED_ELSEWHERE = ("input_transform", "features", "reject", "pens", "val_size")
 PIXEL_SCALE = "uint8 / 255 as ToTensor computes it: light ink on black, pixels in [0, 1]"
 
 
@@ -59,6 +59,10 @@ class RunInfo:
     # A run with the class "not a digit" (outliers.py): {"class", "threshold", "accept_rate",
     # "outliers": {source: count}}; its output comes after the classes'. None: no reject class.
     reject: dict | None = None
+    # A run that trained on copies of its digits redrawn with other pens (pens.py): {"copies_per_digit",
+    # "shares": {pen: share}, "counts": {pen: copies}, "parameters": {pen: the values drawn from}}.
+    # None: it trained on the dataset's own strokes only.
+    pens: dict | None = None
     # A run trained on a folder of one's own images (folders.py): {"folder", "layout", "test",
     # "cache", "files" (folder_data.files_digest), "unreadable", "unreadable_files"}. None: a
     # dataset of the table.
@@ -68,7 +72,7 @@ class RunInfo:
     # {"min_steps_per_epoch", "preset_batch_size", "batch_size"}. None: the batch was the preset's or the flag's.
     batch_rule: dict | None = None
     # The rest of TrainConfig.to_dict(), seed included: what is recorded above (input_transform,
-    # features, reject) or in ``splits`` (val_size) is not written twice (``recipe`` has it all).
+    # features, reject, pens) or in ``splits`` (val_size) is not written twice (``recipe`` has it all).
     hyperparameters: dict = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)  # {"train": n, "val": n, "test": n}
     pixel_scale: str = PIXEL_SCALE
@@ -95,6 +99,7 @@ class RunInfo:
             "input_transform": self.input_transform,
             "features": self.features,
             "reject": self.reject is not None,
+            "pens": self.pens is not None,
         }
 
     @property

@@ -81,7 +81,8 @@ class ClosedFormStep:
     For logits z = W x + b, p = softmax(z) and mean cross-entropy over B images,
     d(loss)/dz = (p - onehot(y)) / B, so dW = (p - onehot)ᵀ X / B and db = Σ (p - onehot) / B,
     where x is what the linear layer sees: the pixels, or the model's fixed features of them
-    (``model.seen``), computed per batch.
+    (``model.seen``), computed per batch. With the model's ``class_weight`` w, the loss is the
+    mean of w[y] · cross-entropy, and each image's column of p - onehot is scaled by its w[y].
     Everything runs in the (10, B) orientation: MKL multiplies (10, 784) @ (784, B) faster
     than (B, 784) @ (784, 10). Gradients go into persistent ``.grad`` buffers and the
     optimizer steps as usual; for plain SGD (no momentum, no weight decay) the update
@@ -101,6 +102,7 @@ class ClosedFormStep:
     ) -> None:
         self.weight, self.bias = model.linear.weight, model.linear.bias
         self.seen = model.seen
+        self.class_weight = model.class_weight  # each image's loss times its class's weight (None: 1)
         self._inputs: torch.Tensor | None = None
         # On wide features, a batch is taken FEATURE_CHUNK images at a time, each chunk's features
         # used for its forward and backward products while they are still in the cache.
@@ -122,9 +124,13 @@ class ClosedFormStep:
         x = self.seen(images, self._inputs)  # (B, 784), or (B, 10192) for pixel pairs: per batch, never for all
         self._inputs = x  # the next batch's features go into the same memory
         log_probs = torch.addmm(self.bias.unsqueeze(1), self.weight, x.t()).log_softmax(0)  # (10, B)
-        loss = -log_probs.gather(0, labels.unsqueeze(0)).mean()
+        losses = -log_probs.gather(0, labels.unsqueeze(0))
+        weights = self.class_weight[labels] if self.class_weight is not None else None
+        loss = (losses * weights).mean() if weights is not None else losses.mean()
         residual = log_probs.exp_()  # softmax, in place
         residual.index_put_((labels, self._column_indices(n)), self._minus_one, accumulate=True)  # p - onehot
+        if weights is not None:  # d(w · loss)/dz = w (p - onehot), column by column
+            residual.mul_(weights)
         return loss, residual, x
 
     @torch.no_grad()

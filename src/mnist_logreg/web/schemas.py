@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Limits
@@ -33,13 +35,25 @@ class ClassScore(BaseModel):
     probability: float
 
 
+State = Literal["accepted", "unsure", "rejected"]
+STATE_HELP = (
+    'accepted: a digit; unsure: a digit is likeliest, but below the run\'s threshold ("3 or 5?", see '
+    'candidates); rejected: "not a digit" (a letter, a scribble, a blank) is likeliest'
+)
+CANDIDATES_HELP = "only when unsure: the two likeliest classes, likeliest first"
+
+
 class Prediction(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    accepted: bool = Field(description="false: the model takes the image for no digit (a letter, a scribble, a blank)")
+    state: State = Field(description=STATE_HELP)
+    accepted: bool = Field(description="true for the state accepted only")
     label: int | None = Field(description="the class's index; null when the image is not accepted")
-    class_name: str = Field(alias="class", description='the class, or "not a digit" when the image is not accepted')
-    probability: float = Field(description="of the class; when not accepted, 1 minus that of the likeliest digit")
+    class_name: str = Field(alias="class", description='the class; "unsure" when unsure; "not a digit" when rejected')
+    candidates: list[str] | None = Field(default=None, description=CANDIDATES_HELP)
+    probability: float = Field(
+        description="of the class; when unsure, of the two candidates together; when rejected, 1 minus that of the likeliest digit"
+    )
     top_k: list[ClassScore] = Field(description="the likeliest classes, whether or not the image is accepted")
     probabilities: list[float] = Field(description='one per class, then one for "not a digit" if the model has it')
     preprocessed: str = Field(description="the 28×28 image the model saw, as a PNG data URL")
@@ -81,9 +95,11 @@ class FileError(BaseModel):
 class DigitReading(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    accepted: bool = Field(description="false: this part is not a digit, and is left out of the number")
+    state: State = Field(description=STATE_HELP + "; a rejected part is left out of the number, an unsure one is ?")
+    accepted: bool = Field(description="true for the state accepted only")
     label: int | None = Field(description="the digit; null when the part is not accepted")
-    class_name: str = Field(alias="class", description='the digit, or "not a digit" when the part is not accepted')
+    class_name: str = Field(alias="class", description='the digit; "unsure" when unsure; "not a digit" when rejected')
+    candidates: list[str] | None = Field(default=None, description=CANDIDATES_HELP)
     probability: float
     top_k: list[ClassScore]
     box: list[int] = Field(description="[x, y, w, h] in the uploaded image's pixels")
@@ -91,7 +107,7 @@ class DigitReading(BaseModel):
 
 
 class NumberReading(BaseModel):
-    text: str = Field(description="the number: the accepted digits, left to right")
+    text: str = Field(description="the number: the digits left to right, ? for one read unsure")
     probability: float = Field(description="the product of the accepted digits' probabilities (0 if none is)")
     digits: list[DigitReading]
     reason: str | None = Field(default=None, description="only when no digit was found: why")

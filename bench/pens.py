@@ -1,0 +1,198 @@
+"""Real digits in any pen: the default run against the same recipe without pen copies (--no-pens),
+on handwriting none of them trained on, read through the whole photo path.
+
+Both runs are trained here, side by side (or given with --runs WITH WITHOUT). Each is scored on
+MNIST's test split; its test digits as 28×28 PNG files; a vertical stroke drawn with pens 2 to
+30 px wide; the pens test set (tests/pens.py: test digits redrawn with each pen at parameters the
+training never uses); digits in handwriting fonts; realistic photos (tests/photos.py); held-out
+handwritten letters; and blank, noise and single-dot images. Results go to bench/pens-results.json,
+the "pens" section of bench/RESULTS.md, the table of docs/not-a-digit.md, and docs/pens.png
+(one test digit redrawn with each pen, as drawn and as the model sees it).
+
+    python -m bench.pens            # trains both runs (about 8 minutes on two cores)
+    python -m bench.pens --runs runs/latest runs/no-pens
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.sections import update_docs, update_section
+
+HERE = Path(__file__).resolve().parent
+DATA_DIR = HERE.parent / "data"
+RESULTS = HERE / "pens-results.json"
+FIGURE = HERE.parent / "docs" / "pens.png"
+
+
+def train(out: Path, *flags: str) -> Path:
+    command = [sys.executable, "-m", "mnist_logreg", "train", "--out", str(out), "--no-report", "--no-progress"]
+    subprocess.run([*command, "--data-dir", str(DATA_DIR), *flags], check=True)
+    return out
+
+
+def measure(run: Path) -> dict:
+    """Every figure of the table for one run."""
+    from mnist_logreg.idx import read_idx
+    from mnist_logreg.predict import predict_image_file, predict_pixels
+    from mnist_logreg.preprocess import preprocess_array
+    from mnist_logreg.weights import load_weights
+    from tests.letters import letter_photos, single_dot, uniform_noise
+    from tests.pens import png_bytes, score, score_digit_files, score_font_digits, score_pens, score_strokes
+    from tests.photos import MAKERS
+
+    weights, info = load_weights(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    raw = DATA_DIR / "MNIST" / "raw"
+    images, labels = read_idx(raw / "t10k-images-idx3-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte")
+    strokes = score_strokes(weights, info)
+    rng = np.random.default_rng(7)
+    chosen = rng.choice(len(labels), 150, replace=False)
+    photos = {}
+    for maker in sorted(MAKERS):
+        answers = [
+            (int(labels[i]), predict_pixels(preprocess_array(MAKERS[maker](images[i], rng)), weights, info.classes))
+            for i in chosen
+        ]
+        photos[maker] = score(answers)
+    letters = [predict_image_file(png_bytes(photo), weights, info) for _, _, photo in letter_photos()]
+    junk = [single_dot(), uniform_noise(0), uniform_noise(1)]
+    blank = [np.zeros((28, 28), np.float32), np.ones((28, 28), np.float32)]
+    return {
+        "pens_record": info.pens,
+        "test_acc": metrics["test_acc"],
+        "test_accepted": metrics["reject"]["test_accepted"],
+        "test_acc_accepted": metrics["reject"]["test_acc_accepted"],
+        "ece_after": metrics["calibration"]["ece_after"],
+        "train_seconds": metrics["train_seconds"],
+        "digit_files": score_digit_files(weights, info, images, labels),
+        "strokes_accepted_as_1": sum(a["accepted"] and a["class"] == "1" for a in strokes.values()),
+        "strokes": {str(width): a["class"] if a["state"] != "unsure" else "unsure" for width, a in strokes.items()},
+        "pens": score_pens(weights, info, images, labels),
+        "font_digits": score_font_digits(weights, info),
+        "photos": photos,
+        "letters_rejected": float(np.mean([not a["accepted"] for a in letters])),
+        "junk_rejected": all(not predict_image_file(png_bytes(image), weights, info)["accepted"] for image in junk)
+        and all(not predict_pixels(image, weights, info.classes)["accepted"] for image in blank),
+    }
+
+
+def draw_figure(path: Path) -> None:
+    """One test digit redrawn with each pen at its first test parameter: as drawn (top) and as the model sees it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mnist_logreg.idx import read_idx
+    from mnist_logreg.pens import PENS, redrawn_ink
+    from mnist_logreg.preprocess import clean_ink, place_ink
+
+    digit = read_idx(DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte")[0]
+    fig, axes = plt.subplots(2, len(PENS), figsize=(1.5 * len(PENS), 3.4), layout="constrained")
+    for column, pen in enumerate(PENS):
+        ink = redrawn_ink(digit, pen, PENS[pen].test[0], np.random.default_rng(0))
+        axes[0, column].imshow(1 - ink, cmap="gray", vmin=0, vmax=1)
+        axes[1, column].imshow(place_ink(clean_ink(ink)), cmap="gray", vmin=0, vmax=1)
+        axes[0, column].set_title(pen, fontsize=10)
+        for row in axes[:, column]:
+            row.set_xticks([])
+            row.set_yticks([])
+    axes[0, 0].set_ylabel("drawn", fontsize=9)
+    axes[1, 0].set_ylabel("the model sees", fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _pair(row: dict, key: str) -> str:
+    return f"{row[key]:.3f}"
+
+
+def table(results: dict) -> str:
+    """The markdown table: each measure for the run with pens and the one without."""
+    with_pens, without = results["with pens"], results["without pens"]
+    lines = [
+        f"Measured by `python -m bench.pens` on {results['date']}, two default runs side by side "
+        "(the same recipe and photo path; one without its pen copies, `--no-pens`):",
+        "",
+        "Shares of the default run's pen copies: "
+        + ", ".join(f"{pen} {count:,}" for pen, count in with_pens["pens_record"]["counts"].items())
+        + " (one copy of each training digit).",
+        "",
+        "| measure | default | without pens |",
+        "| --- | --- | --- |",
+    ]
+
+    def row(name: str, value) -> None:
+        lines.append(f"| {name} | {value(with_pens)} | {value(without)} |")
+
+    row("MNIST test accuracy", lambda r: f"{r['test_acc']:.4f}")
+    row(
+        "MNIST test digits accepted / right among accepted",
+        lambda r: f"{r['test_accepted']:.3f} / {r['test_acc_accepted']:.4f}",
+    )
+    row("test ECE after calibration", lambda r: f"{r['ece_after']:.4f}")
+    row(
+        f"MNIST test digits as 28×28 PNG files ({with_pens['digit_files']['count']}): accepted / right among accepted",
+        lambda r: f"{_pair(r['digit_files'], 'accepted')} / {_pair(r['digit_files'], 'right')}",
+    )
+    row(
+        f"a vertical stroke, pen {min(map(int, with_pens['strokes']))}–{max(map(int, with_pens['strokes']))} px on 300 px: widths read as an accepted 1",
+        lambda r: f"{r['strokes_accepted_as_1']} of {len(r['strokes'])}",
+    )
+    for pen in with_pens["pens"]:
+        count = with_pens["pens"][pen]["count"]
+        row(
+            f"pens test set, {pen} ({count}): accepted / right among accepted",
+            lambda r, pen=pen: f"{_pair(r['pens'][pen], 'accepted')} / {_pair(r['pens'][pen], 'right')}",
+        )
+    fonts = with_pens["font_digits"]
+    row(
+        f"handwriting-font digits ({fonts['count']}): top class right / accepted",
+        lambda r: f"{_pair(r['font_digits'], 'top_right')} / {_pair(r['font_digits'], 'accepted')}",
+    )
+    for maker in with_pens["photos"]:
+        row(f"realistic photos, {maker} (150): accepted", lambda r, maker=maker: _pair(r["photos"][maker], "accepted"))
+    row("held-out letters not accepted (not a digit, or unsure)", lambda r: f"{r['letters_rejected']:.3f}")
+    row(
+        "blank, full, noise and single-dot images",
+        lambda r: "all rejected" if r["junk_rejected"] else "not all rejected",
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", nargs=2, type=Path, metavar=("WITH", "WITHOUT"), help="score these runs instead of training"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.runs:
+            with_pens, without = args.runs
+        else:
+            with_pens = train(Path(scratch) / "default")
+            without = train(Path(scratch) / "no-pens", "--no-pens")
+        results = {
+            "date": datetime.date.today().isoformat(),
+            "with pens": measure(with_pens),
+            "without pens": measure(without),
+        }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    draw_figure(FIGURE)
+    text = table(results)
+    update_section("pens", "## Real digits in any pen\n\n" + text)
+    update_docs("pens", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

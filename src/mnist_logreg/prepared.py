@@ -1,0 +1,60 @@
+"""Training images made by code once and kept in the data folder: the outliers of "not a digit"
+(outliers.py) and the digits redrawn with other pens (pens.py).
+
+Making them takes seconds; reading them back, a fraction of one. Each file is named after a
+digest of its ``key``, the text of all it depends on (the seed, the layout, the source files'
+checksums, the code that makes them), and holds that key: a file made by other code or for
+other settings is never read as this one. Files are written atomically; a damaged one is made
+again; only the newest KEPT of each kind stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .files import written_atomically
+
+KEPT = 4  # files of one kind kept, the newest: one per seed, layout or version of the code in use
+
+
+def code_digest(*modules: str) -> str:
+    """A digest of these modules' source (file names beside this one): a change to them makes new files."""
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    return digest.hexdigest()
+
+
+def prepared_path(data_dir: Path | str, kind: str, key: str) -> Path:
+    """Where the images of ``kind`` ("outliers", "pens") made for ``key`` are kept."""
+    return Path(data_dir) / kind / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def read_prepared(path: Path, key: str, log: Callable[[str], None]) -> dict[str, np.ndarray] | None:
+    """The arrays kept at ``path`` for ``key``; None where there are none, or none usable (said)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            if str(kept["key"]) != key:
+                return None
+            return {name: kept[name] for name in kept.files if name != "key"}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        log(f"note: {path} is damaged ({type(error).__name__}); making it again")
+        return None
+
+
+def write_prepared(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Keep ``arrays`` at ``path`` (written atomically), and only the newest KEPT files of its kind beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with written_atomically(path) as partial, partial.open("wb") as handle:
+        np.savez(handle, key=np.array(key), **arrays)
+    kind = path.name.split("-")[0]
+    older = sorted(path.parent.glob(f"{kind}-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[KEPT:]:
+        stale.unlink(missing_ok=True)

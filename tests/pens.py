@@ -1,0 +1,137 @@
+"""The pens test set: digits nobody here drew, with pens MNIST never used, read through the whole photo path.
+
+- MNIST *test* digits (never a training one) redrawn with each pen of ``mnist_logreg.pens`` at
+  the pen's ``test`` parameters, which the training never draws from, written on paper as PNG or
+  JPEG files (every other one), as they are drawn, not placed: ``predict_image_file`` reads them
+  back through the whole photo path;
+- digits 0–9 in the handwriting fonts ``make fonts`` unpacks (tests/letters.py), at three sizes
+  and three slants, as photos of a note.
+
+No image of these sets reaches training or the choice of the pens' shares.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mnist_logreg.pens import PENS, redrawn_ink
+from tests.letters import fonts, on_paper
+
+PER_PEN = 200  # test digits redrawn with each pen
+SEED = 2003  # not a training seed: the test digits are drawn with their own stream
+
+
+def as_file(ink: np.ndarray, rng: np.random.Generator, jpeg: bool) -> bytes:
+    """Ink (H, W) in [0, 1], light on black, as a photo's file would hold it: dark on paper,
+    scaled to 84–140 px in a margin of paper, saved as PNG or JPEG (quality 60–90)."""
+    side = int(rng.integers(84, 141))
+    ink = np.clip(cv2.resize(ink.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA), 0, 1)
+    page = np.full((side + 60, side + 60), 0.9, np.float32)
+    page[30 : 30 + side, 30 : 30 + side] -= 0.75 * ink
+    image = Image.fromarray(np.round(np.clip(page, 0, 1) * 255).astype(np.uint8), mode="L")
+    buffer = io.BytesIO()
+    if jpeg:
+        image.save(buffer, format="JPEG", quality=int(rng.integers(60, 91)))
+    else:
+        image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pens_test_set(images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, list[tuple[int, bytes]]]:
+    """{pen: [(label, file bytes), ...]}: ``per_pen`` of MNIST's test digits (``images`` (N, 28, 28)
+    uint8, ``labels``) per pen, redrawn at the pen's test parameters, as PNG and JPEG files."""
+    rng = np.random.default_rng(SEED)
+    sets = {}
+    for pen in PENS:
+        chosen = rng.choice(len(labels), per_pen, replace=False)
+        values = PENS[pen].test
+        inks = [redrawn_ink(images[i], pen, values[n % len(values)], rng) for n, i in enumerate(chosen)]
+        sets[pen] = [
+            (int(labels[i]), as_file(ink, rng, jpeg=n % 2 == 1))
+            for n, (i, ink) in enumerate(zip(chosen, inks, strict=True))
+        ]
+    return sets
+
+
+def font_digits(sizes=(60, 90, 120), slants=(-8, 0, 8)) -> list[tuple[str, int, Image.Image]]:
+    """(font name, digit, photo) for the digits 0–9 in every handwriting font, at each size and slant."""
+    return [
+        (font.stem, digit, on_paper(str(digit), font, size).rotate(slant, expand=True, fillcolor=235))
+        for font in fonts()
+        for digit in range(10)
+        for size in sizes
+        for slant in slants
+    ]
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def score(answers: list[tuple[int, dict]]) -> dict:
+    """Of (label, predict's answer) pairs: the shares ``accepted``, ``unsure`` and ``rejected``, the
+    accuracy ``right`` among the accepted, and ``top_right``, the likeliest class right, accepted or not."""
+    taken = [(label, answer) for label, answer in answers if answer["accepted"]]
+    return {
+        "count": len(answers),
+        "accepted": float(np.mean([answer["accepted"] for _, answer in answers])),
+        "unsure": float(np.mean([answer["state"] == "unsure" for _, answer in answers])),
+        "rejected": float(np.mean([answer["state"] == "rejected" for _, answer in answers])),
+        "right": float(np.mean([answer["label"] == label for label, answer in taken])) if taken else 0.0,
+        "top_right": float(np.mean([answer["top_k"][0]["label"] == label for label, answer in answers])),
+    }
+
+
+def score_pens(weights, info, images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, dict]:
+    """``score`` of each pen's test set, read through ``predict_image_file``."""
+    from mnist_logreg.predict import predict_image_file
+
+    sets = pens_test_set(images, labels, per_pen)
+    return {
+        pen: score([(label, predict_image_file(data, weights, info)) for label, data in items])
+        for pen, items in sets.items()
+    }
+
+
+def score_font_digits(weights, info) -> dict:
+    """``score`` of the handwriting-font digits, read through ``predict_image_file``."""
+    from mnist_logreg.predict import predict_image_file
+
+    return score([(digit, predict_image_file(png_bytes(photo), weights, info)) for _, digit, photo in font_digits()])
+
+
+def score_digit_files(weights, info, images: np.ndarray, labels: np.ndarray, count: int = 500) -> dict:
+    """``score`` of the first ``count`` MNIST test digits saved as 28×28 PNG files, as the dataset
+    holds them (light on black), and read back through the whole photo path."""
+    from mnist_logreg.predict import predict_image_file
+
+    files = [png_bytes(Image.fromarray(image, mode="L")) for image in images[:count]]
+    return score(
+        [
+            (int(label), predict_image_file(data, weights, info))
+            for data, label in zip(files, labels[:count], strict=True)
+        ]
+    )
+
+
+STROKE_WIDTHS = (2, 4, 6, 8, 10, 14, 20, 30)  # pen widths of a vertical line on a 300 px page
+
+
+def vertical_stroke(width: int) -> Image.Image:
+    """A plainly drawn 1: a vertical line 220 px long, ``width`` px wide, on a white 300 × 300 page."""
+    page = Image.new("L", (300, 300), 255)
+    ImageDraw.Draw(page).line([(150, 40), (150, 260)], fill=0, width=width)
+    return page
+
+
+def score_strokes(weights, info) -> dict[int, dict]:
+    """predict's answer to a vertical stroke at each of STROKE_WIDTHS."""
+    from mnist_logreg.predict import predict_image_file
+
+    return {width: predict_image_file(png_bytes(vertical_stroke(width)), weights, info) for width in STROKE_WIDTHS}
