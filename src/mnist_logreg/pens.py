@@ -83,16 +83,18 @@ def _blurred(ink: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 
 
 def _low_res(ink: np.ndarray, side: float, rng: np.random.Generator) -> np.ndarray:
-    """The digit scanned with its longer side ``side`` pixels, then enlarged back: blocky (nearest
-    neighbour) or smooth (bilinear), half of each."""
+    """The digit scanned with its longer side ``side`` pixels, then enlarged back where it was:
+    blocky (nearest neighbour) or smooth (bilinear), half of each."""
     rows, cols = np.nonzero(ink > 0.05)
-    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    crop = ink[top:bottom, left:right]
     scale = side / max(crop.shape)
-    small = cv2.resize(
-        crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), interpolation=cv2.INTER_AREA
-    )
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     grow = cv2.INTER_NEAREST if rng.random() < 0.5 else cv2.INTER_LINEAR
-    return cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=grow)
+    scanned = np.zeros_like(ink)
+    scanned[top:bottom, left:right] = cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=grow)
+    return scanned
 
 
 def _faint(ink: np.ndarray, contrast: float, rng: np.random.Generator) -> np.ndarray:
