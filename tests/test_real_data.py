@@ -668,7 +668,7 @@ PENS_FLOOR = {
     "thick": (0.80, 0.95),
     "fine": (0.83, 0.98),
     "blurred": (0.62, 0.97),
-    "low-res": (0.70, 0.97),
+    "low-res": (0.85, 0.97),
     "faint": (0.88, 0.98),
     "warped": (0.92, 0.98),
 }  # accepted, right among the accepted
