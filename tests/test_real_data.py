@@ -199,8 +199,8 @@ def test_each_rung_of_the_ladder_reads_realistic_photos_at_least_as_well(default
 def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(default_run):
     """100 four-digit numbers from MNIST test digits, with gaps, on lit paper as JPEGs: reading the
     whole number right costs almost nothing beyond reading each digit right (p^4). With the run's
-    reject rule, a digit the model takes for no digit is left out of the number: that costs
-    numbers too, and the test bounds how many."""
+    reject rule, a digit the model is unsure of reads as "?", and one it takes for no digit is left
+    out of the number: that costs numbers too, and the test bounds how many."""
     import io
 
     from mnist_logreg.predict import predict_pixels
