@@ -226,6 +226,28 @@ def test_the_opening_removes_a_lighting_gradient_but_keeps_a_stroke():
     assert stroke[10:54, 30:34].min() > 0.25 and np.delete(stroke, np.s_[30:34], axis=1).max() < 0.1
 
 
+def test_a_number_on_a_wide_lit_page_keeps_its_paper_as_paper():
+    """The background window scales with the page's shorter side, as the digits' height does: on a
+    wide page, a window of the longer side spanned the whole height and took paper for ink."""
+    import cv2
+
+    from mnist_logreg.preprocess import ink_of
+    from mnist_logreg.segment import split_digits
+    from tests.written_numbers import compose, on_lit_paper
+
+    def ring(k: int) -> np.ndarray:
+        digit = np.zeros((28, 28), np.uint8)
+        cv2.circle(digit, (14, 14), 8 + k % 3, 255, 2 + k % 2)
+        return digit
+
+    found = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        page = on_lit_paper(compose([ring(k) for k in range(4)], rng), rng)  # about 570 × 225
+        found.append(len(split_digits(ink_of(page))))
+    assert found == [4] * 40, found  # 2 of these 40 read as one blob with the longer side's window
+
+
 def test_centre_of_mass_agrees_with_a_hand_count():
     from mnist_logreg.preprocess import centre_of_mass
 

@@ -29,9 +29,10 @@ MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression
 WORKING_SIDE = 384  # images are cleaned at this size: enough for strokes, cheap for filters
 MIN_WORKING_SIDE = 112  # smaller images are grown to this first
 MIN_CONTRAST = 0.08  # ink must differ from the background by this much (of the full range)
-# The background (paper and its lighting) is estimated on a copy whose longer side is
+# The background (paper and its lighting) is estimated on a copy whose shorter side is
 # BACKGROUND_SIDE pixels, by an opening over BACKGROUND_WINDOW pixels: wider than any stroke, so
-# that no stroke is taken for paper. A window of 13 took a marker's strokes for paper and left
+# that no stroke is taken for paper. The shorter side, as a digit's height and its strokes scale
+# with it: on a wide page of a number, a window of the longer side would span the whole height. A window of 13 took a marker's strokes for paper and left
 # their outlines (a thick-pen test set, docs/not-a-digit.md: accepted 0.67 with 13, 0.88 with 21).
 BACKGROUND_SIDE = 64
 BACKGROUND_WINDOW = 21
@@ -151,6 +152,12 @@ def _longest_side_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _shorter_side_size(shape: tuple[int, int], shorter: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``shorter`` pixels, keeping the aspect ratio."""
+    height, width = shape
+    return _longest_side_size(shape, round(shorter * max(height, width) / min(height, width)))
+
+
 def _to_working_size(grey: np.ndarray) -> np.ndarray:
     """The image at the working size: shrunk to WORKING_SIDE, or a small one (a 28×28 scan) grown to
     MIN_WORKING_SIDE, so that the cleaning's 3×3 median filter is fine against its strokes."""
@@ -205,7 +212,7 @@ def ink_from_grey(grey: np.ndarray) -> np.ndarray:
         grey = 1.0 - grey
     # Uneven lighting: estimate the background by an opening wider than any stroke, computed on
     # a small copy and scaled back up, and subtract it.
-    small = _resize(grey, _longest_side_size(grey.shape, BACKGROUND_SIDE))
+    small = _resize(grey, _shorter_side_size(grey.shape, BACKGROUND_SIDE))
     background = _box_blur(_opening(small, BACKGROUND_WINDOW), 3)  # the blur smooths the opening's blocky steps
     height, width = grey.shape
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
