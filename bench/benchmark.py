@@ -467,7 +467,7 @@ def presets_table(report: dict) -> str:
 
 
 def docs_paragraph(report: dict) -> str:
-    s, up = report["summary"], report["startup"]
+    s, up, pr = report["summary"], report["startup"], report["preparing"]
     sp, nb, rs = s["speed"], s["notebook_vs_lesson"], s["raw_vs_sklearn"]
     return (
         f"The last `make bench` ({report['date'][:10]}, {report['machine']['cores']} cores, {report['rounds']} "
@@ -482,7 +482,9 @@ def docs_paragraph(report: dict) -> str:
         f"({default_share(up):.2f}× the pixel-pair recipe on the digits alone, without its report; peak RSS "
         f"{up['train']['peak_rss_mib']:.0f} MiB), "
         f"and `report` on a run {up['report']['median']:.1f} s against {up['train_no_report']['median']:.1f} s for "
-        "`train --no-report` (medians)."
+        "`train --no-report` (medians). Its outliers and pen copies took "
+        f"{pr['cached']['median']:.2f} s read from the data folder's cache and {pr['uncached']['median']:.1f} s made "
+        "anew (`--no-cache`; medians)."
     )
 
 
