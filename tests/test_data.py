@@ -104,6 +104,24 @@ def test_each_epoch_draws_a_fresh_seeded_sample_of_the_extras_identical_in_both_
     assert not all(torch.equal(a, b) for a, b in zip(epoch_labels(other), epoch_labels(fast), strict=True))
 
 
+def test_the_training_split_is_transformed_part_by_part_into_what_the_whole_split_gives(fake_data):
+    """The digits, copies and outliers are deskewed into one tensor a part at a time (no bytes copy
+    of the whole split): the same images, bitwise, as the joined split deskewed at once."""
+    from mnist_logreg.data import transform_all
+
+    spec, data_dir = fake_data
+    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
+    parts, labels = splits.parts("train")
+    assert [len(part) for part in parts] == [splits.size("train"), 90, 150]
+    whole, whole_labels = splits.tensors("train")
+    assert torch.equal(labels, whole_labels) and torch.equal(torch.cat(parts), whole)
+    by_parts = transform_all("deskew", parts)
+    assert torch.equal(by_parts, transform_all("deskew", whole))
+    assert not torch.equal(by_parts, whole.float() / 255)  # deskewed, not merely scaled
+    loader = tensor_loaders(splits, 32, seed=3, input_transform="deskew")[0]
+    assert torch.equal(loader.images, by_parts)
+
+
 def test_the_digits_are_all_in_every_epoch_and_the_pools_are_seen_over_the_run():
     from mnist_logreg.data import EpochSample
 

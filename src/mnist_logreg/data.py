@@ -59,17 +59,25 @@ class Splits:
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(images (N, 1, 28, 28) uint8, labels (N,) int64) of "train", "val" or "test"."""
+        parts, labels = self.parts(split)
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)), labels
+
+    def parts(self, split: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The images of a split in the parts they are held in, (N, 1, 28, 28) uint8 each: for
+        "train", its digits, then the pen copies and the outliers, as torchvision_sets has them;
+        and all their labels (N,) int64. A transform can fill one tensor from them part by part,
+        with no second copy of the whole split."""
         if split == "test":
-            return self.test_images.unsqueeze(1), self.test_labels
+            return [self.test_images.unsqueeze(1)], self.test_labels
         if split not in SPLITS:
             raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
         index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
-        images, labels = self.train_images[index].unsqueeze(1), self.train_labels[index]
-        if split == "train":  # the copies and the outliers after the digits, as torchvision_sets has them
+        parts, labels = [self.train_images[index].unsqueeze(1)], [self.train_labels[index]]
+        if split == "train":
             for extra, extra_labels in self._extras():
-                images = torch.cat([images, extra.unsqueeze(1)])
-                labels = torch.cat([labels, torch.as_tensor(extra_labels, dtype=torch.int64)])
-        return images, labels
+                parts.append(extra.unsqueeze(1))
+                labels.append(torch.as_tensor(extra_labels, dtype=torch.int64))
+        return parts, torch.cat(labels)
 
     def _extras(self) -> list[tuple[torch.Tensor, np.ndarray]]:
         """The training split's images after its digits, with their labels: the pen copies, then the outliers."""
@@ -399,14 +407,18 @@ class TensorLoader:
 TRANSFORM_CHUNK = 1024  # images per vectorised transform call: bounds the working memory on whole datasets (4096: +118 MB peak, and slower)
 
 
-def transform_all(input_transform: str, images: torch.Tensor, done=lambda n: None) -> torch.Tensor:
-    """uint8 images (N, 1, 28, 28) as float32 with ``input_transform`` applied, a chunk at a time;
-    ``done(n)`` is told of every n transformed."""
-    out = torch.empty(images.shape, dtype=torch.float32)
-    for start in range(0, len(images), TRANSFORM_CHUNK):
-        chunk = to_float_pixels(images[start : start + TRANSFORM_CHUNK])
-        out[start : start + TRANSFORM_CHUNK] = apply_input_transform(input_transform, chunk)
-        done(len(chunk))
+def transform_all(input_transform: str, images: torch.Tensor | list[torch.Tensor], done=lambda n: None) -> torch.Tensor:
+    """uint8 images (N, 1, 28, 28), or a list of such parts, as one float32 tensor with
+    ``input_transform`` applied, a chunk at a time; ``done(n)`` is told of every n transformed."""
+    parts = images if isinstance(images, list) else [images]
+    out = torch.empty((sum(len(part) for part in parts), *parts[0].shape[1:]), dtype=torch.float32)
+    at = 0
+    for part in parts:
+        for start in range(0, len(part), TRANSFORM_CHUNK):
+            chunk = to_float_pixels(part[start : start + TRANSFORM_CHUNK])
+            out[at : at + len(chunk)] = apply_input_transform(input_transform, chunk)
+            at += len(chunk)
+            done(len(chunk))
     return out
 
 
@@ -427,10 +439,10 @@ def tensor_loaders(
     bar = tqdm(total=total, desc=input_transform, unit="img", leave=False, disable=not (progress and total))
 
     def images(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels, labels = splits.tensors(split)
-        if input_transform != "none":
-            pixels = transform_all(input_transform, pixels, bar.update)
-        return pixels, labels
+        if input_transform == "none":
+            return splits.tensors(split)
+        parts, labels = splits.parts(split)  # transformed part by part: no bytes copy of the whole split
+        return transform_all(input_transform, parts, bar.update), labels
 
     groups = splits.epoch_groups()
     sample = EpochSample(splits.size("train"), groups, generator) if groups is not None else None
