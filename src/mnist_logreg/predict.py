@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .calibration import REJECTED, STATES, UNSURE, answer_states
+from .calibration import ACCEPTED, REJECTED, STATES, UNSURE, answer_states
 from .config import REJECT_CLASS, TOP_K
 from .datasets import DATASETS
 from .inputs import SIDE, apply_input_transform, feature_map
@@ -54,10 +54,10 @@ def predict_pixels(pixels, model, classes: list[str], top_k: int = TOP_K) -> dic
     state = int(answer_states(p[None], len(classes), weights.threshold)[0])
     answer = {
         "state": STATES[state],
-        "accepted": state == 0,
-        "label": label if state == 0 else None,
-        "class": classes[label] if state == 0 else rejected_name(classes),
-        "probability": float(p[label]) if state == 0 else 1 - float(p[label]),
+        "accepted": state == ACCEPTED,
+        "label": label if state == ACCEPTED else None,
+        "class": classes[label] if state == ACCEPTED else rejected_name(classes),
+        "probability": float(p[label]) if state == ACCEPTED else 1 - float(p[label]),
     }
     if state == UNSURE:
         pair = ranked[:2]
