@@ -32,7 +32,7 @@ from .datasets import DATASETS, Layout
 from .fetch import missing_files
 from .idx import read_idx
 from .inputs import SIDE
-from .prepared import code_digest, prepared_path, read_prepared, write_prepared
+from .prepared import code_digest, prepared_path, progress_bar, read_prepared, write_prepared
 from .preprocess import place_ink
 
 DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
@@ -119,13 +119,6 @@ def _usable(kept: dict | None, path: Path, log: Callable[[str], None]) -> tuple[
         log(f"note: {path} does not hold the outliers it names; drawing them again")
         return None
     return images, counts
-
-
-def progress_bar(total: int, what: str, shown: bool):
-    """A progress bar over the images made (tqdm's; nothing drawn unless ``shown``)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=what, unit="img", leave=False, disable=not shown, mininterval=0.5)
 
 
 def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:

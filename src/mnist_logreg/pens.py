@@ -33,7 +33,7 @@ import numpy as np
 from .config import PEN_COPIES, PEN_SHARES
 from .datasets import DATASETS, Layout
 from .inputs import SIDE
-from .prepared import code_digest, prepared_path, read_prepared, write_prepared
+from .prepared import code_digest, prepared_path, progress_bar, read_prepared, write_prepared
 from .preprocess import NoInk, clean_ink, place_ink
 
 SCALE = 4  # pens draw on the digit enlarged this many times: 112 × 112
@@ -205,8 +205,6 @@ def training_copies(
     the shares and this code, it is what the copies are kept under in ``data_dir/pens/``, read
     back the next time; ``cache=False`` neither reads nor writes that file.
     """
-    from .outliers import progress_bar
-
     names = list(PEN_SHARES)
     key_text = json.dumps(
         {

@@ -58,3 +58,10 @@ def write_prepared(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
     older = sorted(path.parent.glob(f"{kind}-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in older[KEPT:]:
         stale.unlink(missing_ok=True)
+
+
+def progress_bar(total: int, what: str, shown: bool):
+    """A progress bar over the images made (tqdm's; nothing drawn unless ``shown``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=what, unit="img", leave=False, disable=not shown, mininterval=0.5)
