@@ -250,7 +250,7 @@ def startup(rounds: int) -> dict:
 
 def preparing(rounds: int) -> dict:
     """Seconds to make the default run's outliers and pen copies: read from the data folder's cache,
-    and made anew (``cache=False``), each round."""
+    and made anew (``cache=False``) over the cores, as `train` makes them, each round."""
     import torch  # noqa: F401  (imported before the clock starts, as training has it)
 
     from mnist_logreg.config import get_preset
@@ -259,7 +259,7 @@ def preparing(rounds: int) -> dict:
 
     config = get_preset("default")
     splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
-    quiet = {"log": lambda message: None}
+    quiet = {"log": lambda message: None, "workers": os.cpu_count() or 1}
     with_extras(splits, config, DATA_DIR, True, **quiet)  # made and kept once, if they were not
     times: dict[str, list[float]] = {"cached": [], "uncached": []}
     for _ in range(rounds):

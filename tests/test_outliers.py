@@ -11,7 +11,7 @@ import torch
 from mnist_logreg.config import get_preset
 from mnist_logreg.data import load_splits, to_float_pixels
 from mnist_logreg.datasets import Layout
-from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, training_outliers
+from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, garment_outliers, training_outliers
 from tests.helpers import cli, train_preset
 
 
@@ -20,6 +20,17 @@ def test_drawn_outliers_are_the_same_for_a_seed_and_differ_between_seeds():
     assert first.shape == (60, 28, 28) and first.dtype == np.uint8
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_garments_are_placed_the_same_here_or_spread_over_two_processes():
+    rng = np.random.default_rng(0)
+    garments = np.zeros((1100, 28, 28), np.uint8)  # two chunks of PROGRESS_STEP: a box of cloth each, anywhere
+    boxes = rng.integers([0, 0, 4, 4], [14, 14, 14, 14], (len(garments), 4))
+    for garment, (top, left, height, width) in zip(garments, boxes, strict=True):
+        garment[top : top + height, left : left + width] = rng.integers(60, 256)
+    here, spread = garment_outliers(garments), garment_outliers(garments, workers=2)
+    assert np.array_equal(here, spread)
+    assert not np.array_equal(here, garments)  # placed: scaled and centred, not as they came
 
 
 def test_every_kind_is_drawn_in_turn_and_placed_like_a_photos_ink():

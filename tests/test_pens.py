@@ -41,6 +41,16 @@ def test_copies_are_the_same_for_a_seed_and_differ_between_seeds():
     assert set(kinds.tolist()) == set(range(len(PENS)))  # every pen drawn, in a seeded order
 
 
+def test_copies_are_the_same_made_here_or_spread_over_two_processes():
+    digits = np.stack([np.roll(a_digit(), shift, axis=1) for shift in range(-3, 4)] * 158)  # 1,106: two chunks
+    shares = {name: 1.0 for name in PENS}
+    told: list[int] = []
+    here, kinds = pen_copies(digits, shares, 5)
+    spread, spread_kinds = pen_copies(digits, shares, 5, done=told.append, workers=2)
+    assert np.array_equal(here, spread) and np.array_equal(kinds, spread_kinds)
+    assert told == [1000, 106]  # each chunk told of once, in order
+
+
 def test_a_share_of_zero_draws_no_copy_of_that_pen():
     _, kinds = pen_copies(np.stack([a_digit()] * 40), {"thick": 1.0, "fine": 0.0, "blurred": 3.0}, 0)
     assert set(kinds.tolist()) == {0, 2} and (kinds == 2).sum() > (kinds == 0).sum()

@@ -429,9 +429,12 @@ def train_command(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     min_steps = None if args.batch_size is not None else MIN_STEPS_PER_EPOCH  # a batch asked for is kept
+    workers = os.cpu_count() or 1  # processes that make the pen copies and outliers not kept yet
     try:
         if args.resume:
-            result = resume_run(args.resume, data_dir=args.data_dir, progress=not args.no_progress, log=log)
+            result = resume_run(
+                args.resume, data_dir=args.data_dir, progress=not args.no_progress, log=log, workers=workers
+            )
         else:
             result = train_run(
                 args.folder or args.dataset,
@@ -446,6 +449,7 @@ def train_command(args) -> int:
                 overwrite=args.overwrite,
                 cache=not args.no_cache,
                 min_steps_per_epoch=min_steps,
+                workers=workers,
             )
     except TrainingInterrupted as interruption:
         if distributed.current().is_main:

@@ -32,7 +32,7 @@ from .datasets import DATASETS, Layout
 from .fetch import missing_files
 from .idx import read_idx
 from .inputs import SIDE
-from .prepared import code_digest, prepared_path, progress_bar, read_prepared, write_prepared
+from .prepared import code_digest, made_in_workers, prepared_path, progress_bar, read_prepared, write_prepared
 from .preprocess import place_ink
 
 DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
@@ -48,6 +48,7 @@ def training_outliers(
     log: Callable[[str], None] = print,
     progress: bool = False,
     cache: bool = True,
+    workers: int = 1,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
     and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
@@ -57,6 +58,7 @@ def training_outliers(
     Making them takes seconds (one line says what is made, and with ``progress`` a bar shows it),
     so they are kept in ``data_dir/outliers/`` under a key of all they depend on (``cache_key``)
     and read from there the next time; ``cache=False`` neither reads nor writes that file.
+    ``workers`` processes place the garments; the drawn ones come from one random stream, here.
     """
     fashion = DATASETS["fashion-mnist"]
     with_garments = not missing_files(fashion, data_dir)
@@ -81,7 +83,7 @@ def training_outliers(
         images = drawn_outliers(count, seed, layout, bar.update)
         counts = {"drawn": len(images)}
         if with_garments:
-            images = np.concatenate([images, garment_outliers(garments, layout, bar.update)])
+            images = np.concatenate([images, garment_outliers(garments, layout, bar.update, workers)])
             counts[fashion.name] = len(garments)
     if cache:
         write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
@@ -138,15 +140,21 @@ def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=la
 PROGRESS_STEP = 1000  # images made between two updates of a progress bar
 
 
-def garment_outliers(images: np.ndarray, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:
+def garment_outliers(
+    images: np.ndarray, layout: Layout = MNIST_LAYOUT, done=lambda n: None, workers: int = 1
+) -> np.ndarray:
     """Fashion-MNIST images (N, 28, 28) uint8 placed as photos of them would be: ink cropped, scaled
-    into the layout's box and centred. ``done(n)`` is told of every n placed."""
+    into the layout's box and centred, PROGRESS_STEP at a time by ``workers`` processes. ``done(n)``
+    is told of every n placed."""
+    jobs = [(images[start : start + PROGRESS_STEP], layout) for start in range(0, len(images), PROGRESS_STEP)]
+    return np.concatenate(made_in_workers(_placed_garments, jobs, done, workers)) if jobs else np.empty_like(images)
+
+
+def _placed_garments(job: tuple[np.ndarray, Layout]) -> np.ndarray:
+    images, layout = job
     placed = np.empty_like(images)
     for n, image in enumerate(images):
-        ink = image.astype(np.float32) / 255
-        placed[n] = np.round(_placed(ink, layout) * 255).astype(np.uint8)
-        if n % PROGRESS_STEP == PROGRESS_STEP - 1 or n == len(images) - 1:
-            done(n % PROGRESS_STEP + 1)
+        placed[n] = np.round(_placed(image.astype(np.float32) / 255, layout) * 255).astype(np.uint8)
     return placed
 
 

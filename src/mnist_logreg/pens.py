@@ -33,7 +33,7 @@ import numpy as np
 from .config import PEN_COPIES, PEN_SHARES
 from .datasets import DATASETS, Layout
 from .inputs import SIDE
-from .prepared import code_digest, prepared_path, progress_bar, read_prepared, write_prepared
+from .prepared import code_digest, made_in_workers, prepared_path, progress_bar, read_prepared, write_prepared
 from .preprocess import NoInk, clean_ink, place_ink
 
 SCALE = 4  # pens draw on the digit enlarged this many times: 112 × 112
@@ -162,26 +162,37 @@ def pen_copies(
     layout: Layout = MNIST_LAYOUT,
     which: str = "train",
     done: Callable[[int], None] = lambda n: None,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One copy of each digit (N, 28, 28) uint8, redrawn with a pen of ``shares`` (its kind in those
     proportions, in a seeded order) at one of the pen's ``which`` parameters ("train" or "test"):
     the copies (N, 28, 28) uint8, and the index of each copy's pen in ``shares``. The same for the
-    same seed. ``done(n)`` is told of every n made."""
+    same seed, made by any number of ``workers`` processes. ``done(n)`` is told of every n made."""
     names = list(shares)
     weights = np.array([shares[name] for name in names], dtype=np.float64)
     # Streams of their own: the outliers' and the split's stay as they were. Each chunk of
     # CHUNK digits draws from its own, so that a chunk's copies do not depend on the others.
     kinds = np.random.default_rng([seed, 30]).choice(len(names), size=len(digits), p=weights / weights.sum())
-    copies = np.empty_like(digits)
-    for start in range(0, len(digits), CHUNK):
-        rng = np.random.default_rng([seed, 30, start // CHUNK])
-        for n in range(start, min(start + CHUNK, len(digits))):
-            pen = PENS[names[kinds[n]]]
-            values = getattr(pen, which)
-            value = values[int(rng.integers(len(values)))]
-            copies[n] = np.round(redraw(digits[n], pen.name, value, rng, layout) * 255).astype(np.uint8)
-        done(min(start + CHUNK, len(digits)) - start)
+    jobs = [
+        (digits[start : start + CHUNK], kinds[start : start + CHUNK], names, [seed, 30, start // CHUNK], layout, which)
+        for start in range(0, len(digits), CHUNK)
+    ]
+    copies = np.concatenate(made_in_workers(_chunk_copies, jobs, done, workers)) if jobs else np.empty_like(digits)
     return copies, kinds
+
+
+def _chunk_copies(job: tuple) -> np.ndarray:
+    """The copies of one chunk of digits: (digits, their pens' indices in ``names``, names, the
+    chunk's random stream, layout, "train" or "test"), drawn as ``pen_copies`` says."""
+    digits, kinds, names, stream, layout, which = job
+    rng = np.random.default_rng(stream)
+    copies = np.empty_like(digits)
+    for n, (digit, kind) in enumerate(zip(digits, kinds, strict=True)):
+        pen = PENS[names[kind]]
+        values = getattr(pen, which)
+        value = values[int(rng.integers(len(values)))]
+        copies[n] = np.round(redraw(digit, pen.name, value, rng, layout) * 255).astype(np.uint8)
+    return copies
 
 
 CHUNK = 1000  # copies drawn from one random stream, and made between two updates of a progress bar
@@ -197,13 +208,15 @@ def training_copies(
     log: Callable[[str], None] = print,
     progress: bool = False,
     cache: bool = True,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """The pen copies a run trains on beside its training ``digits`` (N, 28, 28) uint8: PEN_COPIES
     copies of each, of the kinds in PEN_SHARES; their labels; and how many of each kind.
 
     ``key`` names the digits (the dataset's checksum and the split): with the seed, the layout,
     the shares and this code, it is what the copies are kept under in ``data_dir/pens/``, read
-    back the next time; ``cache=False`` neither reads nor writes that file.
+    back the next time; ``cache=False`` neither reads nor writes that file. ``workers`` processes
+    make them where they are not kept.
     """
     names = list(PEN_SHARES)
     key_text = json.dumps(
@@ -226,7 +239,7 @@ def training_copies(
         log(f"redrawing {PEN_COPIES * len(digits):,} digits with other pens ({', '.join(names)}) ...")
         sources = np.concatenate([digits] * PEN_COPIES)
         with progress_bar(len(sources), "pens", progress) as bar:
-            copies, kinds = pen_copies(sources, PEN_SHARES, seed, layout, "train", bar.update)
+            copies, kinds = pen_copies(sources, PEN_SHARES, seed, layout, "train", bar.update, workers)
         if cache:
             write_prepared(path, key_text, {"images": copies, "kinds": kinds})
     counts = {name: int((kinds == n).sum()) for n, name in enumerate(names)}

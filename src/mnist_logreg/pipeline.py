@@ -159,6 +159,7 @@ def train_run(
     overwrite: bool = False,
     min_steps_per_epoch: int | None = None,
     cache: bool = True,
+    workers: int = 1,
 ) -> RunResult:
     """Train ``config`` on ``dataset`` and write a complete run folder. Fetches data if missing.
 
@@ -167,7 +168,9 @@ def train_run(
     too small for the batch to give that many optimizer steps an epoch trains in smaller batches
     (``config.with_enough_steps``; the command line asks for it unless --batch-size is given).
     ``cache`` keeps the outliers of a reject class in the data folder for the next run, and reads
-    them from there (outliers.training_outliers).
+    them from there (outliers.training_outliers). Where they are not kept yet, ``workers`` processes
+    make them and the pen copies (fresh ones, spawned: a script that calls this with more than one
+    needs Python's ``if __name__ == "__main__":`` guard); the same images however many.
 
     Started by torchrun in several processes, they train the model together, data-parallel
     (see distributed.py); rank 0 writes the run folder, and model.json records the world size.
@@ -192,6 +195,7 @@ def train_run(
     start = {"dataset": spec.name, "config": config.to_dict(), "preset": preset, "loader": loader, "device": device}
     start["min_steps_per_epoch"] = min_steps_per_epoch
     start["cache"] = cache
+    start["workers"] = workers  # not kept in the checkpoint: how to make the images, not what they are
     if isinstance(spec, FolderDataset):
         start["source"] = spec.to_json()  # where a resumed run reads its images again
     return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
@@ -205,10 +209,12 @@ def resume_run(
     progress: bool = False,
     verbose: bool = True,
     log: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> RunResult:
     """Continue an unfinished run from its last complete epoch, with the settings it started with.
 
-    ``dataset`` is for datasets outside the table (the checkpoint names the dataset).
+    ``dataset`` is for datasets outside the table (the checkpoint names the dataset); ``workers`` is
+    ``train_run``'s.
     """
     run_dir = Path(run_dir)
     path = run_dir / RESUME_FILE
@@ -225,6 +231,7 @@ def resume_run(
     except (RuntimeError, EOFError, ValueError) as error:
         raise RunError(f"{path} is not a readable checkpoint ({str(error).splitlines()[0]})") from None
     config = TrainConfig(**state["config"])
+    state["workers"] = workers
     if distributed.launched().is_main:
         log(f"continuing after epoch {len(state['history'])} of {config.epochs} ...")
     if dataset is not None:
@@ -255,7 +262,9 @@ def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> Ru
             source = spec.to_json() | unreadable
         else:
             splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
-        splits, outlier_counts, pen_counts = with_extras(splits, config, data_dir, state.get("cache", True), log, shown)
+        splits, outlier_counts, pen_counts = with_extras(
+            splits, config, data_dir, state.get("cache", True), log, shown, state.get("workers", 1)
+        )
     fresh_start = "history" not in state  # a checkpoint holds the batch its run chose
     if state.get("min_steps_per_epoch") and fresh_start:
         config = _enough_steps(config, state, splits.size("train"), log)
@@ -361,32 +370,35 @@ def _enough_steps(config: TrainConfig, state: dict, train_images: int, log) -> T
 
 
 def with_extras(
-    splits: Splits, config: TrainConfig, data_dir, cache: bool = True, log=print, shown: bool = False
+    splits: Splits, config: TrainConfig, data_dir, cache: bool = True, log=print, shown: bool = False, workers: int = 1
 ) -> tuple[Splits, dict, dict | None]:
     """``splits`` with what ``config`` trains on beside the digits, each epoch a fresh sample of it
     (data.EpochSample): the digits redrawn with other pens (``config.pens``), and the outliers of
-    the reject class (``config.reject``). Also how many outliers of each source, and of each pen."""
+    the reject class (``config.reject``), made by ``workers`` processes where they are not kept yet.
+    Also how many outliers of each source, and of each pen."""
     pen_counts = None
     if config.pens:
-        splits, pen_counts = _with_pen_copies(splits, config.seed, data_dir, cache, log, shown)
+        splits, pen_counts = _with_pen_copies(splits, config.seed, data_dir, cache, log, shown, workers)
     outlier_counts = {}
     if config.reject:
         digits = splits.size("train")
         outliers, outlier_counts = training_outliers(
-            digits, config.seed, data_dir, splits.spec.layout, log, shown, cache
+            digits, config.seed, data_dir, splits.spec.layout, log, shown, cache, workers
         )
         per_epoch = min(len(outliers), round(OUTLIERS_PER_EPOCH * digits))
         splits = replace(splits, outliers=torch.from_numpy(outliers), outliers_per_epoch=per_epoch)
     return splits, outlier_counts, pen_counts
 
 
-def _with_pen_copies(splits: Splits, seed: int, data_dir, cache: bool, log, shown: bool) -> tuple[Splits, dict]:
+def _with_pen_copies(
+    splits: Splits, seed: int, data_dir, cache: bool, log, shown: bool, workers: int
+) -> tuple[Splits, dict]:
     """``splits`` with its training digits' pen copies (pens.py), and how many of each pen."""
     train_digits, labels = splits.train_images[splits.train_indices], splits.train_labels[splits.train_indices]
     which = hashlib.sha256(np.asarray(splits.train_indices, dtype=np.int64).tobytes()).hexdigest()[:16]
     key = {"dataset": splits.spec.name, "images": splits.spec.files[0].sha256, "train_indices": which}
     copies, copy_labels, counts = training_copies(
-        train_digits.numpy(), labels.numpy(), key, seed, data_dir, splits.spec.layout, log, shown, cache
+        train_digits.numpy(), labels.numpy(), key, seed, data_dir, splits.spec.layout, log, shown, cache, workers
     )
     per_epoch = min(len(copies), round(COPIES_PER_EPOCH * splits.size("train")))
     splits = replace(splits, copies=torch.from_numpy(copies), copy_labels=torch.from_numpy(copy_labels))

@@ -11,8 +11,9 @@ again; only the newest KEPT of each kind stay.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,20 @@ def progress_bar(total: int, what: str, shown: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=what, unit="img", leave=False, disable=not shown, mininterval=0.5)
+
+
+def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int) -> list[np.ndarray]:
+    """``make(job)`` for each of ``jobs``, in order: one array of images per job, ``done(n)`` told of
+    each job's n, and spread over ``workers`` processes. Each job draws from its own random stream,
+    so the result is the same however many make it. Fresh processes (spawn), not forks: a fork would
+    copy the parent's thread pools (torch's, OpenCV's) in whatever state they are in."""
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        return [_reported(make(job), done) for job in jobs]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return [_reported(made, done) for made in pool.imap(make, jobs)]
+
+
+def _reported(made: np.ndarray, done: Callable[[int], None]) -> np.ndarray:
+    done(len(made))
+    return made
