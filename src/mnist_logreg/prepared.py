@@ -76,8 +76,18 @@ def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None],
     workers = min(workers, len(jobs))
     if workers <= 1:
         return [_reported(make(job), done) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker) as pool:
         return [_reported(made, done) for made in pool.imap(make, jobs)]
+
+
+def _start_worker() -> None:
+    import signal
+
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+    # Ctrl-C is the parent's to answer (it stops the pool): a worker left to it would print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _reported(made: np.ndarray, done: Callable[[int], None]) -> np.ndarray:
