@@ -259,13 +259,13 @@ def preparing(rounds: int) -> dict:
 
     config = get_preset("default")
     splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
-    quiet = {"log": lambda message: None, "workers": os.cpu_count() or 1}
-    with_extras(splits, config, DATA_DIR, True, **quiet)  # made and kept once, if they were not
+    as_train_makes_them = {"log": lambda message: None, "workers": os.cpu_count() or 1}  # quietly, over the cores
+    with_extras(splits, config, DATA_DIR, True, **as_train_makes_them)  # made and kept once, if they were not
     times: dict[str, list[float]] = {"cached": [], "uncached": []}
     for _ in range(rounds):
         for name, cache in (("cached", True), ("uncached", False)):
             start = time.perf_counter()
-            with_extras(splits, config, DATA_DIR, cache, **quiet)
+            with_extras(splits, config, DATA_DIR, cache, **as_train_makes_them)
             times[name].append(time.perf_counter() - start)
     return {
         name: {"best": min(walls), "median": statistics.median(walls), "all": walls} for name, walls in times.items()

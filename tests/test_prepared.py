@@ -1,4 +1,4 @@
-"""prepared.py: images made in worker processes, in order, and Ctrl-C left to the parent."""
+"""prepared.py's images made in worker processes, in order; the workers (workers.py) leave Ctrl-C to the parent."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import cv2
 
 from mnist_logreg.prepared import made_in_workers
+from mnist_logreg.workers import spawned_pool
 
 
 def twice(job: int) -> list[int]:
@@ -29,3 +30,23 @@ def test_workers_leave_ctrl_c_to_the_parent_and_use_one_thread_each():
     """Ctrl-C reaches every process of the terminal's group. Left to a worker, it printed a
     traceback per worker above the parent's one-line answer (seen on `train --no-cache`)."""
     assert made_in_workers(how_the_worker_runs, [0, 1], lambda n: None, 2) == [[True, True], [True, True]]
+
+
+def remember(value: str) -> None:
+    global REMEMBERED
+    REMEMBERED = value
+
+
+REMEMBERED = ""
+
+
+def what_the_worker_remembers(job: int) -> str:
+    return REMEMBERED
+
+
+def test_a_spawned_pool_runs_its_own_initializer_after_setting_up_each_worker():
+    """The pools of pool.py and folder_data.py pass their own initializer: it runs, and the
+    worker still leaves Ctrl-C to the parent."""
+    with spawned_pool(2, remember, ("the run",)) as pool:
+        assert pool.map(what_the_worker_remembers, [0, 1]) == ["the run", "the run"]
+        assert pool.map(how_the_worker_runs, [0, 1]) == [[True, True], [True, True]]

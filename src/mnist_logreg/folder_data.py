@@ -25,6 +25,7 @@ from .errors import DataError
 from .files import written_atomically
 from .folders import TEST_SEED, FolderDataset, held_out_size
 from .inputs import SIDE
+from .workers import spawned_pool
 
 CACHE_FILE = ".mnist-logreg-cache-{layout}.npz"
 IN_PROCESS = 256  # fewer images to decode than this: starting worker processes would cost more
@@ -203,11 +204,7 @@ def _decode_all(names: list[str], folder: FolderDataset, progress: bool):
                 bar.update(len(chunk))
                 yield from chunk
             return
-        import multiprocessing
-
-        # Spawned, not forked, as in pool.py: a fork would copy OpenCV's threads mid-state.
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_start_worker, initargs=(folder,)) as pool:
+        with spawned_pool(workers, _start_worker, (folder,)) as pool:
             for chunk in pool.imap(_decode_chunk, chunks):
                 bar.update(len(chunk))
                 yield from chunk
@@ -219,7 +216,7 @@ _worker: dict = {}
 def _start_worker(folder: FolderDataset) -> None:
     import cv2
 
-    cv2.setNumThreads(1)  # the processes are the parallelism
+    cv2.setNumThreads(1)  # as a spawned worker has it (workers.py), in this process too
     _worker["folder"] = folder
 
 

@@ -18,6 +18,7 @@ from .predict import kept, predict_image_file
 from .preprocess import ImageError, open_image
 from .read import draw_boxes, read_image_file
 from .weights import load_weights, with_threshold
+from .workers import spawned_pool
 
 
 def result_or_error(
@@ -61,12 +62,7 @@ def answer_files(
         _start_worker(Path(run_dir), options)
         yield from map(_answer_one, jobs)
         return
-    import multiprocessing
-
-    # Fresh processes (spawn), not forks: a fork copies the parent's thread pools (OpenCV's,
-    # torch's) mid-state, and a child can wait forever on a lock no thread will release.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(Path(run_dir), options)) as pool:
+    with spawned_pool(workers, _start_worker, (Path(run_dir), options)) as pool:
         yield from pool.imap(_answer_one, jobs, chunksize=8)
 
 
@@ -76,7 +72,7 @@ _worker: dict = {}  # what one process holds: the weights, the run's RunInfo and
 def _start_worker(run_dir: Path, options: Options) -> None:
     import cv2
 
-    cv2.setNumThreads(1)  # the processes are the parallelism
+    cv2.setNumThreads(1)  # as a spawned worker has it (workers.py), in this process too
     weights, info = load_weights(run_dir)
     _worker.update(weights=with_threshold(weights, *options.reject), info=info, options=options)
 

@@ -11,7 +11,6 @@ again; only the newest KEPT of each kind stay.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import written_atomically
+from .workers import spawned_pool
 
 KEPT = 4  # files of one kind kept, the newest: one per seed, layout or version of the code in use
 
@@ -70,24 +70,13 @@ def progress_bar(total: int, what: str, shown: bool):
 
 def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int) -> list[np.ndarray]:
     """``make(job)`` for each of ``jobs``, in order: one array of images per job, ``done(n)`` told of
-    each job's n, and spread over ``workers`` processes. Each job draws from its own random stream,
-    so the result is the same however many make it. Fresh processes (spawn), not forks: a fork would
-    copy the parent's thread pools (torch's, OpenCV's) in whatever state they are in."""
+    each job's n, and spread over ``workers`` processes (workers.py). Each job draws from its own
+    random stream, so the result is the same however many make it."""
     workers = min(workers, len(jobs))
     if workers <= 1:
         return [_reported(make(job), done) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker) as pool:
+    with spawned_pool(workers) as pool:
         return [_reported(made, done) for made in pool.imap(make, jobs)]
-
-
-def _start_worker() -> None:
-    import signal
-
-    import cv2
-
-    cv2.setNumThreads(1)  # the processes are the parallelism
-    # Ctrl-C is the parent's to answer (it stops the pool): a worker left to it would print a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _reported(made: np.ndarray, done: Callable[[int], None]) -> np.ndarray:

@@ -1,0 +1,32 @@
+"""Fresh worker processes, for the jobs spread over the cores: predicting or reading many files
+(pool.py), decoding a folder dataset (folder_data.py), making training images (prepared.py).
+
+Spawned, not forked: a fork copies the parent's thread pools (OpenCV's, torch's) mid-state, and
+a child can wait forever on a lock no thread will release. Each worker runs OpenCV in one
+thread, the processes being the parallelism, and ignores Ctrl-C: the terminal sends it to the
+whole process group, and the parent answers it (its pool stops the workers); a worker left to
+it would print a traceback of its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+
+
+def spawned_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()):
+    """A ``multiprocessing`` pool of ``workers`` spawned processes, each set up as above and then
+    running ``initializer(*initargs)``; use it as a context manager."""
+    context = multiprocessing.get_context("spawn")
+    return context.Pool(workers, initializer=_start_worker, initargs=(initializer, initargs))
+
+
+def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
+    import signal
+
+    import cv2
+
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
