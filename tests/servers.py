@@ -34,7 +34,7 @@ def wait_until_answering(url: str, process: subprocess.Popen, seconds: float = 6
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(f"nothing answered at {url} in {seconds:g} s")
-        time.sleep(0.2)
+        time.sleep(0.05)  # a server answers about a second after it starts: poll often
 
 
 def stop(process: subprocess.Popen, seconds: float = 15.0) -> None:
