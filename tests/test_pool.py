@@ -45,8 +45,16 @@ def test_predicting_takes_files_as_it_goes_instead_of_listing_them_all_first(run
     folder.mkdir()
     seven().save(folder / "b.png")
     seven().save(folder / "a.png")
-    listed = expand_paths([folder])
-    assert not isinstance(listed, list) and list(listed) == [folder / "a.png", folder / "b.png"]
+    named = []
+
+    def paths():  # the folder, then 50,000 more names: a stream names each only when it gets there
+        for path in [folder, *(tmp_path / f"{number}.png" for number in range(50_000))]:
+            named.append(path)
+            yield path
+
+    listed = expand_paths(paths())
+    assert [next(listed), next(listed)] == [folder / "a.png", folder / "b.png"]
+    assert named == [folder]  # the names after the folder are not asked for yet
 
 
 @pytest.mark.parametrize(("files", "processes"), [(1, 0), (3, 2)])

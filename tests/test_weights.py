@@ -47,17 +47,25 @@ def test_damaged_numpy_weights_are_refused_clearly(tmp_path, damage, message):
 
 
 def test_probabilities_are_the_softmax_of_the_logits_over_the_runs_temperature(tmp_path):
-    from mnist_logreg.calibration import softmax
     from mnist_logreg.predict import predict_pixels
     from mnist_logreg.runs import load_run
-    from mnist_logreg.weights import load_weights
 
-    rejecting_run(tmp_path / "run", temperature=3.0)
+    torch.manual_seed(0)
+    model = MNISTModel()
+    with torch.no_grad():
+        model.linear.weight *= 20  # logits a few units apart: a temperature of 3 moves every probability
+    save_model(tmp_path / "run", model, digits_info(temperature=3.0))
     pixels = np.random.default_rng(0).random((28, 28)).astype(np.float32)
     weights, info = load_weights(tmp_path / "run")
     logits = weights.weight.astype(np.float64) @ pixels.reshape(-1) + weights.bias
-    expected = softmax(logits, 3.0)
-    assert predict_pixels(pixels, weights, info.classes)["probabilities"] == pytest.approx(expected.tolist())
+
+    def softmax(scaled: np.ndarray) -> np.ndarray:  # written out here, not the package's own
+        exponentials = np.exp(scaled - scaled.max())
+        return exponentials / exponentials.sum()
+
+    expected = softmax(logits / 3.0)
+    assert np.abs(expected - softmax(logits)).max() > 0.1  # a run that ignored its temperature would fail
+    assert predict_pixels(pixels, weights, info.classes)["probabilities"] == pytest.approx(expected.tolist(), abs=1e-6)
     model, _ = load_run(tmp_path / "run")
     torch_probabilities = model.predict_proba(torch.from_numpy(pixels).reshape(1, 1, 28, 28))[0].numpy()
     assert torch_probabilities == pytest.approx(expected, abs=1e-6)
