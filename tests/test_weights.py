@@ -9,7 +9,7 @@ import torch
 from mnist_logreg import MNISTModel, RunError
 from mnist_logreg.runs import save_model
 from mnist_logreg.weights import load_weights
-from tests.helpers import digits_info, rejecting_run
+from tests.helpers import digits_info
 
 
 def test_predicting_reads_numpy_weights_equal_to_the_checkpoint(tmp_path):
