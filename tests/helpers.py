@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +21,22 @@ from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
 from mnist_logreg.config import TrainConfig
-from mnist_logreg.datasets import DatasetSpec, IdxFile
-from mnist_logreg.idx import write_idx
+from mnist_logreg.datasets import UBYTE_TYPE_CODE, DatasetSpec, IdxFile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = REPO_ROOT / "data"
 
 FAKE_TRAIN, FAKE_TEST = 300, 60
+
+
+def write_idx(path: Path, array: np.ndarray) -> bytes:
+    """Write a uint8 array as an IDX file, the format fetch reads, and return the bytes written."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = struct.pack(">I", (UBYTE_TYPE_CODE << 8) | array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    content = header + array.tobytes()
+    Path(path).write_bytes(content)
+    return content
 
 
 def make_images(labels: np.ndarray, seed: int) -> np.ndarray:

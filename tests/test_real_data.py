@@ -10,13 +10,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.config import get_preset
 from mnist_logreg.data import to_float_pixels
 from mnist_logreg.pipeline import evaluate_run
 from mnist_logreg.predict import predict_pixels
-from mnist_logreg.preprocess import plain_resize, preprocess_image
+from mnist_logreg.preprocess import preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.weights import load_weights
 from tests.helpers import run_process, torchrun, train_preset
@@ -141,6 +142,12 @@ def test_the_cli_trains_evaluates_and_predicts(real_data_dir, tmp_path):
     out_of_range = run_process("predict", run, "--index", "10000", "--data-dir", real_data_dir)
     assert out_of_range.returncode == 1
     assert "--index 10000 is out of range: the test split has 10000 images" in out_of_range.stderr
+
+
+def plain_resize(image: Image.Image):
+    """The naive way, for comparison: grey, resized to 28×28, nothing else (a tensor (1, 28, 28))."""
+    grey = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+    return torch.from_numpy(grey).unsqueeze(0)
 
 
 @pytest.mark.parametrize("maker", sorted(MAKERS))
@@ -434,7 +441,7 @@ def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_
     import onnxruntime
 
     from mnist_logreg.export import export_onnx
-    from mnist_logreg.inputs import model_inputs
+    from mnist_logreg.inputs import apply_input_transform, feature_map
     from mnist_logreg.weights import load_weights, probabilities
 
     path = export_onnx(default_run.run_dir, tmp_path / "model.onnx")
@@ -448,7 +455,7 @@ def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_
         got = np.concatenate([session.run(None, {"images": chunk})[0] for chunk in np.array_split(pixels, 20)])
         expected = np.concatenate(
             [
-                probabilities(weights, model_inputs("deskew", "pixel-pairs", chunk))
+                probabilities(weights, feature_map("pixel-pairs", apply_input_transform("deskew", chunk)))
                 for chunk in np.array_split(pixels, 20)
             ]
         )

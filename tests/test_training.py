@@ -23,6 +23,15 @@ from mnist_logreg.training import (
 from tests.helpers import make_images, random_batch
 
 
+def closed_form_gradients(model: MNISTModel, images, labels):
+    """(loss, dW, db) of one ClosedFormStep on the batch, read from the .grad buffers it fills: the
+    optimizer keeps the step from being fused into the product, and its zero rate from moving a weight."""
+    before = model.linear.weight.detach().clone()
+    loss = ClosedFormStep(model, torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.5))(images, labels)
+    assert torch.equal(model.linear.weight, before)
+    return loss, model.linear.weight.grad.clone(), model.linear.bias.grad.clone()
+
+
 @pytest.mark.parametrize("reject_weight", [None, 3.0])  # plain, and the reject class's loss weighed 3
 def test_closed_form_gradient_matches_autograd(reject_weight):
     torch.manual_seed(0)
@@ -39,9 +48,7 @@ def test_closed_form_gradient_matches_autograd(reject_weight):
     reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
     model.zero_grad(set_to_none=True)
 
-    closed_loss, weight_grad, bias_grad = ClosedFormStep(model, torch.optim.SGD(model.parameters(), 0.1)).gradients(
-        images, labels
-    )
+    closed_loss, weight_grad, bias_grad = closed_form_gradients(model, images, labels)
     assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
     torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)
@@ -263,8 +270,7 @@ def test_closed_form_gradient_matches_autograd_on_pixel_pairs():
     loss.backward()
     reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
     model.zero_grad(set_to_none=True)
-    step = ClosedFormStep(model, torch.optim.SGD(model.parameters(), 0.1))
-    closed_loss, weight_grad, bias_grad = step.gradients(images, labels)
+    closed_loss, weight_grad, bias_grad = closed_form_gradients(model, images, labels)
     assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
     torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)

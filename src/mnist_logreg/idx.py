@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import UBYTE_TYPE_CODE, IdxFile
+from .datasets import IdxFile
 from .errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -66,13 +66,3 @@ def read_idx(path: Path) -> np.ndarray:
         shape = struct.unpack(f">{ndim}I", file.read(4 * ndim))
         values = np.fromfile(file, dtype=np.uint8)  # straight into the array: no second copy
     return values.reshape(shape)
-
-
-def write_idx(path: Path, array: np.ndarray) -> bytes:
-    """Write a uint8 array as an IDX file and return the bytes written (used by tests and tools)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = struct.pack(">I", (UBYTE_TYPE_CODE << 8) | array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    content = header + array.tobytes()
-    Path(path).write_bytes(content)
-    return content

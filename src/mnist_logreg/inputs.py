@@ -241,8 +241,3 @@ def fold_to_pixels(name: str, values: np.ndarray) -> np.ndarray:
         out[..., here[0], here[1]] += half
         out[..., there[0], there[1]] += half
     return out.reshape(*lead, INPUT_SIZE)
-
-
-def model_inputs(input_transform: str, features: str, pixels):
-    """What the linear layer of a run with this transform and feature map takes: (N, features)."""
-    return feature_map(features, apply_input_transform(input_transform, pixels))

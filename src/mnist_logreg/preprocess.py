@@ -368,11 +368,3 @@ def preprocess_image(image: Image.Image, layout: Layout = Layout()):
     import torch
 
     return torch.from_numpy(preprocess_array(image, layout)).unsqueeze(0)
-
-
-def plain_resize(image: Image.Image):
-    """The naive way, for comparison: grey, resized to 28×28, nothing else (a tensor (1, 28, 28))."""
-    import torch
-
-    grey = np.asarray(image.convert("L").resize((SIDE, SIDE), Image.Resampling.BILINEAR), dtype=np.float32) / 255
-    return torch.from_numpy(grey).unsqueeze(0)

@@ -133,16 +133,6 @@ class ClosedFormStep:
             residual.mul_(weights)
         return loss, residual, x
 
-    @torch.no_grad()
-    def gradients(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, dW, db): what autograd would compute for ``model.training_step``."""
-        if self.chunk is not None:
-            loss = self._accumulate(images, labels)
-            return loss, self.weight.grad.clone(), self.bias.grad.clone()
-        loss, residual, x = self.residual(images, labels)
-        residual.div_(labels.shape[0])
-        return loss, residual @ x, residual.sum(1)
-
     def _accumulate(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Σ over chunks of the batch of (p - onehot)ᵀ X, divided by the batch's size, into the
         .grad buffers; returns the batch's mean loss. The same sums as one product, in pieces."""
