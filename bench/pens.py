@@ -46,8 +46,8 @@ def measure(run: Path) -> dict:
     from mnist_logreg.preprocess import preprocess_array
     from mnist_logreg.weights import load_weights
     from tests.letters import letter_photos, single_dot, uniform_noise
-    from tests.pens import png_bytes, score, score_digit_files, score_font_digits, score_pens, score_strokes
-    from tests.photos import MAKERS
+    from tests.pens import score, score_digit_files, score_font_digits, score_pens, score_strokes
+    from tests.photos import MAKERS, image_bytes
 
     weights, info = load_weights(run)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -63,7 +63,7 @@ def measure(run: Path) -> dict:
             for i in chosen
         ]
         photos[maker] = score(answers)
-    letters = [predict_image_file(png_bytes(photo), weights, info) for _, _, photo in letter_photos()]
+    letters = [predict_image_file(image_bytes(photo), weights, info) for _, _, photo in letter_photos()]
     junk = [single_dot(), uniform_noise(0), uniform_noise(1)]
     blank = [np.zeros((28, 28), np.float32), np.ones((28, 28), np.float32)]
     return {
@@ -80,7 +80,7 @@ def measure(run: Path) -> dict:
         "font_digits": score_font_digits(weights, info),
         "photos": photos,
         "letters_rejected": float(np.mean([not a["accepted"] for a in letters])),
-        "junk_rejected": all(not predict_image_file(png_bytes(image), weights, info)["accepted"] for image in junk)
+        "junk_rejected": all(not predict_image_file(image_bytes(image), weights, info)["accepted"] for image in junk)
         and all(not predict_pixels(image, weights, info.classes)["accepted"] for image in blank),
     }
 

@@ -12,7 +12,6 @@ section of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -35,7 +34,7 @@ def write_photos(folder: Path, count: int, kind: str = "photo") -> None:
     from PIL import Image
 
     from mnist_logreg.data import load_splits
-    from tests.photos import on_paper
+    from tests.photos import image_bytes, on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
     rng = np.random.default_rng(0)
@@ -45,9 +44,7 @@ def write_photos(folder: Path, count: int, kind: str = "photo") -> None:
         if kind == "scan":  # dark ink on white: quick to write and read, for a folder of 100,000
             Image.fromarray(255 - digit).resize((84, 84)).save(folder / f"{i:06d}.png")
             continue
-        buffer = io.BytesIO()
-        on_paper(digit, rng).resize((640, 480)).save(buffer, format="JPEG", quality=85)
-        (folder / f"{i:06d}.jpg").write_bytes(buffer.getvalue())
+        (folder / f"{i:06d}.jpg").write_bytes(image_bytes(on_paper(digit, rng).resize((640, 480)), "JPEG", quality=85))
 
 
 def run(command: list[str]) -> tuple[float, float]:

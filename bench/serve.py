@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import platform
@@ -69,7 +68,7 @@ def make_images(folder: Path) -> dict[str, Path]:
     from PIL import Image
 
     from mnist_logreg.data import load_splits
-    from tests.photos import on_paper
+    from tests.photos import image_bytes, on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
     rng = np.random.default_rng(0)
@@ -82,9 +81,7 @@ def make_images(folder: Path) -> dict[str, Path]:
     images["phone-12mp-jpeg"] = (phone, "JPEG", {"quality": 85})
     bodies = {}
     for name, (image, fmt, options) in images.items():
-        buffer = io.BytesIO()
-        image.save(buffer, format=fmt, **options)
-        content = buffer.getvalue()
+        content = image_bytes(image, fmt, **options)
         body = (
             (
                 f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
@@ -103,15 +100,13 @@ def photos_640(count: int = 40) -> list[bytes]:
     import numpy as np
 
     from mnist_logreg.data import load_splits
-    from tests.photos import on_paper
+    from tests.photos import image_bytes, on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
     rng = np.random.default_rng(1)
     photos = []
     for i in range(count):
-        buffer = io.BytesIO()
-        on_paper(digits[i, 0].numpy(), rng).resize((640, 480)).save(buffer, format="JPEG", quality=85)
-        photos.append(buffer.getvalue())
+        photos.append(image_bytes(on_paper(digits[i, 0].numpy(), rng).resize((640, 480)), "JPEG", quality=85))
     return photos
 
 
@@ -172,12 +167,13 @@ def ensure_ab() -> None:
 def library_timings(run: Path) -> dict:
     """Medians in the library: preprocess_image on 640×480 photos, and read on 640×480 photos of 4-digit numbers."""
     import numpy as np
-    from written_numbers import compose, on_lit_paper
 
     from mnist_logreg.data import load_splits
     from mnist_logreg.preprocess import open_image, preprocess_image
     from mnist_logreg.read import read_image_file
     from mnist_logreg.weights import load_weights
+    from tests.photos import image_bytes
+    from tests.written_numbers import compose, on_lit_paper
 
     photos = photos_640()
     for photo in photos[:5]:  # warm-up: first calls load code paths
@@ -195,10 +191,8 @@ def library_timings(run: Path) -> dict:
     numbers = []
     for _ in range(40):
         chosen = rng.choice(len(labels), 4, replace=False)
-        buffer = io.BytesIO()
         page = on_lit_paper(compose([digits[i, 0].numpy() for i in chosen], rng), rng)
-        page.resize((640, 480)).save(buffer, format="JPEG", quality=85)
-        numbers.append(buffer.getvalue())
+        numbers.append(image_bytes(page.resize((640, 480)), "JPEG", quality=85))
     read_times = []
     for number in numbers:
         start = time.perf_counter()

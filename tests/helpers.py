@@ -130,8 +130,8 @@ DATA_PARALLEL_CONFIG = TrainConfig(
 DIGITS_INFO = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}  # a model.json
 
 
-def digits_info(**changes) -> dict:
-    """A model.json of a digits model, with ``changes``."""
+def model_json(**changes) -> dict:
+    """A run's model.json: a digits model's, with ``changes`` (another dataset, its classes, a transform...)."""
     return DIGITS_INFO | changes
 
 

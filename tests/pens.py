@@ -12,14 +12,13 @@ No image of these sets reaches training or the choice of the pens' shares.
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
 from mnist_logreg.pens import PENS, redrawn_ink
 from tests.letters import fonts, on_paper
+from tests.photos import image_bytes
 
 PER_PEN = 200  # test digits redrawn with each pen
 SEED = 2003  # not a training seed: the test digits are drawn with their own stream
@@ -33,12 +32,7 @@ def as_file(ink: np.ndarray, rng: np.random.Generator, jpeg: bool) -> bytes:
     page = np.full((side + 60, side + 60), 0.9, np.float32)
     page[30 : 30 + side, 30 : 30 + side] -= 0.75 * ink
     image = Image.fromarray(np.round(np.clip(page, 0, 1) * 255).astype(np.uint8), mode="L")
-    buffer = io.BytesIO()
-    if jpeg:
-        image.save(buffer, format="JPEG", quality=int(rng.integers(60, 91)))
-    else:
-        image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return image_bytes(image, "JPEG", quality=int(rng.integers(60, 91))) if jpeg else image_bytes(image)
 
 
 def pens_test_set(images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, list[tuple[int, bytes]]]:
@@ -66,12 +60,6 @@ def font_digits(sizes=(60, 90, 120), slants=(-8, 0, 8)) -> list[tuple[str, int, 
         for size in sizes
         for slant in slants
     ]
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def score(answers: list[tuple[int, dict]]) -> dict:
@@ -103,7 +91,7 @@ def score_font_digits(weights, info) -> dict:
     """``score`` of the handwriting-font digits, read through ``predict_image_file``."""
     from mnist_logreg.predict import predict_image_file
 
-    return score([(digit, predict_image_file(png_bytes(photo), weights, info)) for _, digit, photo in font_digits()])
+    return score([(digit, predict_image_file(image_bytes(photo), weights, info)) for _, digit, photo in font_digits()])
 
 
 def score_digit_files(weights, info, images: np.ndarray, labels: np.ndarray, count: int = 500) -> dict:
@@ -111,7 +99,7 @@ def score_digit_files(weights, info, images: np.ndarray, labels: np.ndarray, cou
     holds them (light on black), and read back through the whole photo path."""
     from mnist_logreg.predict import predict_image_file
 
-    files = [png_bytes(Image.fromarray(image, mode="L")) for image in images[:count]]
+    files = [image_bytes(Image.fromarray(image, mode="L")) for image in images[:count]]
     return score(
         [
             (int(label), predict_image_file(data, weights, info))
@@ -134,4 +122,4 @@ def score_strokes(weights, info) -> dict[int, dict]:
     """predict's answer to a vertical stroke at each of STROKE_WIDTHS."""
     from mnist_logreg.predict import predict_image_file
 
-    return {width: predict_image_file(png_bytes(vertical_stroke(width)), weights, info) for width in STROKE_WIDTHS}
+    return {width: predict_image_file(image_bytes(vertical_stroke(width)), weights, info) for width in STROKE_WIDTHS}

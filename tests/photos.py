@@ -52,10 +52,15 @@ def on_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8), mode="RGB")
 
 
-def as_jpeg(image: Image.Image, quality: int = 70) -> Image.Image:
+def image_bytes(image: Image.Image, format: str = "PNG", **options) -> bytes:
+    """The file ``image`` would be: its bytes in ``format``, with Pillow's save ``options`` (quality...)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue()))
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def as_jpeg(image: Image.Image, quality: int = 70) -> Image.Image:
+    return Image.open(io.BytesIO(image_bytes(image, "JPEG", quality=quality)))
 
 
 def transparent_drawing(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
+from tests.helpers import model_json
 from tests.photos import seven
 from tests.servers import serving
 
@@ -236,7 +237,7 @@ def test_only_the_reading_is_announced_not_the_whole_panel(page):
 
 def test_a_fashion_run_is_not_called_digits_and_class_names_stay_text(browser, tmp_path):
     classes = ["<img src=x onerror=window.hacked=1>", "Trouser", *[f"class {k}" for k in range(2, 10)]]
-    info = {"dataset": "fashion-mnist", "classes": classes, "input_size": 784}
+    info = model_json(dataset="fashion-mnist", classes=classes)
     torch.manual_seed(0)
     save_model(tmp_path / "run", MNISTModel(), info)
     with serving(tmp_path / "run") as url:

@@ -9,7 +9,7 @@ import pytest
 from mnist_logreg import MNISTModel
 from mnist_logreg.cli import build_parser, is_loopback, train_config
 from mnist_logreg.runs import save_model
-from tests.helpers import NO_TORCH, assert_clean_error, cli, run_process, train_preset
+from tests.helpers import NO_TORCH, assert_clean_error, cli, model_json, run_process, train_preset
 
 
 @pytest.mark.parametrize(
@@ -133,14 +133,14 @@ def test_a_missing_run_folder(tmp_path):
 
 def test_a_corrupt_checkpoint(tmp_path):
     run = tmp_path / "run"
-    save_model(run, MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    save_model(run, MNISTModel(), model_json())
     (run / "model.pth").write_bytes(b"\x00" * 100)
     assert_clean_error(cli("evaluate", run), "is not a readable checkpoint")
 
 
 def test_a_mismatched_checkpoint(tmp_path):
     run = tmp_path / "run"
-    save_model(run, MNISTModel(784, 5), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    save_model(run, MNISTModel(784, 5), model_json())
     result = cli("evaluate", run)
     assert_clean_error(result, "does not match the model in model.json")
     assert "size mismatch for linear.weight" in result.stderr
@@ -163,9 +163,7 @@ def test_help_argument_errors_and_predicting_files_do_not_import_torch(tmp_path)
 
     from tests.photos import seven
 
-    save_model(
-        tmp_path / "run", MNISTModel(), {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
-    )
+    save_model(tmp_path / "run", MNISTModel(), model_json())
     seven().save(tmp_path / "seven.png")
     for args, status in [
         (["--help"], 0),

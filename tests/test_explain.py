@@ -12,8 +12,8 @@ from PIL import Image
 from mnist_logreg import MNISTModel
 from mnist_logreg.explain import contributions, evidence, evidence_pngs
 from mnist_logreg.weights import as_weights
-from tests.helpers import cli, rejecting_run, untrained_run
-from tests.photos import seven
+from tests.helpers import cli, model_json, rejecting_run, untrained_run
+from tests.photos import image_bytes, seven
 from tests.servers import multipart, request, serving
 
 
@@ -64,9 +64,7 @@ def test_predict_explain_writes_one_figure_per_image(tmp_path):
 
 def test_the_api_explains_only_when_asked(tmp_path):
     untrained_run(tmp_path / "run", input_transform="deskew")
-    buffer = io.BytesIO()
-    seven().save(buffer, format="PNG")
-    upload = multipart("file", "seven.png", buffer.getvalue())
+    upload = multipart("file", "seven.png", image_bytes(seven()))
     with serving(tmp_path / "run") as url:
         status, plain = request(f"{url}/api/predict", *upload)
         assert status == 200 and "evidence" not in plain
@@ -110,7 +108,7 @@ def pair_run(folder):
     from mnist_logreg.runs import save_model
 
     model = pair_model().float()
-    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784}
+    info = model_json()
     save_model(folder, model, info | {"input_transform": "deskew", "features": "pixel-pairs"})
     return folder
 
@@ -132,10 +130,8 @@ def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_pat
     expected = {
         name: "data:image/png;base64," + base64.b64encode(png).decode() for name, png in evidence_pngs(found).items()
     }
-    buffer = io.BytesIO()
-    seven().save(buffer, format="PNG")
     with serving(run) as url:
-        status, answer = request(f"{url}/api/predict?explain=1", *multipart("file", "7.png", buffer.getvalue()))
+        status, answer = request(f"{url}/api/predict?explain=1", *multipart("file", "7.png", image_bytes(seven())))
     assert status == 200
     assert {name: answer["evidence"][name] for name in expected} == expected
     assert answer["evidence"]["predicted"] == found["predicted"] == answer["label"]

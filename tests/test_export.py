@@ -7,15 +7,9 @@ import torch
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-from tests.helpers import cli
+from tests.helpers import cli, model_json
 
-INFO = {
-    "dataset": "mnist",
-    "classes": [str(d) for d in range(10)],
-    "input_size": 784,
-    "input_transform": "deskew",
-    "features": "pixel-pairs",
-}
+INFO = model_json(input_transform="deskew", features="pixel-pairs")
 
 
 def test_export_writes_a_checked_onnx_model_with_a_dynamic_batch_and_named_io(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape, write_shape_folder
+from tests.photos import image_bytes
 from tests.servers import multipart, request, serving
 
 
@@ -122,12 +122,11 @@ def test_predict_export_and_read_on_a_folder_run(shapes_run, tmp_path):
 
 def test_serve_titles_the_page_and_labels_the_answers_with_the_folders_classes(shapes_run, tmp_path):
     _, run = shapes_run
-    buffer = io.BytesIO()
-    draw_shape("cross", np.random.default_rng(5)).save(buffer, format="PNG")
+    cross = image_bytes(draw_shape("cross", np.random.default_rng(5)))
     with serving(run) as url:
         status, model = request(f"{url}/api/model")
         assert status == 200 and model["model"]["dataset"] == "shapes" and model["model"]["classes"] == list(SHAPES)
-        status, answer = request(f"{url}/api/predict", *multipart("file", "cross.png", buffer.getvalue()))
+        status, answer = request(f"{url}/api/predict", *multipart("file", "cross.png", cross))
     assert status == 200 and answer["class"] == "cross" and {t["class"] for t in answer["top_k"]} <= set(SHAPES)
 
 

@@ -23,7 +23,7 @@ from mnist_logreg.inputs import (
 )
 from mnist_logreg.model import MNISTModel
 from mnist_logreg.runs import RunInfo
-from tests.helpers import make_images, moments, slanted_bar
+from tests.helpers import make_images, model_json, moments, slanted_bar
 
 
 def small_images(n=5, seed=0) -> np.ndarray:
@@ -183,5 +183,5 @@ def test_an_unknown_input_transform_is_refused():
         apply_input_transform("blur", torch.zeros(1, 28, 28))
     with pytest.raises(ValueError, match="input_transform='blur'"):
         MNISTModel(input_transform="blur")
-    old = RunInfo.from_json({"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784})
+    old = RunInfo.from_json(model_json())
     assert old.input_transform == "none"  # runs from before the field

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
-from tests.photos import seven
+from tests.photos import image_bytes, seven
 
 
 def as_array(pixels: torch.Tensor) -> np.ndarray:
@@ -64,22 +64,18 @@ def test_strokes_on_a_transparent_canvas_survive_whatever_their_colour(stroke):
     assert correlation(preprocess_image(drawing), preprocess_image(seven())) > 0.95
 
 
-def _save(image: Image.Image, format: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
-
-
 FORMATS = {
-    "png-8bit": lambda im: _save(im, "PNG"),
-    "png-16bit": lambda im: _save(Image.fromarray(np.asarray(im, dtype=np.uint16) * 257), "PNG"),
-    "png-palette": lambda im: _save(im.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=16), "PNG"),
-    "png-rgba-opaque": lambda im: _save(im.convert("RGBA"), "PNG"),
-    "jpeg": lambda im: _save(im.convert("RGB"), "JPEG", quality=80),
-    "bmp": lambda im: _save(im, "BMP"),
-    "gif": lambda im: _save(im, "GIF"),
-    "tiff": lambda im: _save(im, "TIFF"),
-    "webp": lambda im: _save(im.convert("RGB"), "WEBP", quality=90),
+    "png-8bit": lambda im: image_bytes(im, "PNG"),
+    "png-16bit": lambda im: image_bytes(Image.fromarray(np.asarray(im, dtype=np.uint16) * 257), "PNG"),
+    "png-palette": lambda im: image_bytes(
+        im.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=16), "PNG"
+    ),
+    "png-rgba-opaque": lambda im: image_bytes(im.convert("RGBA"), "PNG"),
+    "jpeg": lambda im: image_bytes(im.convert("RGB"), "JPEG", quality=80),
+    "bmp": lambda im: image_bytes(im, "BMP"),
+    "gif": lambda im: image_bytes(im, "GIF"),
+    "tiff": lambda im: image_bytes(im, "TIFF"),
+    "webp": lambda im: image_bytes(im.convert("RGB"), "WEBP", quality=90),
 }
 
 
@@ -96,7 +92,7 @@ def test_every_format_gives_the_same_digit(name):
 def test_animated_and_multi_page_files_use_the_first_frame(format):
     first = seven()
     second = seven().transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    content = _save(first, format, save_all=True, append_images=[second])
+    content = image_bytes(first, format, save_all=True, append_images=[second])
     assert Image.open(io.BytesIO(content)).n_frames == 2
     result = preprocess_image(open_image(content))
     assert correlation(result, preprocess_image(first)) > 0.95
@@ -108,7 +104,7 @@ def test_jpeg_exif_orientation_is_honoured():
     stored = upright.transpose(Image.Transpose.ROTATE_90)  # what a camera held sideways stores
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    content = _save(stored.convert("RGB"), "JPEG", quality=90, exif=exif)
+    content = image_bytes(stored.convert("RGB"), "JPEG", quality=90, exif=exif)
     result = preprocess_image(open_image(content))
     assert correlation(result, preprocess_image(upright)) > 0.9
     assert correlation(result, preprocess_image(stored)) < 0.6
@@ -119,12 +115,12 @@ def test_jpeg_exif_orientation_is_honoured():
     [
         (b"", "empty file"),
         (b"hello, this is text", "not an image Pillow can read"),
-        (_save(seven(), "PNG")[:400], "truncated or corrupt image"),
-        (_save(seven().convert("RGB"), "JPEG")[:300], "truncated or corrupt image"),
-        (_save(Image.new("1", (8000, 6000), 1), "PNG"), "48 megapixels, over the limit of 40"),
-        (_save(Image.new("L", (200, 200), 230), "PNG"), "no ink found"),
+        (image_bytes(seven(), "PNG")[:400], "truncated or corrupt image"),
+        (image_bytes(seven().convert("RGB"), "JPEG")[:300], "truncated or corrupt image"),
+        (image_bytes(Image.new("1", (8000, 6000), 1), "PNG"), "48 megapixels, over the limit of 40"),
+        (image_bytes(Image.new("L", (200, 200), 230), "PNG"), "no ink found"),
         (
-            _save(
+            image_bytes(
                 Image.fromarray(
                     np.full((120, 160), 128, np.uint8)
                     + np.random.default_rng(1).integers(0, 3, (120, 160)).astype(np.uint8)
@@ -143,7 +139,7 @@ def test_bad_files_are_clear_errors(content, message):
 
 def test_the_pixel_limit_is_checked_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
-    path.write_bytes(_save(Image.new("1", (10000, 10000), 0), "PNG"))  # 100 MP in a few kB
+    path.write_bytes(image_bytes(Image.new("1", (10000, 10000), 0), "PNG"))  # 100 MP in a few kB
     assert path.stat().st_size < 100_000
     with pytest.raises(ImageError, match="100 megapixels, over the limit"):
         open_image(path)
@@ -203,14 +199,14 @@ def test_a_decoder_failing_in_any_way_on_hostile_bytes_is_an_image_error(monkeyp
 
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", crash)
     with pytest.raises(ImageError, match=r"the image could not be decoded \(IndexError\)"):
-        open_image(_save(seven(), "PNG"))
+        open_image(image_bytes(seven(), "PNG"))
 
 
 def test_an_image_over_the_pixel_limit_is_its_own_error():
     from mnist_logreg.preprocess import ImageTooLarge
 
     with pytest.raises(ImageTooLarge, match="48 megapixels"):
-        open_image(_save(Image.new("1", (8000, 6000), 1), "PNG"))
+        open_image(image_bytes(Image.new("1", (8000, 6000), 1), "PNG"))
 
 
 def test_the_opening_removes_a_lighting_gradient_but_keeps_a_stroke():
@@ -260,7 +256,7 @@ def test_centre_of_mass_agrees_with_a_hand_count():
 def test_a_large_jpeg_is_decoded_at_a_reduced_scale_upright_and_reads_the_same():
     photo = Image.new("L", (4000, 3000), 235)
     ImageDraw.Draw(photo).line([(1200, 600), (2600, 600), (1700, 2500)], fill=20, width=160)  # a 7
-    content = _save(photo, "JPEG")
+    content = image_bytes(photo, "JPEG")
     reduced = open_image(content, reduce_to=512)
     assert reduced.size == (1000, 750)  # 1/4: the smallest scale whose longer side is still >= 512
     assert open_image(content).size == (4000, 3000)
@@ -269,9 +265,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_upright_and_reads_the_same()
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways: rotate 90° clockwise to view
     sideways = photo.transpose(Image.Transpose.ROTATE_90)
-    buffer = io.BytesIO()
-    sideways.save(buffer, format="JPEG", exif=exif)
-    upright = open_image(buffer.getvalue(), reduce_to=512)
+    upright = open_image(image_bytes(sideways, "JPEG", exif=exif), reduce_to=512)
     assert upright.size == (1000, 750)
     assert correlation(preprocess_image(upright), preprocess_image(photo)) > 0.95
 
@@ -280,7 +274,7 @@ def test_the_pixel_limit_holds_with_reduced_decoding():
     from mnist_logreg.preprocess import ImageTooLarge
 
     with pytest.raises(ImageTooLarge, match="over the limit of 40"):
-        open_image(_save(Image.new("L", (8000, 6000), 200), "JPEG"), reduce_to=512)
+        open_image(image_bytes(Image.new("L", (8000, 6000), 200), "JPEG"), reduce_to=512)
 
 
 @pytest.mark.parametrize("width", [2, 4, 8, 14, 30])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -11,6 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
+from tests.photos import image_bytes
 
 MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "CMYK", "I;16", "F"]
 CONTENTS = ["constant", "noise", "one-lit-pixel", "transparent"]
@@ -73,9 +72,8 @@ def test_any_image_gives_a_finite_28x28_input_in_range_or_the_image_error(size, 
 @given(**IMAGES)
 def test_any_image_saved_to_a_file_and_read_back_behaves_the_same(size, mode, content, level, seed):
     image = make_image(size, mode, content, level, seed)
-    buffer = io.BytesIO()
-    image.save(buffer, format="TIFF" if mode in ("CMYK", "F") else "PNG")
-    assert_valid_input_or_image_error(lambda: preprocess_image(open_image(buffer.getvalue())))
+    saved = image_bytes(image, "TIFF" if mode in ("CMYK", "F") else "PNG")
+    assert_valid_input_or_image_error(lambda: preprocess_image(open_image(saved)))
 
 
 MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"\xff\xd8\xff\xe0", b"BM", b"II*\x00", b"RIFF\x00\x00\x00\x00WEBPVP8 "]

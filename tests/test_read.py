@@ -11,14 +11,10 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.runs import save_model
-from tests.helpers import cli, rejecting_run, untrained_run
+from tests.helpers import cli, model_json, rejecting_run, untrained_run
 from tests.servers import multipart, multipart_files, request, serving
 
-FASHION_INFO = {
-    "dataset": "fashion-mnist",
-    "classes": ["T-shirt/top", "Trouser", *map(str, range(8))],
-    "input_size": 784,
-}
+FASHION_INFO = model_json(dataset="fashion-mnist", classes=["T-shirt/top", "Trouser", *map(str, range(8))])
 
 
 def drawing(tmp_path, name="ten.png") -> tuple:

@@ -21,7 +21,7 @@ from mnist_logreg.preprocess import preprocess_image
 from mnist_logreg.report import write_report
 from mnist_logreg.weights import load_weights
 from tests.helpers import run_process, torchrun, train_preset
-from tests.photos import MAKERS
+from tests.photos import MAKERS, image_bytes
 
 pytestmark = pytest.mark.real_data
 
@@ -208,7 +208,6 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     whole number right costs almost nothing beyond reading each digit right (p^4). With the run's
     reject rule, a digit the model is unsure of reads as "?", and one it takes for no digit is left
     out of the number: that costs numbers too, and the test bounds how many."""
-    import io
 
     from mnist_logreg.predict import predict_pixels
     from mnist_logreg.read import read_image_file
@@ -224,11 +223,10 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     for _ in range(100):
         chosen = rng.choice(len(labels), 4, replace=False)
         photo = on_lit_paper(compose([images[i] for i in chosen], rng, gaps=(8, 24)), rng)
-        buffer = io.BytesIO()
-        photo.save(buffer, format="PNG")
+        file = image_bytes(photo)
         number = "".join(str(labels[i]) for i in chosen)
-        exact += read_image_file(buffer.getvalue(), every_part, info)["text"] == number
-        exact_rejecting += read_image_file(buffer.getvalue(), weights, info)["text"] == number
+        exact += read_image_file(file, every_part, info)["text"] == number
+        exact_rejecting += read_image_file(file, weights, info)["text"] == number
         single += sum(predict_pixels(images[i] / 255, every_part, info.classes)["label"] == labels[i] for i in chosen)
     p = single / 400
     print(f"\nnumbers read exactly: {exact} of 100 (--no-reject), {exact_rejecting} with the run's threshold; p = {p}")
@@ -608,7 +606,7 @@ def test_held_out_handwritten_letters_are_rejected_and_scored_below_the_digits(d
     weights, info = load_weights(default_run.run_dir)
     letters = []
     for font, letter, photo in letter_photos():
-        result = predict_image_file(png_bytes(photo), weights, info)
+        result = predict_image_file(image_bytes(photo), weights, info)
         letters.append((font, letter, result))
     rejected = np.mean([not result["accepted"] for _, _, result in letters])
     images, labels = default_run.splits.tensors("test")
@@ -621,14 +619,6 @@ def test_held_out_handwritten_letters_are_rejected_and_scored_below_the_digits(d
     print(f"\n{len(letters)} letters: {rejected:.3f} rejected, AUROC {area:.4f}; accepted among them: {taken}")
     assert rejected >= 0.80
     assert area >= 0.95
-
-
-def png_bytes(image) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_blank_noise_and_single_dot_images_are_all_rejected(default_run):
@@ -646,7 +636,7 @@ def test_blank_noise_and_single_dot_images_are_all_rejected(default_run):
     for image in pixels:
         assert not predict_pixels(image, weights, info.classes)["accepted"]
     for photo in [single_dot()] + [uniform_noise(seed) for seed in range(10)]:
-        result = predict_image_file(png_bytes(photo), weights, info)
+        result = predict_image_file(image_bytes(photo), weights, info)
         assert not result["accepted"] and result["class"] == "not a digit", result["top_k"]
 
 
@@ -665,7 +655,7 @@ def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default
     ImageDraw.Draw(letter).text((14, 14), "A", fill=255, font=ImageFont.truetype(str(fonts()[0]), 24), anchor="mm")
     rng = np.random.default_rng(2)
     photo = on_lit_paper(compose([np.asarray(letter), one, two], rng, gaps=(20, 30)), rng)
-    reading = read_image_file(png_bytes(photo), default_run.model, default_run.info)
+    reading = read_image_file(image_bytes(photo), default_run.model, default_run.info)
     assert reading["text"] == "12", reading
     assert [digit["accepted"] for digit in reading["digits"]] == [False, True, True]
     assert reading["digits"][0]["label"] is None

@@ -15,15 +15,15 @@ from mnist_logreg.predict import predict_image_file
 from mnist_logreg.preprocess import open_image, preprocess_image
 from mnist_logreg.runs import RunInfo, read_info, read_metrics, save_model
 from mnist_logreg.weights import load_weights
-from tests.helpers import digits_info
+from tests.helpers import model_json
 
 
 def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_path):
     torch.manual_seed(0)
     model = MNISTModel()
-    save_model(tmp_path / "run", model, digits_info())
+    save_model(tmp_path / "run", model, model_json())
     loaded, loaded_info = load_run(tmp_path / "run")
-    assert loaded_info == RunInfo.from_json(digits_info())
+    assert loaded_info == RunInfo.from_json(model_json())
     assert loaded_info.layout == DATASETS["mnist"].layout  # a run from before layouts were recorded
     assert not loaded.training
     for name, tensor in model.state_dict().items():
@@ -47,7 +47,7 @@ def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_pat
         (lambda run: (run / "model.json").write_text("{"), "model.json is not valid JSON"),
         (lambda run: (run / "model.json").write_text(json.dumps({"dataset": "mnist"})), "does not describe a model"),
         (
-            lambda run: (run / "model.json").write_text(json.dumps(digits_info(input_size=100))),
+            lambda run: (run / "model.json").write_text(json.dumps(model_json(input_size=100))),
             "does not match the model",
         ),
         (
@@ -65,7 +65,7 @@ def test_a_saved_model_loads_back_identically_and_as_the_lesson_loads_it(tmp_pat
 )
 def test_a_damaged_run_is_refused_with_a_clear_message(tmp_path, damage, message):
     run = tmp_path / "run"
-    save_model(run, MNISTModel(), digits_info())
+    save_model(run, MNISTModel(), model_json())
     damage(run)
     with pytest.raises(RunError, match=message):
         load_run(run)
@@ -78,14 +78,14 @@ def test_a_missing_run_folder_says_how_to_make_one(tmp_path):
 
 def test_a_run_of_a_dataset_outside_the_table_needs_its_layout():
     with pytest.raises(RunError, match=r"names dataset 'emnist', which is not one of .* and gives no 'layout'"):
-        RunInfo.from_json(digits_info(dataset="emnist"))
-    described = RunInfo.from_json(digits_info(dataset="emnist", layout={"box": 24, "centre_of_mass": False}))
+        RunInfo.from_json(model_json(dataset="emnist"))
+    described = RunInfo.from_json(model_json(dataset="emnist", layout={"box": 24, "centre_of_mass": False}))
     assert described.layout.box == 24 and not described.layout.centre_of_mass
-    assert RunInfo.from_json(digits_info(dataset="fashion-mnist")).layout == DATASETS["fashion-mnist"].layout
+    assert RunInfo.from_json(model_json(dataset="fashion-mnist")).layout == DATASETS["fashion-mnist"].layout
 
 
 def test_run_info_round_trips_through_model_json(tmp_path):
-    original = RunInfo.from_json(digits_info(preset="raw", seed=3, splits={"train": 5, "val": 2, "test": 1}))
+    original = RunInfo.from_json(model_json(preset="raw", seed=3, splits={"train": 5, "val": 2, "test": 1}))
     save_model(tmp_path / "run", MNISTModel(), original)
     assert read_info(tmp_path / "run") == original
 
@@ -95,7 +95,7 @@ def test_model_json_holds_each_setting_once_and_older_folders_still_load(tmp_pat
 
     recipe = get_preset("default", "mnist").to_dict()
     info = RunInfo.from_json(
-        digits_info(
+        model_json(
             input_transform="deskew",
             features="pixel-pairs",
             reject={"threshold": 0.5},
@@ -143,7 +143,7 @@ def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
     pixels, the plain linear model; through torch and through its numpy weights alike."""
     torch.manual_seed(1)
     model = MNISTModel()
-    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "preset": "default"}
+    info = model_json(preset="default")
     save_model(tmp_path / "old", model, info)
     assert "features" not in json.loads((tmp_path / "old" / "model.json").read_text())
     loaded, loaded_info = load_run(tmp_path / "old")
@@ -163,14 +163,14 @@ def test_a_run_without_the_field_loads_and_predicts_as_before(tmp_path):
 
 
 def test_a_run_naming_an_unknown_feature_map_is_refused_clearly(tmp_path):
-    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "features": "edges"}
+    info = model_json(features="edges")
     save_model(tmp_path / "run", MNISTModel(), info)
     with pytest.raises(RunError, match=r"features='edges' is not one of .* is it from a newer mnist-logreg"):
         load_weights(tmp_path / "run")
 
 
 def test_a_run_naming_an_unknown_transform_is_refused_clearly(tmp_path):
-    info = {"dataset": "mnist", "classes": [str(d) for d in range(10)], "input_size": 784, "input_transform": "warp"}
+    info = model_json(input_transform="warp")
     save_model(tmp_path / "run", MNISTModel(), info)
     with pytest.raises(RunError, match="input_transform='warp' is not one of"):
         load_run(tmp_path / "run")

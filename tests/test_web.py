@@ -14,14 +14,8 @@ from PIL import Image
 
 from mnist_logreg.runs import write_json
 from tests.helpers import DIGITS_INFO, rejecting_run, untrained_run
-from tests.photos import seven
+from tests.photos import image_bytes, seven
 from tests.servers import multipart, multipart_files, request, serving
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +99,9 @@ def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkey
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
         with caplog.at_level("ERROR", logger="mnist_logreg.web"):
-            status, answer = request(f"http://127.0.0.1:{port}/api/predict", *multipart("file", "7.png", png(seven())))
+            status, answer = request(
+                f"http://127.0.0.1:{port}/api/predict", *multipart("file", "7.png", image_bytes(seven()))
+            )
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -114,7 +110,7 @@ def test_an_error_of_our_own_is_logged_and_answered_500_not_4xx(tmp_path, monkey
 
 
 def test_predict_a_multipart_upload(server):
-    body, headers = multipart("file", "seven.png", png(seven()), "image/png")
+    body, headers = multipart("file", "seven.png", image_bytes(seven()), "image/png")
     status, answer = request(f"{server}/api/predict", body, headers)
     assert status == 200, answer
     check_prediction(answer)
@@ -122,7 +118,7 @@ def test_predict_a_multipart_upload(server):
 
 @pytest.mark.parametrize("prefix", ["", "data:image/png;base64,"])
 def test_predict_base64_json(server, prefix):
-    payload = {"image": prefix + base64.b64encode(png(seven())).decode()}
+    payload = {"image": prefix + base64.b64encode(image_bytes(seven())).decode()}
     status, answer = request(
         f"{server}/api/predict", json.dumps(payload).encode(), {"Content-Type": "application/json"}
     )
@@ -131,7 +127,7 @@ def test_predict_base64_json(server, prefix):
 
 
 def test_both_ways_give_the_same_answer(server):
-    content = png(seven())
+    content = image_bytes(seven())
     body, headers = multipart("file", "a.png", content)
     _, by_upload = request(f"{server}/api/predict", body, headers)
     _, by_json = request(
@@ -143,7 +139,7 @@ def test_both_ways_give_the_same_answer(server):
 
 
 JSON = {"Content-Type": "application/json"}
-BOMB = png(Image.new("1", (8000, 6000), 1))  # 48 megapixels in a few kB
+BOMB = image_bytes(Image.new("1", (8000, 6000), 1))  # 48 megapixels in a few kB
 
 
 @pytest.mark.parametrize(
@@ -151,9 +147,9 @@ BOMB = png(Image.new("1", (8000, 6000), 1))  # 48 megapixels in a few kB
     [
         (*multipart("file", "notes.txt", b"just text"), 422, "not an image Pillow can read"),
         (*multipart("file", "empty.png", b""), 422, "empty file"),
-        (*multipart("file", "cut.png", png(seven())[:300]), 422, "truncated or corrupt image"),
+        (*multipart("file", "cut.png", image_bytes(seven())[:300]), 422, "truncated or corrupt image"),
         (*multipart("file", "bomb.png", BOMB), 413, "48 megapixels, over the limit of 40"),
-        (*multipart("picture", "seven.png", png(seven())), 400, "no 'file' field"),
+        (*multipart("picture", "seven.png", image_bytes(seven())), 400, "no 'file' field"),
         (
             b"--xyz\r\nnot really multipart",
             {"Content-Type": "multipart/form-data; boundary=xyz"},
@@ -225,7 +221,7 @@ def test_wrong_method_and_unknown_route_are_4xx(server):
 
 def test_concurrent_requests_all_succeed(server):
     """A few hundred requests from several threads: no errors, and latency to report."""
-    content = png(seven())
+    content = image_bytes(seven())
     upload = multipart("file", "seven.png", content)
     as_json = (json.dumps({"image": base64.b64encode(content).decode()}).encode(), JSON)
 
@@ -258,11 +254,11 @@ def test_serve_refuses_a_bad_run_folder(tmp_path):
 
 
 def test_a_batch_mixing_good_and_bad_files_gets_one_answer_per_file_in_order(server):
-    good = png(seven())
+    good = image_bytes(seven())
     files = [
         ("file", "a.png", good),
         ("file", "notes.txt", b"not an image"),
-        ("file", "blank.png", png(Image.new("L", (50, 50), 255))),
+        ("file", "blank.png", image_bytes(Image.new("L", (50, 50), 255))),
         ("file", "b.png", good),
     ]
     status, answers = request(f"{server}/api/predict", *multipart_files(files))
@@ -279,7 +275,7 @@ def test_a_batch_mixing_good_and_bad_files_gets_one_answer_per_file_in_order(ser
 
 def test_two_worker_processes_start_and_answer(tmp_path):
     untrained_run(tmp_path / "run", preset="test")
-    content = png(seven())
+    content = image_bytes(seven())
     with serving(tmp_path / "run", workers=2) as url, ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(
             pool.map(lambda _: request(f"{url}/api/predict", *multipart("file", "7.png", content)), range(20))
@@ -297,7 +293,7 @@ def test_unknown_routes_and_methods_answer_the_apis_error_shape(server, path, me
 
 
 def test_a_bad_query_parameter_is_named_in_a_sentence_not_a_repr(server):
-    body, headers = multipart("file", "seven.png", png(seven()))
+    body, headers = multipart("file", "seven.png", image_bytes(seven()))
     status, answer = request(f"{server}/api/predict?explain=banana", body, headers)
     assert status == 400
     said = "query parameter 'explain': Input should be a valid boolean, unable to interpret input"
@@ -305,7 +301,7 @@ def test_a_bad_query_parameter_is_named_in_a_sentence_not_a_repr(server):
 
 
 def test_reading_a_number_explains_each_digit_when_asked(server):
-    body, headers = multipart("file", "seven.png", png(seven()))
+    body, headers = multipart("file", "seven.png", image_bytes(seven()))
     status, plain = request(f"{server}/api/read", body, headers)
     assert status == 200 and all("evidence" not in digit for digit in plain["digits"])
     status, explained = request(f"{server}/api/read?explain=1", body, headers)
@@ -352,14 +348,16 @@ def request_or_none(url: str):
 def test_the_api_answers_accepted_and_documents_it(tmp_path):
     rejecting_run(tmp_path / "run")
     with serving(tmp_path / "run") as url:
-        status, answer = request(f"{url}/api/predict", *multipart("file", "seven.png", png(seven())))
+        status, answer = request(f"{url}/api/predict", *multipart("file", "seven.png", image_bytes(seven())))
         assert status == 200
         assert answer["accepted"] is False and answer["label"] is None and answer["class"] == "not a digit"
         assert len(answer["probabilities"]) == 11 and len(answer["top_k"]) == 3
-        status, reading = request(f"{url}/api/read", *multipart("file", "seven.png", png(seven())))
+        status, reading = request(f"{url}/api/read", *multipart("file", "seven.png", image_bytes(seven())))
         assert status == 200 and reading["text"] == ""
         assert all(digit["accepted"] is False for digit in reading["digits"])
-        status, explained = request(f"{url}/api/predict?explain=1", *multipart("file", "seven.png", png(seven())))
+        status, explained = request(
+            f"{url}/api/predict?explain=1", *multipart("file", "seven.png", image_bytes(seven()))
+        )
         assert explained["evidence"]["predicted"] == 10  # why: the evidence for "not a digit"
         _, schema = request(f"{url}/openapi.json")
     schemas = schema["components"]["schemas"]
@@ -370,5 +368,5 @@ def test_the_api_answers_accepted_and_documents_it(tmp_path):
 
 
 def test_an_old_run_is_answered_accepted(server):
-    status, answer = request(f"{server}/api/predict", *multipart("file", "seven.png", png(seven())))
+    status, answer = request(f"{server}/api/predict", *multipart("file", "seven.png", image_bytes(seven())))
     assert status == 200 and answer["accepted"] is True and answer["label"] == answer["top_k"][0]["label"]

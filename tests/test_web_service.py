@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.helpers import untrained_run
-from tests.photos import seven
+from tests.photos import image_bytes, seven
 from tests.servers import free_port, multipart, request, request_with_headers, serving
 
 
@@ -22,19 +21,11 @@ def run_dir(tmp_path_factory):
     return untrained_run(tmp_path_factory.mktemp("limits") / "run")
 
 
-def png_of_seven() -> bytes:
-    buffer = io.BytesIO()
-    seven().save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def large_photo() -> bytes:
     """A 3000×2000 PNG (PNG has no reduced decoding): each prediction takes tens of milliseconds."""
     page = Image.new("L", (3000, 2000), 230)
     ImageDraw.Draw(page).line([(900, 400), (2000, 400), (1300, 1700)], fill=25, width=120)
-    buffer = io.BytesIO()
-    page.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return image_bytes(page, compress_level=1)
 
 
 def test_past_its_queue_the_server_answers_503_at_once_and_keeps_answering_health(run_dir):
@@ -65,7 +56,7 @@ def test_past_its_queue_the_server_answers_503_at_once_and_keeps_answering_healt
 def test_a_prediction_past_the_time_limit_is_answered_not_left_hanging(run_dir):
     with serving(run_dir, options=("--prediction-timeout", "0.000001")) as url:
         status, answer, headers = request_with_headers(
-            f"{url}/api/predict", *multipart("file", "7.png", png_of_seven())
+            f"{url}/api/predict", *multipart("file", "7.png", image_bytes(seven()))
         )
         assert request(f"{url}/api/health") == (200, {"status": "ok"})
     assert status == 503 and headers["Retry-After"] == "1"
@@ -124,7 +115,7 @@ def test_memory_stays_flat_over_5000_requests(run_dir, tmp_path):
     import shutil
 
     assert shutil.which("ab"), "make test installs apache2-utils for ab"
-    body, headers = multipart("file", "7.png", png_of_seven())
+    body, headers = multipart("file", "7.png", image_bytes(seven()))
     (tmp_path / "body").write_bytes(body)
 
     def ab(url: str, count: int) -> str:

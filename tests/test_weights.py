@@ -9,13 +9,13 @@ import torch
 from mnist_logreg import MNISTModel, RunError
 from mnist_logreg.runs import save_model
 from mnist_logreg.weights import load_weights
-from tests.helpers import digits_info
+from tests.helpers import model_json
 
 
 def test_predicting_reads_numpy_weights_equal_to_the_checkpoint(tmp_path):
     torch.manual_seed(2)
     model = MNISTModel()
-    save_model(tmp_path / "run", model, digits_info(input_transform="deskew"))
+    save_model(tmp_path / "run", model, model_json(input_transform="deskew"))
     weights, loaded_info = load_weights(tmp_path / "run")
     assert np.array_equal(weights.weight, model.linear.weight.detach().numpy())
     assert np.array_equal(weights.bias, model.linear.bias.detach().numpy())
@@ -25,7 +25,7 @@ def test_predicting_reads_numpy_weights_equal_to_the_checkpoint(tmp_path):
 def test_a_run_from_before_weights_npz_is_read_through_its_checkpoint(tmp_path):
     torch.manual_seed(3)
     model = MNISTModel()
-    save_model(tmp_path / "run", model, digits_info())
+    save_model(tmp_path / "run", model, model_json())
     (tmp_path / "run" / "weights.npz").unlink()
     weights, _ = load_weights(tmp_path / "run")
     assert np.array_equal(weights.weight, model.linear.weight.detach().numpy())
@@ -40,7 +40,7 @@ def test_a_run_from_before_weights_npz_is_read_through_its_checkpoint(tmp_path):
     ],
 )
 def test_damaged_numpy_weights_are_refused_clearly(tmp_path, damage, message):
-    save_model(tmp_path / "run", MNISTModel(), digits_info())
+    save_model(tmp_path / "run", MNISTModel(), model_json())
     damage(tmp_path / "run" / "weights.npz")
     with pytest.raises(RunError, match=message):
         load_weights(tmp_path / "run")
@@ -54,7 +54,7 @@ def test_probabilities_are_the_softmax_of_the_logits_over_the_runs_temperature(t
     model = MNISTModel()
     with torch.no_grad():
         model.linear.weight *= 20  # logits a few units apart: a temperature of 3 moves every probability
-    save_model(tmp_path / "run", model, digits_info(temperature=3.0))
+    save_model(tmp_path / "run", model, model_json(temperature=3.0))
     pixels = np.random.default_rng(0).random((28, 28)).astype(np.float32)
     weights, info = load_weights(tmp_path / "run")
     logits = weights.weight.astype(np.float64) @ pixels.reshape(-1) + weights.bias

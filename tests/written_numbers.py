@@ -7,10 +7,10 @@ turn the ink into what a person would photograph or export.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
+
+from tests.photos import as_jpeg
 
 
 def _cropped(digit: np.ndarray) -> np.ndarray:
@@ -52,9 +52,7 @@ def on_lit_paper(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
     paper = 0.92 - 0.3 * (gradient - gradient.min()) / (np.ptp(gradient) + 1e-9)
     grey = paper * (1 - rng.uniform(0.6, 0.85) * ink) + rng.normal(0, 0.03, ink.shape)
     rgb = np.clip(grey[..., None] * np.array([1.0, 0.97, 0.9]), 0, 1)
-    buffer = io.BytesIO()
-    Image.fromarray((rgb * 255).astype(np.uint8), mode="RGB").save(buffer, format="JPEG", quality=80)
-    return Image.open(io.BytesIO(buffer.getvalue()))
+    return as_jpeg(Image.fromarray((rgb * 255).astype(np.uint8), mode="RGB"), quality=80)
 
 
 def on_transparent_canvas(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
