@@ -387,3 +387,31 @@ def test_train_says_what_it_is_doing_before_each_step_that_takes_a_while(tmp_pat
     bars = result.stderr
     for bar in ("decoding:", "outliers:", "deskew:", "epoch 1/1:", "report:"):
         assert bar in bars
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("a value the code did not expect"),  # a bug, though the user's mistakes are ValueErrors too
+        FileNotFoundError(2, "No such file or directory", "/nonexistent/inside/the/package.json"),
+        ZeroDivisionError("division by zero"),
+    ],
+    ids=["value-error", "os-error-of-no-given-path", "any-other"],
+)
+def test_an_error_the_project_did_not_expect_prints_its_traceback_and_asks_for_a_report(monkeypatch, run_dir, error):
+    import mnist_logreg.cli
+
+    def failing(args):
+        raise error
+
+    monkeypatch.setitem(mnist_logreg.cli.COMMANDS, "evaluate", failing)
+    result = cli("evaluate", run_dir)
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and str(error) in result.stderr
+    assert "this is a bug of mnist-logreg" in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_os_error_on_a_path_the_user_gave_is_one_line(run_dir, tmp_path):
+    (tmp_path / "a-file").write_text("in the way of the folder --out needs")
+    result = cli("export", run_dir, "--format", "onnx", "--out", tmp_path / "a-file" / "model.onnx")
+    assert_clean_error(result, str(tmp_path / "a-file"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import sys
@@ -15,11 +16,19 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from .config import DEVICES, LOADERS, MIN_STEPS_PER_EPOCH, PRESETS, SCORED_SPLITS, TOP_K, Limits, TrainConfig
+from .config import (
+    DEVICES,
+    LOADERS,
+    MIN_STEPS_PER_EPOCH,
+    PRESETS,
+    RUNS_DIR,
+    SCORED_SPLITS,
+    TOP_K,
+    Limits,
+    TrainConfig,
+)
 from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
-from .errors import DataError, RunError, UsageError
-
-USER_ERRORS = (ValueError, DataError, RunError, OSError)
+from .errors import DataError, SettingError, UsageError, UserError
 
 
 def number_type(convert: Callable[[str], float], what: str, accept: Callable[[float], bool], rule: str):
@@ -532,7 +541,7 @@ def predict_dataset_image(weights, info, args) -> dict:
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
-        raise ValueError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
+        raise SettingError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")
     result = predict_pixels(to_float_pixels(images[args.index]), weights, info.classes, args.top_k)
     name = f"{args.split}-{args.index:05d}.png"
     true_label = int(labels[args.index])
@@ -669,7 +678,7 @@ def extra_needed(extra: str, what: str):
     try:
         yield
     except ImportError as error:
-        raise ValueError(
+        raise UserError(
             f"{what} needs its extra: pip install 'mnist-logreg[{extra}]' ({error.name} is missing)"
         ) from None
 
@@ -693,7 +702,7 @@ def check_port_free(host: str, port: int) -> None:
         with socket.create_server((host, port)) as probe:  # SO_REUSEADDR, as uvicorn binds
             probe.close()
     except OSError as error:
-        raise ValueError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
+        raise SettingError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
 
 
 def cmd_serve(args) -> int:
@@ -771,7 +780,7 @@ def check_combinations(command: argparse.ArgumentParser, args: argparse.Namespac
             open_dataset_folder(command, args)
         try:  # a value TrainConfig refuses is a bad flag like any other: one line, exit 2
             args.config = train_config(args)
-        except ValueError as error:
+        except SettingError as error:
             command.error(flag_names(str(error)))
 
 
@@ -784,13 +793,54 @@ def main(argv: list[str] | None = None) -> int:
         parser.commands[args.command].error(str(error))
     except BrokenPipeError:
         return stop_quietly_on_closed_pipe()
-    except USER_ERRORS as error:
-        rank = torchrun_rank()  # a process of several, each of which may fail in its own way, says which it is
-        print(f"{PROG}{f' (rank {rank})' if rank else ''}: error: {error}", file=sys.stderr)
-        return 1
+    except UserError as error:
+        return say_error(error)
+    except OSError as error:
+        return say_error(error) if about_the_users_files(error, args) else report_bug()
     except KeyboardInterrupt as interruption:
         print(f"{PROG}: {str(interruption) or 'interrupted'}", file=sys.stderr)
         return 130
+    except Exception:
+        return report_bug()
+
+
+def say_error(error: Exception) -> int:
+    """One line on stderr for what the user can fix; exit status 1."""
+    rank = torchrun_rank()  # a process of several, each of which may fail in its own way, says which it is
+    print(f"{PROG}{f' (rank {rank})' if rank else ''}: error: {error}", file=sys.stderr)
+    return 1
+
+
+# OS errors of the machine rather than of a path: a full or read-only disk, a quota.
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def about_the_users_files(error: OSError, args: argparse.Namespace) -> bool:
+    """Whether an OS error is the user's to fix: the disk is full, or the path it names is on the
+    way to or inside a path the command was given (a file in the way of --out's folder, a
+    read-only run folder), or the data and runs folders it uses by default."""
+    if error.errno in MACHINE_ERRNOS:
+        return True
+    given = [DEFAULT_DATA_DIR, RUNS_DIR]
+    for value in vars(args).values():
+        given += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str | os.PathLike)]
+    named = [Path(os.path.abspath(name)) for name in (error.filename, error.filename2) if name is not None]
+    places = [Path(os.path.abspath(path)) for path in given]
+    return any(path == place or place in path.parents or path in place.parents for path in named for place in places)
+
+
+def report_bug() -> int:
+    """An error the project did not expect: its traceback, and a line asking to report it; exit status 1."""
+    import traceback
+
+    from .runs import package_version
+
+    traceback.print_exc()
+    print(
+        f"{PROG}: error: this is a bug of mnist-logreg {package_version()}: please report it with the traceback above",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def stop_quietly_on_closed_pipe() -> int:

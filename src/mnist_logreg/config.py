@@ -9,9 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import SettingError
 
 LESSON_VAL_SIZE = 10000  # the lesson's 50,000 / 10,000 split of the 60,000 training images
 DEFAULT_SEED = 42  # split, initial weights and shuffling
+RUNS_DIR = Path("runs")  # where runs go unless --out says otherwise
 LOADERS = ("memory", "dataloader")  # in-memory tensors (fast) or the lesson's torchvision DataLoaders
 DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 SPLITS = ("train", "val", "test")  # a run's three sets: trained on, chosen on, reported on
@@ -128,27 +132,27 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.epochs, int) and self.epochs > 0):
-            raise ValueError(f"epochs={self.epochs!r} must be a positive integer")
+            raise SettingError(f"epochs={self.epochs!r} must be a positive integer")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={_show(self.lr)} must be a positive number")
+            raise SettingError(f"lr={_show(self.lr)} must be a positive number")
         if not (isinstance(self.batch_size, int) and self.batch_size > 0):
-            raise ValueError(f"batch_size={self.batch_size!r} must be a positive integer")
+            raise SettingError(f"batch_size={self.batch_size!r} must be a positive integer")
         for each in fields(self):
             value, choices = getattr(self, each.name), each.metadata["choices"]
             if choices and value not in choices:
-                raise ValueError(f"{each.name}={value!r} is not one of {sorted(choices)}")
+                raise SettingError(f"{each.name}={value!r} is not one of {sorted(choices)}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay={_show(self.weight_decay)} must be 0 or more")
+            raise SettingError(f"weight_decay={_show(self.weight_decay)} must be 0 or more")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum={_show(self.momentum)} must be in [0, 1)")
+            raise SettingError(f"momentum={_show(self.momentum)} must be in [0, 1)")
         if not (isinstance(self.seed, int) and self.seed >= 0):
-            raise ValueError(f"seed={self.seed!r} must be 0 or more")
+            raise SettingError(f"seed={self.seed!r} must be 0 or more")
         if not (isinstance(self.val_size, int) and self.val_size > 0):
-            raise ValueError(f"val_size={self.val_size!r} must be a positive integer")
+            raise SettingError(f"val_size={self.val_size!r} must be a positive integer")
         for each in fields(self):  # a setting the optimizer ignores must not look as if it had been used
             value, optimizers = getattr(self, each.name), each.metadata["optimizers"]
             if optimizers and self.optimizer not in optimizers and value != each.default:
-                raise ValueError(
+                raise SettingError(
                     f"{each.name}={_show(value)} applies only to optimizer {' or '.join(map(repr, optimizers))}, "
                     f"and this recipe uses {self.optimizer!r}"
                 )
@@ -221,5 +225,5 @@ def get_preset(name: str, dataset: str = "mnist") -> TrainConfig:
     try:
         preset = PRESETS[name]
     except KeyError:
-        raise ValueError(f"preset={name!r} is not one of {sorted(PRESETS)}") from None
+        raise SettingError(f"preset={name!r} is not one of {sorted(PRESETS)}") from None
     return replace(preset, **DATASET_OVERRIDES.get((name, dataset), {}))

@@ -17,7 +17,7 @@ from torch.utils.data import random_split
 
 from .config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
-from .errors import DataError
+from .errors import DataError, SettingError
 from .fetch import fetch, missing_files
 from .folders import FolderDataset
 from .idx import read_idx
@@ -70,7 +70,7 @@ class Splits:
         if split == "test":
             return [self.test_images.unsqueeze(1)], self.test_labels
         if split not in SPLITS:
-            raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
+            raise SettingError(f"split={split!r} is not one of {list(SPLITS)}")
         index = torch.as_tensor(self.train_indices if split == "train" else self.val_indices)
         parts, labels = [self.train_images[index].unsqueeze(1)], [self.train_labels[index]]
         if split == "train":
@@ -167,7 +167,7 @@ def load_splits(
     test_images, test_labels = _read_pair(raw_dir, spec.files[2], spec.files[3])
     n = len(train_labels)
     if not 0 < val_size < n:
-        raise ValueError(f"val_size={val_size} must be between 1 and {n - 1}")
+        raise SettingError(f"val_size={val_size} must be between 1 and {n - 1}")
     # random_split draws one permutation of range(n): the same indices as on the torchvision dataset.
     generator = torch.Generator().manual_seed(seed)
     train, val = random_split(range(n), [n - val_size, val_size], generator=generator)
@@ -197,7 +197,7 @@ def folder_splits(
     arrays = read_folder(folder, progress, log)
     n = len(arrays.train_labels)
     if not 0 < val_size < n:
-        raise ValueError(f"val_size={val_size} must be between 1 and {n - 1}: {folder.path} has {n} training images")
+        raise SettingError(f"val_size={val_size} must be between 1 and {n - 1}: {folder.path} has {n} training images")
     train, val = stratified_split(arrays.train_labels, val_size, seed)
     images = (arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels)
     tensors = [torch.from_numpy(np.ascontiguousarray(values)) for values in images]
@@ -254,7 +254,7 @@ def shard_batches(loader, rank: int, world_size: int):
     images = epoch_size(loader)
     for what, n in (("the batch size", size), ("the last batch of an epoch", images % size or size)):
         if n < world_size:
-            raise ValueError(
+            raise SettingError(
                 f"{what} is {n} images, fewer than the {world_size} processes: each process needs one; "
                 "choose another --batch-size"
             )
@@ -348,7 +348,7 @@ class TensorLoader:
         sample: EpochSample | None = None,
     ) -> None:
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise SettingError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         self.shuffle = shuffle

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import SettingError
+
 DEFAULT_DATA_DIR = Path("data")
 UBYTE_TYPE_CODE = 0x08  # IDX files of unsigned bytes, as both datasets ship
 
@@ -129,4 +131,4 @@ def get_spec(dataset: str | DatasetSpec) -> DatasetSpec:
     try:
         return DATASETS[dataset]
     except KeyError:
-        raise ValueError(f"dataset={dataset!r} is not one of {sorted(DATASETS)}") from None
+        raise SettingError(f"dataset={dataset!r} is not one of {sorted(DATASETS)}") from None

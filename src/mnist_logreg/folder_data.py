@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, SettingError
 from .files import written_atomically
 from .folders import TEST_SEED, FolderDataset, held_out_size
 from .inputs import SIDE
@@ -109,7 +109,7 @@ def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
     """(the rest, ``size`` chosen) indices into ``labels``, each sorted: each class gives its share
     of ``size`` (largest remainders first), drawn at random with ``seed``, and keeps one image at least."""
     if not 0 < size < len(labels):
-        raise ValueError(f"cannot hold out {size} of {len(labels)} images: choose between 1 and {len(labels) - 1}")
+        raise SettingError(f"cannot hold out {size} of {len(labels)} images: choose between 1 and {len(labels) - 1}")
     classes, counts = np.unique(labels, return_counts=True)
     exact = counts * size / len(labels)
     take = np.minimum(np.floor(exact).astype(int), counts - 1)
@@ -118,7 +118,7 @@ def stratified_split(labels: np.ndarray, size: int, seed: int) -> tuple[np.ndarr
             break
         take[k] += take[k] < counts[k] - 1
     if take.sum() < size:  # classes too small to give their share and keep an image each
-        raise ValueError(f"cannot hold out {size} of {len(labels)} images and keep one of every class to train on")
+        raise SettingError(f"cannot hold out {size} of {len(labels)} images and keep one of every class to train on")
     rng = np.random.default_rng(seed)
     chosen = np.concatenate(
         [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import DEFAULT_SEED
 from .datasets import FOLDER_LAYOUTS, Layout
-from .errors import DataError, UsageError
+from .errors import DataError, SettingError, UsageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SPLIT_FOLDERS = ("train", "test")  # a folder holding both has a test split of its own
@@ -106,7 +106,7 @@ def open_folder(path: str | Path, layout: str = "digits", cache: bool = True, lo
     if not root.is_dir():
         raise DataError(f"no folder at {path}")
     if layout not in FOLDER_LAYOUTS:
-        raise ValueError(f"layout={layout!r} is not one of {sorted(FOLDER_LAYOUTS)}")
+        raise SettingError(f"layout={layout!r} is not one of {sorted(FOLDER_LAYOUTS)}")
     split = all((root / name).is_dir() for name in SPLIT_FOLDERS)
     train_root = root / "train" if split else root
     classes = _class_folders(train_root)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import FEATURES, INPUT_TRANSFORMS
+from .errors import SettingError
 
 SIDE = 28  # every model input is SIDE × SIDE pixels
 INPUT_SIZE = SIDE * SIDE  # 784 pixels
@@ -44,7 +45,7 @@ def _is_torch(values) -> bool:
 
 def check_input_transform(name: str) -> str:
     if name not in INPUT_TRANSFORMS:
-        raise ValueError(f"input_transform={name!r} is not one of {sorted(INPUT_TRANSFORMS)}")
+        raise SettingError(f"input_transform={name!r} is not one of {sorted(INPUT_TRANSFORMS)}")
     return name
 
 
@@ -165,7 +166,7 @@ def _deskew_torch(images):
 
 def check_features(name: str) -> str:
     if name not in FEATURES:
-        raise ValueError(f"features={name!r} is not one of {sorted(FEATURES)}")
+        raise SettingError(f"features={name!r} is not one of {sorted(FEATURES)}")
     return name
 
 

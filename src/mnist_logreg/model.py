@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import SettingError
 from .inputs import (
     INPUT_SIZE,
     SIDE,
@@ -72,7 +73,7 @@ class MNISTModel(nn.Module):
 
         ``out`` is a buffer the features may be written into (see ``inputs.feature_map``)."""
         if xb.dim() < 2 or xb.shape[1:].numel() != self.input_size:
-            raise ValueError(
+            raise SettingError(
                 f"MNISTModel takes a batch of {self.input_size}-pixel images, shaped (B, 1, 28, 28) or "
                 f"(B, {self.input_size}); got shape {tuple(xb.shape)}"
             )

@@ -26,6 +26,7 @@ from .config import (
     OUTLIERS_PER_EPOCH,
     REJECT_CLASS,
     REJECT_LOSS_WEIGHT,
+    RUNS_DIR,
     SCORED_SPLITS,
     SPLITS,
     TrainConfig,
@@ -33,7 +34,7 @@ from .config import (
 )
 from .data import Splits
 from .datasets import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
-from .errors import RunError, UsageError
+from .errors import RunError, SettingError, UsageError
 from .files import written_atomically
 from .folder_data import check_same_files
 from .folders import FolderDataset, check_can_move
@@ -47,7 +48,7 @@ from .training import NonFiniteLoss, evaluate, fit_config
 
 def resolve_device(device: str) -> torch.device:
     if device not in DEVICES:
-        raise ValueError(f"device={device!r} is not one of {list(DEVICES)}")
+        raise SettingError(f"device={device!r} is not one of {list(DEVICES)}")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -76,11 +77,8 @@ def make_loaders(
     elif loader == "dataloader":
         train, val, test = data_module.dataloaders(splits, batch_size, seed, input_transform)
     else:
-        raise ValueError(f"loader={loader!r} is not one of {list(LOADERS)}")
+        raise SettingError(f"loader={loader!r} is not one of {list(LOADERS)}")
     return data_module.shard_batches(train, processes.rank, processes.world_size), val, test
-
-
-RUNS_DIR = Path("runs")  # where runs go unless --out says otherwise
 
 
 def default_run_dir(dataset: str, preset: str) -> Path:
@@ -546,7 +544,7 @@ def evaluate_run(
     """Loss and accuracy of a saved run on its validation or test split (for a run trained on a
     folder that has moved since, read from ``moved_to``)."""
     if split not in SCORED_SPLITS:
-        raise ValueError(f"split={split!r} is not one of {list(SCORED_SPLITS)}")
+        raise SettingError(f"split={split!r} is not one of {list(SCORED_SPLITS)}")
     model, info = load_run(run_dir)
     splits = load_run_splits(info, data_dir, dataset, moved_to)
     images, labels = splits.tensors(split)

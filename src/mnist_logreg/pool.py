@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TOP_K
+from .errors import SettingError
 from .folders import IMAGE_SUFFIXES
 from .predict import kept, predict_image_file
 from .preprocess import ImageError, open_image
@@ -114,7 +115,7 @@ def check_image_paths(paths: Iterable[Path]) -> None:
     """Refuse a run folder given where images are expected (a glob such as runs/* matched two runs)."""
     for path in paths:
         if path.is_dir() and (path / RUN_MARKER).is_file():
-            raise ValueError(
+            raise SettingError(
                 f"{path} is a run folder, not images: give one run, first, as RUN_DIR (runs/latest is the newest)"
             )
 

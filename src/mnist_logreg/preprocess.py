@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .datasets import Layout
+from .errors import UserError
 from .inputs import SIDE
 
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression bomb must not eat memory
@@ -38,7 +39,7 @@ BACKGROUND_SIDE = 64
 BACKGROUND_WINDOW = 21
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An image that cannot be read or holds nothing to classify. The message says which and why."""
 
 

@@ -12,13 +12,14 @@ import numpy as np
 from PIL import Image
 
 from .config import TOP_K
+from .errors import UserError
 from .predict import DIGITS, layout_and_classes, predict_pixels
 from .preprocess import WORKING_SIDE, NoInk, ink_of, open_image, place_ink
 from .segment import split_digits
 from .weights import as_weights
 
 
-class NotADigitModel(ValueError):
+class NotADigitModel(UserError, ValueError):
     """Reading numbers needs a model whose classes are digits."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from .errors import SettingError
 from .explain import output_name
 from .folders import check_can_move
 from .idx import read_idx
@@ -724,7 +725,7 @@ def compare_runs(run_dirs: list[Path | str], out: Path | str) -> list[dict]:
     datasets = {info.source["folder"] if info.source else info.dataset for info in infos.values()}
     if len(datasets) > 1:
         listing = ", ".join(f"{d} ({info.dataset})" for d, info in infos.items())
-        raise ValueError(f"cannot compare runs of different datasets: {listing}")
+        raise SettingError(f"cannot compare runs of different datasets: {listing}")
     histories, rows = {}, []
     for run_dir, info in infos.items():
         metrics = read_metrics(run_dir)
