@@ -13,7 +13,7 @@ from mnist_logreg import MNISTModel, RunError, load_run
 from mnist_logreg.datasets import DATASETS
 from mnist_logreg.predict import predict_image_file
 from mnist_logreg.preprocess import open_image, preprocess_image
-from mnist_logreg.runs import RunInfo, read_info, read_metrics, save_model
+from mnist_logreg.runs import FORMAT_VERSION, RunInfo, read_info, read_metrics, save_model, upgrade_info
 from mnist_logreg.weights import load_weights
 from tests.helpers import model_json
 
@@ -109,12 +109,38 @@ def test_model_json_holds_each_setting_once_and_older_folders_still_load(tmp_pat
     assert not set(written) & set(written["hyperparameters"])  # no value at the top and again inside
     assert "val_size" not in written["hyperparameters"] and written["splits"]["val"] == 10000
     assert read_info(tmp_path / "run").recipe == recipe  # yet every setting is there to read
-    # A folder written before: the seed at the top, and copies inside the hyperparameters.
-    old = written | {"seed": 7, "hyperparameters": recipe | {"seed": 7}}
+    # A folder of format 1: the seed at the top, and copies inside the hyperparameters.
+    assert written["format_version"] == FORMAT_VERSION == 2
+    old = {k: v for k, v in written.items() if k != "format_version"} | {
+        "seed": 7,
+        "hyperparameters": recipe | {"seed": 7},
+    }
     (tmp_path / "run" / "model.json").write_text(json.dumps(old))
     loaded = read_info(tmp_path / "run")
     assert loaded.seed == 7 and loaded.recipe == recipe | {"seed": 7}
     assert not set(loaded.to_json()) & set(loaded.to_json()["hyperparameters"])
+
+
+def test_a_format_1_model_json_is_upgraded_with_what_it_implies_and_nothing_made_up(tmp_path):
+    old = model_json(seed=5, input_normalisation="none")  # no format_version, layout or created
+    save_model(tmp_path / "run", MNISTModel(), RunInfo.from_json(old))
+    (tmp_path / "run" / "model.json").write_text(json.dumps(old))
+    info = read_info(tmp_path / "run")
+    assert info.layout == DATASETS["mnist"].layout  # an MNIST run placed images as MNIST does
+    assert info.seed == 5 and info.format_version == FORMAT_VERSION
+    assert info.created is None  # not the time it happened to be read
+    assert "input_normalisation" not in info.to_json()
+    assert upgrade_info(info.to_json()) == info.to_json()  # the current layout passes unchanged
+
+
+def test_a_model_json_of_a_newer_format_is_refused_by_name(tmp_path):
+    save_model(tmp_path / "run", MNISTModel(), RunInfo.from_json(model_json()))
+    written = json.loads((tmp_path / "run" / "model.json").read_text())
+    (tmp_path / "run" / "model.json").write_text(json.dumps(written | {"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(
+        RunError, match=f"format_version {FORMAT_VERSION + 1}; this mnist-logreg reads up to {FORMAT_VERSION}"
+    ):
+        read_info(tmp_path / "run")
 
 
 @pytest.mark.parametrize(

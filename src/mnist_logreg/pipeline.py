@@ -467,6 +467,7 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
         device=str(device),
         world_size=processes.world_size,
         versions={"mnist_logreg": package_version(), "torch": torch.__version__},
+        created=datetime.now().isoformat(timespec="seconds"),
     )
     latest = None
     if processes.is_main:

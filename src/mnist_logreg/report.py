@@ -662,7 +662,7 @@ def render_html(
         ["device", info.device],
         ["processes (torchrun world size)", info.world_size],
         ["versions", ", ".join(f"{k} {v}" for k, v in info.versions.items())],
-        ["created", info.created],
+        ["created", info.created or "not recorded"],
     ]
     headline = [
         ["test accuracy", _number(metrics.test_acc)],

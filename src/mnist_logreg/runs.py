@@ -10,7 +10,8 @@ A run folder holds:
 - the report's figures and ``report.html``, when one was written (``report.py``).
 
 Every consumer reads a run through ``read_info``, ``read_history``, ``read_metrics`` and
-``load_run``; run folders written before a field existed still load (see each ``from_json``).
+``load_run``. model.json says its ``format_version``; a file of an older layout is read through
+``upgrade_info``, which fills in only what that layout implies.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import pickle
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -43,6 +43,9 @@ METRICS_FILE = "metrics.json"
 # fields, and the validation split's size among the split sizes.
 RECORDED_ELSEWHERE = ("input_transform", "features", "reject", "pens", "val_size")
 PIXEL_SCALE = "uint8 / 255 as ToTensor computes it: light ink on black, pixels in [0, 1]"
+# model.json's layout. 1: every run folder written before the number was (no "format_version");
+# 2: each setting written once, in its own field. Older layouts are read through upgrade_info.
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -80,7 +83,8 @@ class RunInfo:
     device: str = ""
     world_size: int = 1  # processes that trained it together (torchrun); 1 for runs from before it
     versions: dict[str, str] = field(default_factory=dict)
-    created: str = field(default_factory=lambda: datetime.now().isoformat(timespec="seconds"))
+    created: str | None = None  # when training finished, ISO 8601; None where a file did not say
+    format_version: int = FORMAT_VERSION
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -109,20 +113,10 @@ class RunInfo:
 
     @classmethod
     def from_json(cls, value, path: Path | str = INFO_FILE) -> RunInfo:
-        """Check and read a model.json. Runs from before ``layout``, ``input_transform`` and
-        ``features`` take their dataset's layout, no transform and the pixels; unknown keys
-        (``input_normalisation``) are ignored."""
+        """Check and read a model.json, of this layout or (through ``upgrade_info``) an older one."""
         if not isinstance(value, dict) or not {"dataset", "classes", "input_size"} <= set(value):
             raise RunError(f"{path} does not describe a model (no dataset, classes or input_size)")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in value.items() if k in known}
-        # Runs from before each value was written once kept the seed at the top, and copies of
-        # the top-level settings in their hyperparameters.
-        hyperparameters = values.get("hyperparameters")
-        hyperparameters = cls.hyperparameters_of(hyperparameters if isinstance(hyperparameters, dict) else {})
-        if value.get("seed") is not None:
-            hyperparameters.setdefault("seed", value["seed"])
-        values["hyperparameters"] = hyperparameters
+        values = upgrade_info(value, path)
         if not (isinstance(values["classes"], list) and all(isinstance(c, str) for c in values["classes"])):
             raise RunError(f"{path}: 'classes' must be a list of names")
         if not (isinstance(values["input_size"], int) and values["input_size"] > 0):
@@ -138,18 +132,15 @@ class RunInfo:
             check_features(values.get("features", "pixels"))
         except ValueError as error:
             raise RunError(f"{path}: {error}; is it from a newer mnist-logreg?") from None
-        if "layout" in values:
-            try:
-                values["layout"] = Layout(**values["layout"])
-            except TypeError:
-                raise RunError(f"{path}: 'layout' must be {{'box': int, 'centre_of_mass': bool}}") from None
-        elif values["dataset"] in DATASETS:
-            values["layout"] = DATASETS[values["dataset"]].layout
-        else:
+        if "layout" not in values:
             raise RunError(
                 f"{path} names dataset {values['dataset']!r}, which is not one of {sorted(DATASETS)}, "
                 'and gives no \'layout\'; add one, e.g. "layout": {"box": 20, "centre_of_mass": true}'
             )
+        try:
+            values["layout"] = Layout(**values["layout"])
+        except TypeError:
+            raise RunError(f"{path}: 'layout' must be {{'box': int, 'centre_of_mass': bool}}") from None
         return cls(**values)
 
     @property
@@ -161,6 +152,32 @@ class RunInfo:
     def threshold(self) -> float | None:
         """The run's own reject threshold (None: it accepts every image)."""
         return self.reject["threshold"] if self.reject is not None else None
+
+
+def upgrade_info(value: dict, path: Path | str = INFO_FILE) -> dict:
+    """A model.json of any layout as the fields of this one. It fills in only what an older
+    layout implies: a run of a table dataset from before ``layout`` was written placed images as
+    its dataset does, and the seed a format-1 file kept at the top is the one it trained with.
+    What a file does not say stays missing (``created`` among them); unknown keys of old files
+    (``input_normalisation``) are dropped, and settings copied into ``hyperparameters`` are read
+    where they are recorded now."""
+    version = value.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise RunError(
+            f"{path} has format_version {version!r}; this mnist-logreg reads up to {FORMAT_VERSION}: upgrade it"
+        )
+    known = {f.name for f in fields(RunInfo)}
+    values = {k: v for k, v in value.items() if k in known}
+    if version == 1:
+        hyperparameters = values.get("hyperparameters")
+        hyperparameters = RunInfo.hyperparameters_of(hyperparameters if isinstance(hyperparameters, dict) else {})
+        if value.get("seed") is not None:
+            hyperparameters.setdefault("seed", value["seed"])
+        values["hyperparameters"] = hyperparameters
+        if "layout" not in values and values["dataset"] in DATASETS:
+            values["layout"] = asdict(DATASETS[values["dataset"]].layout)
+    values["format_version"] = FORMAT_VERSION
+    return values
 
 
 @dataclass
