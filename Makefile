@@ -1,5 +1,6 @@
 # make run   : set up .venv (with the web demo and ONNX export), fetch the data, train the default preset
-# make test  : set up .venv with the dev extras, fetch the test data, run the whole test suite
+# make deps  : the system packages the whole suite needs (Chromium, ApacheBench, handwriting fonts), once
+# make test  : make deps, set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make test-fast : the offline tests alone (under a minute): before every commit
 # make lint  : ruff's check and format check, with the rules pinned in pyproject.toml
 # make bench : the side-by-side speed benchmark, reading a folder dataset, and digits in other pens (bench/*.json, bench/RESULTS.md)
@@ -16,7 +17,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run test test-fast lint bench bench-serve bench-predict bench-parallel serve venv clean chromium apache-bench demo-screenshot fonts
+.PHONY: run deps test-data test test-fast lint bench bench-serve bench-predict bench-parallel serve venv clean chromium apache-bench demo-screenshot fonts
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -69,10 +70,17 @@ $(FONT_DIR)/.unpacked:
 
 fonts: $(FONT_DIR)/.unpacked
 
-test: $(VENV)/.installed-dev chromium apache-bench fonts
+# What the whole suite needs from the system, installed once where missing: Chromium (the browser
+# tests), ApacheBench (the memory test) and Debian's handwriting fonts (the letters).
+deps: chromium apache-bench fonts
+
+# The real datasets the suite trains on. Debian's Fashion-MNIST package needs apt's package lists,
+# which a fresh machine may lack.
+test-data: $(VENV)/.installed-dev
 	$(CLI) fetch --dataset mnist
-	@# Debian's Fashion-MNIST package needs apt's package lists, which a fresh machine may lack.
 	$(CLI) fetch --dataset fashion-mnist || { $(SUDO) apt-get update && $(CLI) fetch --dataset fashion-mnist; }
+
+test: $(VENV)/.installed-dev deps test-data
 	$(BIN)/python -m pytest
 
 # The offline tests: no real dataset, no generated-request fuzzing; spread over the cores
