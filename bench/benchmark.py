@@ -1,6 +1,6 @@
 """Side-by-side benchmark, interleaved: the lesson's pipeline and the presets, scikit-learn, start-up.
 
-    make bench            # or: .venv/bin/python bench/benchmark.py [--rounds 3] [--lesson-epochs 3]
+    make bench            # or, from the repository root: .venv/bin/python -m bench.benchmark [--rounds 3] [--lesson-epochs 3]
 
 A shared machine's speed drifts while a benchmark runs, and the lesson's per-image Python
 pipeline drifts far more than the vectorised engine: contenders measured one after the other

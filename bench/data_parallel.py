@@ -1,6 +1,6 @@
 """Training in one process against two under torchrun: time, accuracy and weights, side by side.
 
-    make bench-parallel     # or: .venv/bin/python bench/data_parallel.py [--rounds 3]
+    make bench-parallel     # or, from the repository root: .venv/bin/python -m bench.data_parallel [--rounds 3]
 
 Each round runs the default preset as a whole command, `mnist-logreg train` and
 `torchrun --nproc-per-node 2 -m mnist_logreg train`, start-up included, interleaved so that the

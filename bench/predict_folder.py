@@ -1,6 +1,6 @@
 """Predicting a folder of photos: images/s by worker count, as whole `mnist-logreg predict` processes.
 
-    make bench-predict      # or: .venv/bin/python bench/predict_folder.py [--images 2000] [--rounds 3]
+    make bench-predict      # or, from the repository root: .venv/bin/python -m bench.predict_folder [--images 2000] [--rounds 3]
 
 Writes 640×480 JPEG photos of MNIST test digits into a temporary folder, then runs
 `predict FOLDER --jsonl --workers N` for N = 1 and 2 in interleaved rounds (start-up included,

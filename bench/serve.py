@@ -1,6 +1,6 @@
 """The server under load: a real `mnist-logreg serve` against ApacheBench, beside the framework's floor.
 
-    make bench-serve      # or: .venv/bin/python bench/serve.py [--requests 400]
+    make bench-serve      # or, from the repository root: .venv/bin/python -m bench.serve [--requests 400]
 
 ApacheBench (`ab`, compiled; Debian's apache2-utils) is the client: a Python client tops out at a
 few hundred requests/s on its own. In the same run it measures the floor of the server stack:

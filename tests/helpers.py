@@ -1,7 +1,9 @@
-"""What the tests share: fake IDX datasets, training a preset, running the CLI, a drawn 7, a real server.
+"""What the tests share: fake IDX datasets and folders of shapes, model.json records and run
+folders of untrained models, training a preset, the command run in this process or a new one
+(torchrun's too), and small tensors with a known slant.
 
-torch is imported only inside the helpers that need it: the benchmarks import this module for
-``seven``, and a process holding torch would count torch's memory in every child's peak RSS.
+It imports torch: the benchmarks, which measure memory, import the torch-free ``tests.photos``,
+``tests.servers`` and ``tests.letters`` instead. The drawn 7 and image files are ``tests.photos``'s.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class Splits:
     def torchvision_sets(self, input_transform: str = "none"):
         """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test.
 
-        ``input_transform`` (a key of preprocess.INPUT_TRANSFORMS) follows ToTensor.
+        ``input_transform`` (one of config.INPUT_TRANSFORMS, applied by inputs.py) follows ToTensor.
         """
         from torch.utils.data import ConcatDataset, Subset
         from torchvision import transforms

@@ -38,10 +38,10 @@ INFO_FILE = "model.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 
-# How images become model inputs: recorded in model.json for whoever feeds the model elsewhere.
 # TrainConfig settings that model.json records outside ``hyperparameters``: the model's own
 # fields, and the validation split's size among the split sizes.
 RECORDED_ELSEWHERE = ("input_transform", "features", "reject", "pens", "val_size")
+# How images become model inputs: recorded in model.json for whoever feeds the model elsewhere.
 PIXEL_SCALE = "uint8 / 255 as ToTensor computes it: light ink on black, pixels in [0, 1]"
 # model.json's layout. 1: every run folder written before the number was (no "format_version");
 # 2: each setting written once, in its own field. Older layouts are read through upgrade_info.

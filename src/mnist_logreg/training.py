@@ -1,4 +1,4 @@
-"""Training: the lesson's ``fit`` and ``evaluate``, presets, and the fast gradient step.
+"""Training: the lesson's ``fit`` and ``evaluate``, and the fast gradient step (the presets are config.py's).
 
 ``fit`` is one loop for every model and loader. What varies is how a batch's step is taken:
 through autograd (any model, the lesson's way), or, for the plain ``MNISTModel``, with the
