@@ -102,3 +102,12 @@ def test_the_three_states_come_from_the_rule_in_numpy_and_in_torch():
     model.threshold = None
     assert model.answer_states(torch.log(torch.tensor(p, dtype=torch.float32))).tolist() == [0] * len(p)
     assert accepted(p, 2, 0.6).tolist() == [state == "accepted" for state in expected]  # accepted: as it was
+
+
+def test_the_reject_output_has_one_name_in_answers_maps_and_figures():
+    from mnist_logreg.calibration import DIGITS, output_name, rejected_name
+
+    assert output_name(DIGITS, 10) == rejected_name(DIGITS) == "not a digit"
+    shapes = ["bar", "circle", "cross"]  # a folder run's classes
+    assert output_name(shapes, 3) == rejected_name(shapes) == "none of the classes"
+    assert output_name(shapes, 1) == "circle"

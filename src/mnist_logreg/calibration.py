@@ -19,7 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import CALIBRATION_BINS
+from .config import CALIBRATION_BINS, REJECT_CLASS
+from .datasets import DATASETS
+
+DIGITS = list(DATASETS["mnist"].classes)  # the classes of a model that reads digits
+
+
+def rejected_name(classes: list[str]) -> str:
+    """What a rejected image is called: "not a digit", or, for a model of other classes, none of them."""
+    return REJECT_CLASS if list(classes) == DIGITS else "none of the classes"
+
+
+def output_name(classes: list[str], output: int) -> str:
+    """The name of one of the model's outputs: a class, or, past the classes, the reject output's."""
+    return classes[output] if output < len(classes) else rejected_name(classes)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

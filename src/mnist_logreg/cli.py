@@ -29,6 +29,7 @@ from .config import (
 )
 from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
 from .errors import DataError, SettingError, UsageError, UserError
+from .workers import cores
 
 
 def number_type(convert: Callable[[str], float], what: str, accept: Callable[[float], bool], rule: str):
@@ -278,7 +279,7 @@ def add_files_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=os.cpu_count() or 1,
+        default=cores(),
         help="processes that decode and classify files (default: the number of cores)",
     )
 
@@ -346,7 +347,7 @@ def add_serve(commands) -> None:
     serve.add_argument(
         "--workers",
         type=positive_int,
-        default=os.cpu_count() or 1,
+        default=cores(),
         help="server processes, each with the model loaded once (default: the number of cores)",
     )
     serve.add_argument(
@@ -438,7 +439,7 @@ def train_command(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     min_steps = None if args.batch_size is not None else MIN_STEPS_PER_EPOCH  # a batch asked for is kept
-    workers = os.cpu_count() or 1  # processes that make the pen copies and outliers not kept yet
+    workers = cores()  # processes that make the pen copies and outliers not kept yet
     try:
         if args.resume:
             result = resume_run(

@@ -16,7 +16,7 @@ import io
 
 import numpy as np
 
-from .config import REJECT_CLASS
+from .calibration import output_name
 from .inputs import SIDE, feature_map, fold_to_pixels
 from .weights import LinearWeights
 
@@ -76,11 +76,6 @@ def evidence_pngs(found: dict) -> dict[str, bytes]:
     for name in ("for_predicted", "for_runner_up", "difference"):
         pngs[name] = map_png(found[name], found["limit"])
     return pngs
-
-
-def output_name(classes: list[str], output: int) -> str:
-    """The name of one of the model's outputs: a class, or, past the classes, the reject class."""
-    return classes[output] if output < len(classes) else REJECT_CLASS
 
 
 def draw_evidence(axes, found: dict, classes: list[str], title: str = ""):

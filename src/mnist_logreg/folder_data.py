@@ -25,7 +25,7 @@ from .errors import DataError, SettingError
 from .files import written_atomically
 from .folders import TEST_SEED, FolderDataset, held_out_size
 from .inputs import SIDE
-from .workers import spawned_pool
+from .workers import cores, spawned_pool
 
 CACHE_FILE = ".mnist-logreg-cache-{layout}.npz"
 IN_PROCESS = 256  # fewer images to decode than this: starting worker processes would cost more
@@ -195,7 +195,7 @@ def _decode_all(names: list[str], folder: FolderDataset, progress: bool):
 
     bar = tqdm(total=len(names), unit="img", desc="decoding", disable=not progress, leave=False)
     chunks = [names[start : start + CHUNK] for start in range(0, len(names), CHUNK)]
-    workers = min(os.cpu_count() or 1, len(chunks))
+    workers = min(cores(), len(chunks))
     with bar:
         if len(names) < IN_PROCESS or workers <= 1:
             _start_worker(folder)

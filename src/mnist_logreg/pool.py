@@ -18,6 +18,7 @@ from .folders import IMAGE_SUFFIXES
 from .predict import kept, predict_image_file
 from .preprocess import ImageError, open_image
 from .read import draw_boxes, read_image_file
+from .runs import INFO_FILE
 from .weights import load_weights, with_threshold
 from .workers import spawned_pool
 
@@ -100,9 +101,6 @@ def _read_one(path: Path, name: str) -> dict:
     return reading
 
 
-RUN_MARKER = "model.json"  # a folder holding one is a run folder, not a folder of images
-
-
 @dataclass(frozen=True)
 class PathError:
     """A path given to predict or read that holds no image to read, and why."""
@@ -114,7 +112,7 @@ class PathError:
 def check_image_paths(paths: Iterable[Path]) -> None:
     """Refuse a run folder given where images are expected (a glob such as runs/* matched two runs)."""
     for path in paths:
-        if path.is_dir() and (path / RUN_MARKER).is_file():
+        if path.is_dir() and (path / INFO_FILE).is_file():
             raise SettingError(
                 f"{path} is a run folder, not images: give one run, first, as RUN_DIR (runs/latest is the newest)"
             )

@@ -12,20 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .calibration import ACCEPTED, REJECTED, STATES, UNSURE, answer_states
-from .config import REJECT_CLASS, TOP_K
+from .calibration import ACCEPTED, DIGITS, REJECTED, STATES, UNSURE, answer_states, rejected_name
+from .config import TOP_K
 from .datasets import DATASETS
 from .inputs import SIDE, apply_input_transform, feature_map
 from .preprocess import NoInk, preprocess_file
 from .weights import as_weights, probabilities
-
-DIGITS = list(DATASETS["mnist"].classes)  # the classes of a model that reads digits
-
-
-def rejected_name(classes: list[str]) -> str:
-    """What a rejected image is called: "not a digit", or, for a model of other classes, none of them."""
-    return REJECT_CLASS if list(classes) == DIGITS else "none of the classes"
-
 
 UNSURE_CLASS = "unsure"  # the class of an answer that is not sure which of two classes it is
 

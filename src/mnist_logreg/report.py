@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import output_name
 from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .errors import SettingError
-from .explain import output_name
 from .folders import check_can_move
 from .idx import read_idx
 from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels

@@ -11,7 +11,13 @@ it would print a traceback of its own.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
+
+
+def cores() -> int:
+    """The cores of this machine, and so the worker processes a job spreads over unless told (1 if unknown)."""
+    return os.cpu_count() or 1
 
 
 def spawned_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()):
