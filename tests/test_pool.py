@@ -125,3 +125,16 @@ def test_one_failing_file_gets_its_error_and_other_errors_are_not_hidden():
     assert result_or_error({"filename": "b.png"}, bad_image) == {"filename": "b.png", "error": "no ink found"}
     with pytest.raises(ZeroDivisionError):  # a bug is not a bad file
         result_or_error({"path": "c.png"}, lambda: {"label": 1 // 0})
+
+
+def test_a_folder_s_hidden_files_are_left_out_when_predicting_as_when_training(run_dir, tmp_path):
+    """macOS leaves ``._name.png`` beside each copied image: bytes that are no image. Predicting a
+    folder, like training on one (test_folders.py), leaves hidden files and folders out."""
+    folder = tmp_path / "photos"
+    (folder / ".cache").mkdir(parents=True)
+    seven().save(folder / "seven.png")
+    (folder / "._seven.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    seven().save(folder / ".cache" / "thumbnail.png")
+    done = cli("predict", run_dir, folder, "--jsonl", "--recursive")
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["path"] for line in done.stdout.splitlines()] == [str(folder / "seven.png")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,21 +140,36 @@ def _files_by_class(root: Path, folder: Path, classes: list[str], required: bool
     files = []
     prefix = len(str(root)) + 1  # relative paths as strings: tens of thousands of Path objects cost seconds
     for label, name in enumerate(classes):
-        found = sorted(_images_under(str(folder / name))) if (folder / name).is_dir() else []
+        found = sorted(image_files(str(folder / name))) if (folder / name).is_dir() else []
         if required and not found:
             raise DataError(f"class {name!r} has no image files in {folder / name}")
         files += [(path[prefix:], label) for path in found]
     return tuple(files)
 
 
-def _images_under(folder: str):
-    """Paths of the image files (by suffix) in ``folder`` and its subfolders; hidden ones left out, and
-    links to folders not followed."""
+def image_files(folder: str, recursive: bool = True, skipped: list[str] | None = None) -> Iterator[str]:
+    """The paths of the image files (by suffix) in ``folder``, by name: the one rule of what is an
+    image file of a folder, for training on a folder and for predicting one alike.
+
+    Hidden entries (``.thumbnail.png``, macOS's ``._photo.png``) are left out. Subfolders are
+    entered in their place among the names when ``recursive`` (links to folders are not followed,
+    so a link loop cannot trap the walk), and otherwise added to ``skipped``. A stream: only the
+    sorted names of the folder it is in are held, as strings (a folder of a million images costs
+    tens of megabytes, not the seconds and hundreds of megabytes of a Path per file).
+    """
     with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                yield from _images_under(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
-                yield entry.path
+        kept = sorted(
+            (entry.name, entry.is_dir(follow_symlinks=False))
+            for entry in entries
+            if not entry.name.startswith(".")
+            and (entry.is_dir(follow_symlinks=False) or os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES)
+        )
+    for name, is_folder in kept:
+        path = os.path.join(folder, name)
+        if not is_folder:
+            if os.path.isfile(path):  # a link to a file counts, a link to nothing does not
+                yield path
+        elif recursive:
+            yield from image_files(path, recursive, skipped)
+        elif skipped is not None:
+            skipped.append(path)

@@ -7,14 +7,13 @@ use too): one bad file never stops the others.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TOP_K
 from .errors import SettingError
-from .folders import IMAGE_SUFFIXES
+from .folders import image_files
 from .predict import kept, predict_image_file
 from .preprocess import ImageError, open_image
 from .read import draw_boxes, read_image_file
@@ -121,33 +120,19 @@ def check_image_paths(paths: Iterable[Path]) -> None:
 def expand_paths(
     paths: Iterable[str | Path], recursive: bool = False, skipped: list[Path] | None = None
 ) -> Iterator[Path | PathError]:
-    """Files as given, and the image files (by suffix) inside any folder, sorted by name.
-
-    A stream: of a folder only its sorted names are held (strings, not a Path per file), so
-    a folder of a million images costs tens of megabytes, not hundreds. A folder without
-    images yields a PathError. Subfolders are entered with ``recursive`` (symbolic links to
-    folders are not followed, so a link loop cannot trap the walk), and otherwise appended to
-    ``skipped``.
+    """Files as given, and the image files inside any folder (folders.image_files: by name, hidden
+    ones left out), as a stream. A folder without images yields a PathError. Subfolders are
+    entered with ``recursive``, and otherwise appended to ``skipped``.
     """
     for path in map(Path, paths):
         if not path.is_dir():
             yield path
             continue
-        found = False
-        for file in _images_in(path, recursive, skipped):
+        found, subfolders = False, []
+        for file in image_files(str(path), recursive, subfolders):
             found = True
-            yield file
+            yield Path(file)
+        if skipped is not None:
+            skipped += map(Path, subfolders)
         if not found:
             yield PathError(path, f"no image files in {path}" + (" or its subfolders" if recursive else ""))
-
-
-def _images_in(folder: Path, recursive: bool, skipped: list[Path] | None) -> Iterator[Path]:
-    for name in sorted(os.listdir(folder)):
-        entry = folder / name
-        if entry.suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
-            yield entry
-        elif entry.is_dir() and not entry.is_symlink():
-            if recursive:
-                yield from _images_in(entry, recursive, skipped)
-            elif skipped is not None:
-                skipped.append(entry)
