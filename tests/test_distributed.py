@@ -92,7 +92,9 @@ def test_the_shards_of_a_batch_partition_it():
     images, labels = torch.arange(51).float(), torch.arange(51)
     whole = TensorLoader(images, labels, 16, shuffle=True, generator=torch.Generator().manual_seed(3))
     shards = [
-        shard_batches(TensorLoader(images, labels, 16, True, torch.Generator().manual_seed(3)), rank, 3)
+        shard_batches(
+            TensorLoader(images, labels, 16, shuffle=True, generator=torch.Generator().manual_seed(3)), rank, 3
+        )
         for rank in range(3)
     ]
     for batch, *parts in zip(whole, *shards, strict=True):

@@ -547,7 +547,7 @@ def predict_dataset_image(weights, info, args) -> dict:
     name = f"{args.split}-{args.index:05d}.png"
     true_label = int(labels[args.index])
     make_folders(args.save_preprocessed, args.explain)
-    result = kept(result, name, weights, info.classes, args.save_preprocessed, args.explain)
+    result = kept(result, name, weights, info.classes, save_preprocessed=args.save_preprocessed, explain=args.explain)
     return {
         "path": f"{args.split}[{args.index}]",
         **result,

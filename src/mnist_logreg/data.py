@@ -151,6 +151,7 @@ def load_splits(
     data_dir: Path | str = DEFAULT_DATA_DIR,
     val_size: int = LESSON_VAL_SIZE,
     seed: int = DEFAULT_SEED,
+    *,
     download: bool = True,
     log: Callable[[str], None] = lambda message: None,
 ) -> Splits:
@@ -260,7 +261,13 @@ def shard_batches(loader, rank: int, world_size: int):
             )
     if isinstance(loader, TensorLoader):
         return TensorLoader(
-            loader.images, loader.labels, size, loader.shuffle, loader.generator, (rank, world_size), loader.sample
+            loader.images,
+            loader.labels,
+            size,
+            loader.shuffle,
+            loader.generator,
+            shard=(rank, world_size),
+            sample=loader.sample,
         )
     return ShardedBatches(loader, rank, world_size)
 
@@ -344,6 +351,7 @@ class TensorLoader:
         batch_size: int,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        *,
         shard: tuple[int, int] = (0, 1),
         sample: EpochSample | None = None,
     ) -> None:
@@ -399,8 +407,8 @@ class TensorLoader:
             self.batch_size,
             self.shuffle,
             self.generator,
-            self.shard,
-            self.sample,
+            shard=self.shard,
+            sample=self.sample,
         )
 
 

@@ -157,7 +157,7 @@ def _decoded(names: list[str], folder: FolderDataset, progress: bool, log) -> tu
         for i, (image, error) in zip(missing, decoded, strict=True):
             pixels[i], errors[i] = image, error
     if folder.cache and (len(missing) or cache is None or len(cache["names"]) != len(names)):
-        _write_cache(folder, names, sizes, times, pixels, errors)
+        _write_cache(folder, names, sizes=sizes, times=times, pixels=pixels, errors=errors)
     return pixels, errors.astype(str), sizes
 
 
@@ -177,7 +177,7 @@ def _read_cache(folder: FolderDataset) -> dict | None:
     return arrays
 
 
-def _write_cache(folder: FolderDataset, names: list[str], sizes, times, pixels, errors) -> None:
+def _write_cache(folder: FolderDataset, names: list[str], *, sizes, times, pixels, errors) -> None:
     with written_atomically(_cache_path(folder)) as partial, partial.open("wb") as handle:
         np.savez(
             handle,

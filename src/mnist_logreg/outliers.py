@@ -44,6 +44,7 @@ def training_outliers(
     digits: int,
     seed: int,
     data_dir: Path | str,
+    *,
     layout: Layout = MNIST_LAYOUT,
     log: Callable[[str], None] = print,
     progress: bool = False,

@@ -159,6 +159,7 @@ def pen_copies(
     digits: np.ndarray,
     shares: dict[str, float],
     seed: int,
+    *,
     layout: Layout = MNIST_LAYOUT,
     which: str = "train",
     done: Callable[[int], None] = lambda n: None,
@@ -204,6 +205,7 @@ def training_copies(
     key: dict,
     seed: int,
     data_dir: Path | str,
+    *,
     layout: Layout = MNIST_LAYOUT,
     log: Callable[[str], None] = print,
     progress: bool = False,
@@ -239,7 +241,9 @@ def training_copies(
         log(f"redrawing {PEN_COPIES * len(digits):,} digits with other pens ({', '.join(names)}) ...")
         sources = np.concatenate([digits] * PEN_COPIES)
         with progress_bar(len(sources), "pens", progress) as bar:
-            copies, kinds = pen_copies(sources, PEN_SHARES, seed, layout, "train", bar.update, workers)
+            copies, kinds = pen_copies(
+                sources, PEN_SHARES, seed, layout=layout, which="train", done=bar.update, workers=workers
+            )
         if cache:
             write_prepared(path, key_text, {"images": copies, "kinds": kinds})
     counts = {name: int((kinds == n).sum()) for n, name in enumerate(names)}

@@ -62,6 +62,7 @@ def make_loaders(
     seed: int,
     loader: str,
     device: torch.device,
+    *,
     input_transform: str = "none",
     processes: distributed.Processes = distributed.SINGLE,
     progress: bool = False,
@@ -196,7 +197,7 @@ def train_run(
     start["workers"] = workers  # not kept in the checkpoint: how to make the images, not what they are
     if isinstance(spec, FolderDataset):
         start["source"] = spec.to_json()  # where a resumed run reads its images again
-    return _train(spec, config, start, run_dir, data_dir, progress, verbose, log)
+    return _train(spec, config, start, RunContext(run_dir, data_dir, progress, verbose, log))
 
 
 def resume_run(
@@ -238,110 +239,183 @@ def resume_run(
         spec = FolderDataset.from_json(state["source"])
     else:
         spec = get_spec(state["dataset"])
-    return _train(spec, config, state, run_dir, data_dir, progress, verbose, log)
+    return _train(spec, config, state, RunContext(run_dir, data_dir, progress, verbose, log))
 
 
-def _train(spec, config, state, run_dir, data_dir, progress, verbose, log) -> RunResult:
+@dataclass
+class RunContext:
+    """Where a run is written and its data read, and how it speaks while it trains."""
+
+    run_dir: Path
+    data_dir: Path | str
+    progress: bool  # bars over epochs and over images being made
+    verbose: bool  # the lesson's line per epoch
+    log: Callable[[str], None]
+
+
+@dataclass
+class Training:
+    """A run under way, from its data to its saved folder: what each step of ``_train`` hands on."""
+
+    spec: DatasetSpec | FolderDataset
+    config: TrainConfig
+    state: dict  # the start settings, or a checkpoint (with its ``history``) being continued
+    context: RunContext
+    device: torch.device
+    processes: distributed.Processes
+    data: TrainingData
+    loaders: tuple  # train, validation, test: their images transformed already
+    model: MNISTModel
+    checkpoint: Checkpoint
+
+
+def _train(spec, config: TrainConfig, state: dict, context: RunContext) -> RunResult:
     """Train from ``state`` (a fresh start, or a checkpoint with its ``history`` so far) to the end.
 
     In data-parallel training (see distributed.py) every process runs this; only rank 0 logs,
     keeps the checkpoint and writes the run folder.
     """
-    torch_device = resolve_device(state["device"])
-    processes = distributed.start(torch_device)  # joins torchrun's group, if torchrun started this process
+    device = resolve_device(state["device"])
+    processes = distributed.start(device)  # joins torchrun's group, if torchrun started this process
     if not processes.is_main:
-        log = _quiet
-    shown = progress and processes.is_main  # progress bars: from the process that speaks only
-    loader = state["loader"]
+        context = replace(context, log=_quiet)
+    shown = context.progress and processes.is_main  # progress bars: from the process that speaks only
+    data = _training_data(spec, config, state, context, shown)
+    if state.get("min_steps_per_epoch") and "history" not in state:  # a checkpoint holds the batch its run chose
+        config = _enough_steps(config, state, data.splits.size("train"), context.log)
+    # The loaders apply the input transform once, up front, so the model trains on transformed
+    # pixels with the fast closed-form step; the saved model then applies it to each input.
+    if config.input_transform != "none" and state["loader"] == "memory":
+        context.log(f"applying the input transform '{config.input_transform}' to every image once ...")
+    loaders = make_loaders(
+        data.splits,
+        config.batch_size,
+        config.seed,
+        state["loader"],
+        device,
+        input_transform=config.input_transform,
+        processes=processes,
+        progress=shown,
+    )
+    model = _new_model(len(spec.classes), config, device)
+    checkpoint = Checkpoint(state, context.run_dir, processes.is_main)
+    checkpoint.resume(model, loaders[0].generator)
+    training = Training(spec, config, state, context, device, processes, data, loaders, model, checkpoint)
+    return _fit_to_the_end(training)
+
+
+def _training_data(spec, config: TrainConfig, state: dict, context: RunContext, shown: bool) -> TrainingData:
+    """The splits, with the outliers and pen copies the recipe adds, read once per machine."""
     source = None  # a folder dataset's record in model.json
     with distributed.each_machine_first():  # one download (or decoding) per machine, not one per process
         if isinstance(spec, FolderDataset):
-            splits, unreadable = data_module.folder_splits(spec, config.val_size, config.seed, shown, log)
+            splits, unreadable = data_module.folder_splits(spec, config.val_size, config.seed, shown, context.log)
             source = spec.to_json() | unreadable
         else:
-            splits = data_module.load_splits(spec, data_dir, val_size=config.val_size, seed=config.seed, log=log)
+            splits = data_module.load_splits(
+                spec, context.data_dir, val_size=config.val_size, seed=config.seed, log=context.log
+            )
         splits, outlier_counts, pen_counts = with_extras(
-            splits, config, data_dir, state.get("cache", True), log, shown, state.get("workers", 1)
+            splits,
+            config,
+            context.data_dir,
+            cache=state.get("cache", True),
+            log=context.log,
+            shown=shown,
+            workers=state.get("workers", 1),
         )
-    fresh_start = "history" not in state  # a checkpoint holds the batch its run chose
-    if state.get("min_steps_per_epoch") and fresh_start:
-        config = _enough_steps(config, state, splits.size("train"), log)
-    # The loaders apply the input transform once, up front, so the model trains on transformed
-    # pixels with the fast closed-form step; the saved model then applies it to each input.
-    if config.input_transform != "none" and loader == "memory":
-        log(f"applying the input transform '{config.input_transform}' to every image once ...")
-    train_loader, val_loader, test_loader = make_loaders(
-        splits, config.batch_size, config.seed, loader, torch_device, config.input_transform, processes, shown
-    )
-    torch.manual_seed(config.seed)  # the model's initial weights
-    # The input transform is the loaders' (applied once, above) until the run is saved; the
-    # feature map is the model's own from the start, computed per batch.
-    model = MNISTModel(INPUT_SIZE, len(spec.classes), features=config.features, reject=config.reject)
-    model = model.to(torch_device)
+    return TrainingData(spec, splits, outlier_counts, pen_counts, source)
+
+
+def _new_model(classes: int, config: TrainConfig, device: torch.device) -> MNISTModel:
+    """The untrained model of the recipe, its initial weights drawn from the seed."""
+    torch.manual_seed(config.seed)
+    # The input transform is the loaders' (applied once) until the run is saved; the feature map
+    # is the model's own from the start, computed per batch.
+    model = MNISTModel(INPUT_SIZE, classes, features=config.features, reject=config.reject).to(device)
     if config.reject:  # the outliers count for more in the loss than a digit (config.REJECT_LOSS_WEIGHT)
-        weights = [1.0] * len(spec.classes) + [REJECT_LOSS_WEIGHT]
-        model.class_weight = torch.tensor(weights, device=torch_device)
-    completed: list[dict] = list(state.get("history", []))  # epochs finished so far
-    if completed:  # resuming: the weights, and the shuffling where the last complete epoch left it
-        model.load_state_dict(state["model"])
-        train_loader.generator.set_state(state["generator"])
-    last_state: dict = {k: v.clone() for k, v in model.state_dict().items()}  # the latest complete epoch's
+        model.class_weight = torch.tensor([1.0] * classes + [REJECT_LOSS_WEIGHT], device=device)
+    return model
 
-    def keep(result: dict, optimizer) -> None:
-        completed.append(result)
-        last_state.update({k: v.clone() for k, v in model.state_dict().items()})
-        if not processes.is_main:
+
+class Checkpoint:
+    """What resume.pt holds and when it is written: after every complete epoch, by rank 0, atomically
+    (a kill leaves the previous epoch's), with the run's start settings, the history so far, the
+    weights, the optimizer's state and where the shuffling is; removed once the run is saved whole."""
+
+    KEPT = ("dataset", "config", "preset", "loader", "device", "batch_rule", "cache")  # the start settings
+
+    def __init__(self, state: dict, run_dir: Path, is_main: bool) -> None:
+        self.state, self.path, self.is_main = state, run_dir / RESUME_FILE, is_main
+        self.completed: list[dict] = list(state.get("history", []))  # epochs finished so far
+        self.last_weights: dict = {}  # the latest complete epoch's
+
+    def resume(self, model: MNISTModel, generator: torch.Generator) -> None:
+        """Where the checkpoint has epochs, the weights and the shuffling where the last one left them."""
+        if self.completed:
+            model.load_state_dict(self.state["model"])
+            generator.set_state(self.state["generator"])
+        self.model, self.generator = model, generator
+        self.last_weights = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def keep(self, result: dict, optimizer) -> None:
+        """``fit``'s ``on_epoch_end``: the epoch is complete."""
+        self.completed.append(result)
+        self.last_weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        if not self.is_main:
             return
-        checkpoint = {
-            **{
-                k: state[k]
-                for k in ("dataset", "config", "preset", "loader", "device", "batch_rule", "cache")
-                if k in state
-            },
-            "history": completed,
-            "model": {k: v.cpu() for k, v in last_state.items()},
-            "optimizer": optimizer.state_dict(),
-            "generator": train_loader.generator.get_state(),
-        }
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with written_atomically(run_dir / RESUME_FILE) as partial:  # a kill leaves the previous epoch's
-            torch.save(checkpoint, partial)
+        held = {k: self.state[k] for k in self.KEPT if k in self.state}
+        held |= {"history": self.completed, "model": {k: v.cpu() for k, v in self.last_weights.items()}}
+        held |= {"optimizer": optimizer.state_dict(), "generator": self.generator.get_state()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with written_atomically(self.path) as partial:
+            torch.save(held, partial)
 
-    data = TrainingData(spec, splits, outlier_counts, pen_counts, source)
+    def back_to_last_epoch(self) -> None:
+        """The weights of the last complete epoch, not those of a half-trained or diverged step."""
+        self.model.load_state_dict(self.last_weights)
 
-    def save() -> RunResult:
-        scored = (val_loader, test_loader)
-        return _save_run(run_dir, model, config, data, completed, scored, state, torch_device, processes)
+    def remove(self) -> None:
+        if self.is_main:
+            self.path.unlink(missing_ok=True)
 
-    options = {"progress": progress, "verbose": verbose, "on_epoch_end": keep}
-    if completed:
-        options.update(start_epoch=len(completed), optimizer_state=state["optimizer"])
+
+def _fit_to_the_end(training: Training) -> RunResult:
+    """Fit, then save the run; a Ctrl-C or a non-finite loss saves the epochs complete so far."""
+    config, checkpoint = training.config, training.checkpoint
+    options = {"progress": training.context.progress, "verbose": training.context.verbose}
+    options["on_epoch_end"] = checkpoint.keep
+    if checkpoint.completed:
+        options.update(start_epoch=len(checkpoint.completed), optimizer_state=training.state["optimizer"])
     try:
-        fit_config(config, model, train_loader, val_loader, **options)
+        fit_config(config, training.model, training.loaders[0], training.loaders[1], **options)
     except KeyboardInterrupt:
-        if not completed:
-            raise TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved") from None
-        model.load_state_dict(last_state)  # the last complete epoch, not a half-trained step
-        save()
-        raise TrainingInterrupted(
-            f"interrupted after {len(completed)} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
-            f"continue it with 'mnist-logreg train --resume {run_dir}'"
-        ) from None
+        raise _stopped(training, interrupted=True) from None
     except NonFiniteLoss as diverged:
-        what = f"{diverged} with --lr {config.lr:g}; try a smaller --lr"
-        if not completed:
-            raise TrainingDiverged(f"{what}; no epoch was complete, so nothing was saved") from None
-        model.load_state_dict(last_state)  # the last epoch whose losses were all finite
-        save()
-        if processes.is_main:
-            (run_dir / RESUME_FILE).unlink(missing_ok=True)  # resuming would only diverge again
-        raise TrainingDiverged(
-            f"{what}; the {len(completed)} epoch(s) before it are saved in {run_dir}, marked interrupted"
-        ) from None
-    result = save()
-    if processes.is_main:
-        (run_dir / RESUME_FILE).unlink(missing_ok=True)  # finished: the run folder holds only the run
+        raise _stopped(training, diverged=diverged) from None
+    result = _save_run(training)
+    checkpoint.remove()  # finished: the run folder holds only the run
     return result
+
+
+def _stopped(training: Training, interrupted: bool = False, diverged: NonFiniteLoss | None = None) -> Exception:
+    """The error to raise for a Ctrl-C or a diverged loss, once the complete epochs are saved as a run."""
+    config, checkpoint, run_dir = training.config, training.checkpoint, training.context.run_dir
+    done = len(checkpoint.completed)
+    what = f"{diverged} with --lr {config.lr:g}; try a smaller --lr"
+    if not done:
+        if interrupted:
+            return TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved")
+        return TrainingDiverged(f"{what}; no epoch was complete, so nothing was saved")
+    checkpoint.back_to_last_epoch()
+    _save_run(training)
+    if interrupted:
+        return TrainingInterrupted(
+            f"interrupted after {done} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
+            f"continue it with 'mnist-logreg train --resume {run_dir}'"
+        )
+    checkpoint.remove()  # resuming would only diverge again
+    return TrainingDiverged(f"{what}; the {done} epoch(s) before it are saved in {run_dir}, marked interrupted")
 
 
 def _quiet(message: str) -> None:
@@ -368,7 +442,14 @@ def _enough_steps(config: TrainConfig, state: dict, train_images: int, log) -> T
 
 
 def with_extras(
-    splits: Splits, config: TrainConfig, data_dir, cache: bool = True, log=print, shown: bool = False, workers: int = 1
+    splits: Splits,
+    config: TrainConfig,
+    data_dir,
+    *,
+    cache: bool = True,
+    log=print,
+    shown: bool = False,
+    workers: int = 1,
 ) -> tuple[Splits, dict, dict | None]:
     """``splits`` with what ``config`` trains on beside the digits, each epoch a fresh sample of it
     (data.EpochSample): the digits redrawn with other pens (``config.pens``), and the outliers of
@@ -376,12 +457,21 @@ def with_extras(
     Also how many outliers of each source, and of each pen."""
     pen_counts = None
     if config.pens:
-        splits, pen_counts = _with_pen_copies(splits, config.seed, data_dir, cache, log, shown, workers)
+        splits, pen_counts = _with_pen_copies(
+            splits, config.seed, data_dir, cache=cache, log=log, shown=shown, workers=workers
+        )
     outlier_counts = {}
     if config.reject:
         digits = splits.size("train")
         outliers, outlier_counts = training_outliers(
-            digits, config.seed, data_dir, splits.spec.layout, log, shown, cache, workers
+            digits,
+            config.seed,
+            data_dir,
+            layout=splits.spec.layout,
+            log=log,
+            progress=shown,
+            cache=cache,
+            workers=workers,
         )
         per_epoch = min(len(outliers), round(OUTLIERS_PER_EPOCH * digits))
         splits = replace(splits, outliers=torch.from_numpy(outliers), outliers_per_epoch=per_epoch)
@@ -389,14 +479,23 @@ def with_extras(
 
 
 def _with_pen_copies(
-    splits: Splits, seed: int, data_dir, cache: bool, log, shown: bool, workers: int
+    splits: Splits, seed: int, data_dir, *, cache: bool, log, shown: bool, workers: int
 ) -> tuple[Splits, dict]:
     """``splits`` with its training digits' pen copies (pens.py), and how many of each pen."""
     train_digits, labels = splits.train_images[splits.train_indices], splits.train_labels[splits.train_indices]
     which = hashlib.sha256(np.asarray(splits.train_indices, dtype=np.int64).tobytes()).hexdigest()[:16]
     key = {"dataset": splits.spec.name, "images": splits.spec.files[0].sha256, "train_indices": which}
     copies, copy_labels, counts = training_copies(
-        train_digits.numpy(), labels.numpy(), key, seed, data_dir, splits.spec.layout, log, shown, cache, workers
+        train_digits.numpy(),
+        labels.numpy(),
+        key,
+        seed,
+        data_dir,
+        layout=splits.spec.layout,
+        log=log,
+        progress=shown,
+        cache=cache,
+        workers=workers,
     )
     per_epoch = min(len(copies), round(COPIES_PER_EPOCH * splits.size("train")))
     splits = replace(splits, copies=torch.from_numpy(copies), copy_labels=torch.from_numpy(copy_labels))
@@ -414,30 +513,46 @@ class TrainingData:
     source: dict | None  # a folder dataset's record; None for a dataset of the table
 
 
-def _save_run(run_dir, model, config, data: TrainingData, history, scored_loaders, state, device, processes):
+def _save_run(training: Training) -> RunResult:
     """Calibrate, choose the reject threshold, score the test set and write the run folder (rank 0 only):
     weights, model.json, history, metrics."""
-    spec, splits = data.spec, data.splits
-    val_loader, test_loader = scored_loaders  # their images are transformed already
-    scores = score_run(model, val_loader, test_loader, list(spec.classes), config.reject)
+    model, config = training.model, training.config
+    scores = score_run(model, *training.loaders[1:], list(training.spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
     model.class_weight = None  # the loss's weighting was training's
     # model.json holds these two; metrics.json what they give on the test split
     model.temperature, model.threshold = scores.pop("temperature"), scores.pop("threshold")
+    history = training.checkpoint.completed
     epochs = [
         Epoch(n, h["train_loss"], h["val_loss"], h["val_acc"], h["seconds"]) for n, h in enumerate(history, start=1)
     ]
-    interrupted = len(history) < config.epochs
-    metrics = Metrics(
+    info, metrics = _run_info(training), _metrics(scores, epochs, config.epochs)
+    run_dir, latest = training.context.run_dir, None
+    if training.processes.is_main:
+        write_run(run_dir, model, info, epochs, metrics)
+        latest = point_latest_at(run_dir)
+    return RunResult(run_dir, model, epochs, metrics, info, training.data.splits, latest)
+
+
+def _metrics(scores: dict, epochs: list[Epoch], planned: int) -> Metrics:
+    """metrics.json: the test scores, the last epoch's validation, and whether all ``planned`` epochs ran."""
+    interrupted = len(epochs) < planned
+    return Metrics(
         test_acc=scores.pop("test_acc"),
         test_loss=scores.pop("test_loss"),
-        val_acc=history[-1]["val_acc"],
-        val_loss=history[-1]["val_loss"],
+        val_acc=epochs[-1].val_acc,
+        val_loss=epochs[-1].val_loss,
         train_seconds=sum(epoch.seconds for epoch in epochs),
         **scores,
         interrupted=interrupted,
-        epochs_completed=len(history) if interrupted else None,
+        epochs_completed=len(epochs) if interrupted else None,
     )
+
+
+def _run_info(training: Training) -> RunInfo:
+    """model.json: what the trained model is and how it was made."""
+    model, config, state, data = training.model, training.config, training.state, training.data
+    spec, splits = data.spec, data.splits
     reject = None
     if config.reject:
         reject = {
@@ -448,7 +563,7 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
             "outliers_per_epoch": splits.outliers_per_epoch,
             "loss_weight": REJECT_LOSS_WEIGHT,
         }
-    info = RunInfo(
+    return RunInfo(
         dataset=spec.name,
         classes=list(spec.classes),
         layout=spec.layout,
@@ -464,16 +579,11 @@ def _save_run(run_dir, model, config, data: TrainingData, history, scored_loader
         hyperparameters=RunInfo.hyperparameters_of(config.to_dict()),
         splits={split: splits.size(split) for split in SPLITS},
         loader=state["loader"],
-        device=str(device),
-        world_size=processes.world_size,
+        device=str(training.device),
+        world_size=training.processes.world_size,
         versions={"mnist_logreg": package_version(), "torch": torch.__version__},
         created=datetime.now().isoformat(timespec="seconds"),
     )
-    latest = None
-    if processes.is_main:
-        write_run(run_dir, model, info, epochs, metrics)
-        latest = point_latest_at(run_dir)
-    return RunResult(run_dir, model, epochs, metrics, info, splits, latest)
 
 
 def score_run(model, val_loader, test_loader, names: list[str], reject: bool) -> dict:

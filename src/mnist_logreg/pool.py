@@ -89,7 +89,9 @@ def _answer_one(job: tuple[int, Path | PathError]) -> dict:
 def _predict_one(path: Path, name: str) -> dict:
     weights, info, options = _worker["weights"], _worker["info"], _worker["options"]
     result = predict_image_file(path, weights, info, options.top_k)
-    return kept(result, name, weights, info.classes, options.save_preprocessed, options.explain)
+    return kept(
+        result, name, weights, info.classes, save_preprocessed=options.save_preprocessed, explain=options.explain
+    )
 
 
 def _read_one(path: Path, name: str) -> dict:

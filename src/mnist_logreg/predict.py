@@ -112,7 +112,7 @@ def layout_and_classes(info) -> tuple:
 
 
 def kept(
-    result: dict, name: str, weights, classes: list[str], save_preprocessed: Path | None, explain: Path | None
+    result: dict, name: str, weights, classes: list[str], *, save_preprocessed: Path | None, explain: Path | None
 ) -> dict:
     """``result`` without its pixels, which are written, as ``name``, into the folders given: what
     the model saw into ``save_preprocessed``, its evidence maps into ``explain``."""

@@ -155,7 +155,7 @@ def pen_scores(weights: LinearWeights, info: RunInfo, predictions: TestPredictio
     )
     recorded = info.pens or {}
     for pen in PENS:
-        copies, _ = pen_copies(predictions.images[chosen], {pen: 1.0}, 0, info.layout, which="test")
+        copies, _ = pen_copies(predictions.images[chosen], {pen: 1.0}, 0, layout=info.layout, which="test")
         share = recorded.get("shares", {}).get(pen, 0) / max(sum(recorded.get("shares", {}).values()), 1e-9)
         trained = recorded.get("counts", {}).get(pen)
         rows.append(
@@ -318,6 +318,7 @@ def _mosaic(
     titles: list[str],
     title: str,
     columns: int,
+    *,
     colors: list[str] | None = None,
     cell_inches: float = 1.25,
     font: int = 8,
@@ -379,10 +380,11 @@ def _image_grid(
     titles: list[str],
     path: Path,
     title: str,
+    *,
     columns: int = 8,
     colors: list[str] | None = None,
 ):
-    fig = _mosaic(images, titles, title, columns, colors)
+    fig = _mosaic(images, titles, title, columns, colors=colors)
     _save(fig, path)
     return fig
 
@@ -510,6 +512,7 @@ def figures_of(info: RunInfo) -> dict[str, str]:
 def write_report(
     run_dir: Path | str,
     data_dir: Path | str = DEFAULT_DATA_DIR,
+    *,
     dataset: DatasetSpec | None = None,
     splits=None,
     moved_to: Path | str | None = None,
