@@ -180,6 +180,12 @@ def add_train(commands) -> None:
         action="store_true",
         help="keep nothing for the next run: decode a folder's images and draw the outliers each time",
     )
+    add_recipe_args(train)
+    add_run_args(train)
+
+
+def add_recipe_args(train: argparse.ArgumentParser) -> None:
+    """--preset, and one flag per TrainConfig setting, from its declaration."""
     train.add_argument(
         "--preset",
         default="default",
@@ -188,7 +194,7 @@ def add_train(commands) -> None:
         "'default' the most accurate recipe for the dataset",
     )
     settings = train.add_argument_group("settings (each overrides the preset's)")
-    for each in fields(TrainConfig):  # one flag per setting, from its declaration
+    for each in fields(TrainConfig):
         kind = {"action": argparse.BooleanOptionalAction} if each.type == "bool" else {"type": FIELD_TYPES[each.type]}
         settings.add_argument(
             "--" + each.name.replace("_", "-"),
@@ -196,6 +202,10 @@ def add_train(commands) -> None:
             help=f"{each.metadata['help']} (default: from the preset)",
             **kind,
         )
+
+
+def add_run_args(train: argparse.ArgumentParser) -> None:
+    """Where the run goes and how it trains: --out, --device, --loader, --resume and the like."""
     train.add_argument(
         "--out", type=Path, metavar="RUN_DIR", help="run folder to write (default: runs/<dataset>-<preset>-<time>)"
     )

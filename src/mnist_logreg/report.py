@@ -562,7 +562,7 @@ def write_report(
 
     pens = pen_scores(weights, info, predictions) if info.reject is not None else None  # runs that read digits
     path = run_dir / REPORT_FILE
-    path.write_text(render_html(run_dir, info, metrics, per_class, history, pens))
+    path.write_text(render_html(run_dir, info, metrics, history, per_class=per_class, pens=pens))
     return path
 
 
@@ -649,17 +649,11 @@ def pens_section(info: RunInfo, rows: list[dict] | None) -> str:
     return f"<h2>Pens</h2><p>{html.escape(note)}</p>{_table(header, table)}"
 
 
-def render_html(
-    run_dir: Path,
-    info: RunInfo,
-    metrics: Metrics,
-    per_class: list[dict],
-    history: list[Epoch],
-    pens: list[dict] | None = None,
-) -> str:
-    settings = [["dataset", info.dataset], ["preset", info.preset]]
-    settings += [[k, v] for k, v in info.recipe.items()]
-    settings += [
+def _settings_rows(info: RunInfo) -> list[list]:
+    return [
+        ["dataset", info.dataset],
+        ["preset", info.preset],
+        *([k, v] for k, v in info.recipe.items()),
         ["splits (train / val / test)", " / ".join(str(v) for v in info.splits.values())],
         ["loader", info.loader],
         ["device", info.device],
@@ -667,6 +661,9 @@ def render_html(
         ["versions", ", ".join(f"{k} {v}" for k, v in info.versions.items())],
         ["created", info.created or "not recorded"],
     ]
+
+
+def _headline_rows(info: RunInfo, metrics: Metrics, history: list[Epoch]) -> list[list]:
     headline = [
         ["test accuracy", _number(metrics.test_acc)],
         ["test loss", _number(metrics.test_loss)],
@@ -690,21 +687,41 @@ def render_html(
             ["test digits accepted", _number(reject["test_accepted"])],
             ["test accuracy on the accepted", _number(reject["test_acc_accepted"])],
         ]
+    return headline
+
+
+def _figures_html(run_dir: Path, info: RunInfo) -> str:
+    """Each figure of the run under its caption (and its note, where one helps), inlined as a data URI."""
+    notes = {"class-evidence.png": CLASS_EVIDENCE_NOTE}
+    if info.features != "pixels":
+        notes["weights.png"] = PAIRS_NOTE
+    return "".join(
+        f"<h2>{html.escape(caption)}</h2>"
+        + (f"<p>{html.escape(notes[name])}</p>" if name in notes else "")
+        + f'<img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
+        for name, caption in figures_of(info).items()
+    )
+
+
+def render_html(
+    run_dir: Path,
+    info: RunInfo,
+    metrics: Metrics,
+    history: list[Epoch],
+    *,
+    per_class: list[dict],
+    pens: list[dict] | None = None,
+) -> str:
+    """report.html: the metrics and settings, the per-class table, how each pen reads, every figure
+    (inlined, so the page is one file) and the epochs."""
+    headline, settings = _headline_rows(info, metrics, history), _settings_rows(info)
     per_class = [
         [r["class"], f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]] for r in per_class
     ]
     epochs = [
         [h.epoch, _number(h.train_loss), _number(h.val_loss), _number(h.val_acc), f"{h.seconds:.3f}"] for h in history
     ]
-    notes = {"class-evidence.png": CLASS_EVIDENCE_NOTE}
-    if info.features != "pixels":
-        notes["weights.png"] = PAIRS_NOTE
-    figures = "".join(
-        f"<h2>{html.escape(caption)}</h2>"
-        + (f"<p>{html.escape(notes[name])}</p>" if name in notes else "")
-        + f'<img alt="{html.escape(caption)}" src="{_data_uri(run_dir / name)}">'
-        for name, caption in figures_of(info).items()
-    )
+    figures = _figures_html(run_dir, info)
     title = f"mnist-logreg run: {info.dataset}, {info.preset} preset"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
