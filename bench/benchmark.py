@@ -251,21 +251,25 @@ def startup(rounds: int) -> dict:
 def preparing(rounds: int) -> dict:
     """Seconds to make the default run's outliers and pen copies: read from the data folder's cache,
     and made anew (``cache=False``) over the cores, as `train` makes them, each round."""
+    from dataclasses import replace
+
     import torch  # noqa: F401  (imported before the clock starts, as training has it)
 
     from mnist_logreg.config import get_preset
     from mnist_logreg.data import load_splits
     from mnist_logreg.pipeline import with_extras
+    from mnist_logreg.prepared import Making
+    from mnist_logreg.workers import cores
 
     config = get_preset("default")
     splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
-    as_train_makes_them = {"log": lambda message: None, "workers": os.cpu_count() or 1}  # quietly, over the cores
-    with_extras(splits, config, DATA_DIR, True, **as_train_makes_them)  # made and kept once, if they were not
+    as_train_makes_them = Making(log=lambda message: None, workers=cores())  # quietly, over the cores
+    with_extras(splits, config, DATA_DIR, as_train_makes_them)  # made and kept once, if they were not
     times: dict[str, list[float]] = {"cached": [], "uncached": []}
     for _ in range(rounds):
         for name, cache in (("cached", True), ("uncached", False)):
             start = time.perf_counter()
-            with_extras(splits, config, DATA_DIR, cache, **as_train_makes_them)
+            with_extras(splits, config, DATA_DIR, replace(as_train_makes_them, cache=cache))
             times[name].append(time.perf_counter() - start)
     return {
         name: {"best": min(walls), "median": statistics.median(walls), "all": walls} for name, walls in times.items()

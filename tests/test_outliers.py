@@ -12,6 +12,7 @@ from mnist_logreg.config import get_preset
 from mnist_logreg.data import load_splits, to_float_pixels
 from mnist_logreg.datasets import Layout
 from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, garment_outliers, training_outliers
+from mnist_logreg.prepared import Making
 from tests.helpers import cli, train_preset
 
 
@@ -47,7 +48,7 @@ def test_every_kind_is_drawn_in_turn_and_placed_like_a_photos_ink():
 
 def test_without_fashion_mnist_the_outliers_are_drawn_ones_and_one_line_says_so(tmp_path):
     said = []
-    images, counts = training_outliers(100, 0, tmp_path, log=said.append)
+    images, counts = training_outliers(100, 0, tmp_path, making=Making(log=said.append))
     assert counts == {"drawn": 80} and len(images) == 80  # 0.8 per training digit
     assert said[0] == "drawing 80 outliers for the class 'not a digit' ..."
     assert len(said) == 2 and "drawn outliers only" in said[1] and "fetch --dataset fashion-mnist" in said[1]
@@ -55,12 +56,14 @@ def test_without_fashion_mnist_the_outliers_are_drawn_ones_and_one_line_says_so(
 
 def test_making_the_outliers_says_what_it_does_and_shows_a_bar_when_asked(tmp_path, capsys):
     said = []
-    images, _ = training_outliers(1300, 0, tmp_path, log=said.append, progress=True)
+    images, _ = training_outliers(1300, 0, tmp_path, making=Making(log=said.append, progress=True))
     assert said[0] == "drawing 1,040 outliers for the class 'not a digit' ..."
     bar = capsys.readouterr().err
     assert "outliers:" in bar and "/1040 [" in bar
-    assert np.array_equal(images, training_outliers(1300, 0, tmp_path, log=said.append)[0])  # the bar changes nothing
-    training_outliers(100, 0, tmp_path, log=said.append)
+    assert np.array_equal(
+        images, training_outliers(1300, 0, tmp_path, making=Making(log=said.append))[0]
+    )  # the bar changes nothing
+    training_outliers(100, 0, tmp_path, making=Making(log=said.append))
     assert capsys.readouterr().err == ""  # no bar unless asked for
 
 
@@ -94,12 +97,12 @@ def test_reject_is_refused_for_classes_that_are_not_digits(fake_data, tmp_path):
 
 def test_the_outliers_are_kept_in_the_data_folder_and_read_back_the_same(tmp_path):
     said = []
-    made, counts = training_outliers(200, 3, tmp_path, log=said.append)
+    made, counts = training_outliers(200, 3, tmp_path, making=Making(log=said.append))
     [kept] = (tmp_path / "outliers").iterdir()
-    again, counts_again = training_outliers(200, 3, tmp_path, log=said.append)
+    again, counts_again = training_outliers(200, 3, tmp_path, making=Making(log=said.append))
     assert np.array_equal(made, again) and counts == counts_again and again.dtype == np.uint8
     assert said[-2] == f"160 outliers for the class 'not a digit' from {kept}"  # then the note on Fashion-MNIST
-    uncached, _ = training_outliers(200, 3, tmp_path / "elsewhere", log=said.append, cache=False)
+    uncached, _ = training_outliers(200, 3, tmp_path / "elsewhere", making=Making(log=said.append, cache=False))
     assert np.array_equal(made, uncached) and not (tmp_path / "elsewhere").exists()  # cache=False writes nothing
 
 
@@ -109,24 +112,25 @@ def test_the_outliers_are_kept_in_the_data_folder_and_read_back_the_same(tmp_pat
     ids=["seed", "count", "layout"],
 )
 def test_a_changed_seed_count_or_layout_draws_them_again_beside_the_first(tmp_path, changed):
-    first = training_outliers(200, 3, tmp_path, log=lambda m: None)[0]
+    first = training_outliers(200, 3, tmp_path, making=Making(log=lambda m: None))[0]
     said = []
     arguments = {"digits": 200, "seed": 3, "layout": Layout()} | changed
-    other = training_outliers(data_dir=tmp_path, log=said.append, **arguments)[0]
+    making = Making(layout=arguments.pop("layout"), log=said.append)
+    other = training_outliers(data_dir=tmp_path, making=making, **arguments)[0]
     assert any(line.startswith("drawing") for line in said)
     assert other.shape != first.shape or not np.array_equal(first, other)
     assert len(list((tmp_path / "outliers").iterdir())) == 2
 
 
 def test_a_damaged_cache_is_drawn_again_and_replaced(tmp_path):
-    made = training_outliers(200, 3, tmp_path, log=lambda m: None)[0]
+    made = training_outliers(200, 3, tmp_path, making=Making(log=lambda m: None))[0]
     [kept] = (tmp_path / "outliers").iterdir()
     kept.write_bytes(kept.read_bytes()[:5000])  # cut short, as a full disk would leave it
     said = []
-    again = training_outliers(200, 3, tmp_path, log=said.append)[0]
+    again = training_outliers(200, 3, tmp_path, making=Making(log=said.append))[0]
     assert np.array_equal(made, again)
     assert any("is damaged" in line for line in said) and any(line.startswith("drawing") for line in said)
-    assert np.array_equal(training_outliers(200, 3, tmp_path, log=said.append)[0], made)
+    assert np.array_equal(training_outliers(200, 3, tmp_path, making=Making(log=said.append))[0], made)
     assert said[-2].endswith(f"from {kept}")  # rewritten whole
 
 

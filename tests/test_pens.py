@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mnist_logreg.pens import PENS, pen_copies, redraw, redrawn_ink, training_copies
+from mnist_logreg.prepared import Making
 from mnist_logreg.preprocess import stroke_width
 
 
@@ -98,13 +99,15 @@ def test_the_test_parameters_are_never_the_trainings(pen):
 def test_copies_are_kept_under_a_key_and_made_again_when_it_changes(tmp_path):
     digits, labels = np.stack([a_digit()] * 12), np.arange(12) % 10
     said = []
-    made, made_labels, counts = training_copies(digits, labels, {"split": "a"}, 3, tmp_path, log=said.append)
+    made, made_labels, counts = training_copies(
+        digits, labels, {"split": "a"}, 3, tmp_path, making=Making(log=said.append)
+    )
     assert said[-1].startswith("redrawing 12 digits") and np.array_equal(made_labels, labels)
     assert sum(counts.values()) == 12
-    read, _, read_counts = training_copies(digits, labels, {"split": "a"}, 3, tmp_path, log=said.append)
+    read, _, read_counts = training_copies(digits, labels, {"split": "a"}, 3, tmp_path, making=Making(log=said.append))
     assert "from" in said[-1] and np.array_equal(made, read) and read_counts == counts
-    training_copies(digits, labels, {"split": "a"}, 4, tmp_path, log=said.append)  # another seed
+    training_copies(digits, labels, {"split": "a"}, 4, tmp_path, making=Making(log=said.append))  # another seed
     assert said[-1].startswith("redrawing")
     assert len(list((tmp_path / "pens").iterdir())) == 2
-    training_copies(digits, labels, {"split": "a"}, 5, tmp_path, log=said.append, cache=False)
+    training_copies(digits, labels, {"split": "a"}, 5, tmp_path, making=Making(log=said.append, cache=False))
     assert len(list((tmp_path / "pens").iterdir())) == 2  # --no-cache keeps nothing

@@ -32,7 +32,16 @@ from .datasets import DATASETS, Layout
 from .fetch import missing_files
 from .idx import read_idx
 from .inputs import SIDE
-from .prepared import code_digest, made_in_workers, prepared_path, progress_bar, read_prepared, write_prepared
+from .prepared import (
+    DEFAULT_MAKING,
+    Making,
+    code_digest,
+    made_in_workers,
+    prepared_path,
+    progress_bar,
+    read_prepared,
+    write_prepared,
+)
 from .preprocess import place_ink
 
 DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
@@ -45,22 +54,20 @@ def training_outliers(
     seed: int,
     data_dir: Path | str,
     *,
-    layout: Layout = MNIST_LAYOUT,
-    log: Callable[[str], None] = print,
-    progress: bool = False,
-    cache: bool = True,
-    workers: int = 1,
+    making: Making = DEFAULT_MAKING,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
     and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
     dataset has been fetched into ``data_dir``. Without it, the drawn ones alone, and one line says
     so: training never downloads a second dataset unasked.
 
-    Making them takes seconds (one line says what is made, and with ``progress`` a bar shows it),
-    so they are kept in ``data_dir/outliers/`` under a key of all they depend on (``cache_key``)
-    and read from there the next time; ``cache=False`` neither reads nor writes that file.
-    ``workers`` processes place the garments; the drawn ones come from one random stream, here.
+    Making them takes seconds (one line says what is made, and with ``making.progress`` a bar
+    shows it), so they are kept in ``data_dir/outliers/`` under a key of all they depend on
+    (``cache_key``) and read from there the next time; ``making.cache=False`` neither reads nor
+    writes that file. ``making.workers`` processes place the garments; the drawn ones come from
+    one random stream, here.
     """
+    layout, log, progress, cache, workers = making.layout, making.log, making.progress, making.cache, making.workers
     fashion = DATASETS["fashion-mnist"]
     with_garments = not missing_files(fashion, data_dir)
     count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)

@@ -30,10 +30,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import prepared
 from .config import PEN_COPIES, PEN_SHARES
 from .datasets import DATASETS, Layout
 from .inputs import SIDE
-from .prepared import code_digest, made_in_workers, prepared_path, progress_bar, read_prepared, write_prepared
 from .preprocess import NoInk, clean_ink, place_ink
 
 SCALE = 4  # pens draw on the digit enlarged this many times: 112 × 112
@@ -178,7 +178,9 @@ def pen_copies(
         (digits[start : start + CHUNK], kinds[start : start + CHUNK], names, [seed, 30, start // CHUNK], layout, which)
         for start in range(0, len(digits), CHUNK)
     ]
-    copies = np.concatenate(made_in_workers(_chunk_copies, jobs, done, workers)) if jobs else np.empty_like(digits)
+    copies = (
+        np.concatenate(prepared.made_in_workers(_chunk_copies, jobs, done, workers)) if jobs else np.empty_like(digits)
+    )
     return copies, kinds
 
 
@@ -206,20 +208,17 @@ def training_copies(
     seed: int,
     data_dir: Path | str,
     *,
-    layout: Layout = MNIST_LAYOUT,
-    log: Callable[[str], None] = print,
-    progress: bool = False,
-    cache: bool = True,
-    workers: int = 1,
+    making: prepared.Making = prepared.DEFAULT_MAKING,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """The pen copies a run trains on beside its training ``digits`` (N, 28, 28) uint8: PEN_COPIES
     copies of each, of the kinds in PEN_SHARES; their labels; and how many of each kind.
 
     ``key`` names the digits (the dataset's checksum and the split): with the seed, the layout,
     the shares and this code, it is what the copies are kept under in ``data_dir/pens/``, read
-    back the next time; ``cache=False`` neither reads nor writes that file. ``workers`` processes
-    make them where they are not kept.
+    back the next time; ``making.cache=False`` neither reads nor writes that file.
+    ``making.workers`` processes make them where they are not kept.
     """
+    layout, log, progress, cache, workers = making.layout, making.log, making.progress, making.cache, making.workers
     names = list(PEN_SHARES)
     key_text = json.dumps(
         {
@@ -228,24 +227,24 @@ def training_copies(
             "layout": asdict(layout),
             "copies": PEN_COPIES,
             "shares": PEN_SHARES,
-            "code": code_digest("pens.py", "preprocess.py"),
+            "code": prepared.code_digest("pens.py", "preprocess.py"),
         },
         sort_keys=True,
     )
-    path = prepared_path(data_dir, "pens", key_text)
-    kept = read_prepared(path, key_text, log) if cache else None
+    path = prepared.prepared_path(data_dir, "pens", key_text)
+    kept = prepared.read_prepared(path, key_text, log) if cache else None
     if kept is not None and kept.get("images", np.empty(0)).shape == (PEN_COPIES * len(digits), SIDE, SIDE):
         log(f"{len(kept['images']):,} digits redrawn with other pens from {path}")
         copies, kinds = kept["images"], kept["kinds"]
     else:
         log(f"redrawing {PEN_COPIES * len(digits):,} digits with other pens ({', '.join(names)}) ...")
         sources = np.concatenate([digits] * PEN_COPIES)
-        with progress_bar(len(sources), "pens", progress) as bar:
+        with prepared.progress_bar(len(sources), "pens", progress) as bar:
             copies, kinds = pen_copies(
                 sources, PEN_SHARES, seed, layout=layout, which="train", done=bar.update, workers=workers
             )
         if cache:
-            write_prepared(path, key_text, {"images": copies, "kinds": kinds})
+            prepared.write_prepared(path, key_text, {"images": copies, "kinds": kinds})
     counts = {name: int((kinds == n).sum()) for n, name in enumerate(names)}
     return copies, np.concatenate([labels] * PEN_COPIES), counts
 

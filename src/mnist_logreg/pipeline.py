@@ -42,6 +42,7 @@ from .metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from .model import INPUT_SIZE, MNISTModel
 from .outliers import training_outliers
 from .pens import pens_record, training_copies
+from .prepared import DEFAULT_MAKING, Making
 from .runs import INFO_FILE, Epoch, Metrics, RunInfo, load_run, package_version, real_run_dir, write_run
 from .training import NonFiniteLoss, evaluate, fit_config
 
@@ -315,15 +316,10 @@ def _training_data(spec, config: TrainConfig, state: dict, context: RunContext, 
             splits = data_module.load_splits(
                 spec, context.data_dir, val_size=config.val_size, seed=config.seed, log=context.log
             )
-        splits, outlier_counts, pen_counts = with_extras(
-            splits,
-            config,
-            context.data_dir,
-            cache=state.get("cache", True),
-            log=context.log,
-            shown=shown,
-            workers=state.get("workers", 1),
+        making = Making(
+            log=context.log, progress=shown, cache=state.get("cache", True), workers=state.get("workers", 1)
         )
+        splits, outlier_counts, pen_counts = with_extras(splits, config, context.data_dir, making)
     return TrainingData(spec, splits, outlier_counts, pen_counts, source)
 
 
@@ -442,60 +438,32 @@ def _enough_steps(config: TrainConfig, state: dict, train_images: int, log) -> T
 
 
 def with_extras(
-    splits: Splits,
-    config: TrainConfig,
-    data_dir,
-    *,
-    cache: bool = True,
-    log=print,
-    shown: bool = False,
-    workers: int = 1,
+    splits: Splits, config: TrainConfig, data_dir, making: Making | None = None
 ) -> tuple[Splits, dict, dict | None]:
     """``splits`` with what ``config`` trains on beside the digits, each epoch a fresh sample of it
     (data.EpochSample): the digits redrawn with other pens (``config.pens``), and the outliers of
-    the reject class (``config.reject``), made by ``workers`` processes where they are not kept yet.
-    Also how many outliers of each source, and of each pen."""
+    the reject class (``config.reject``), made as ``making`` says (placed as the dataset places
+    its images) where they are not kept yet. Also how many outliers of each source, and of each pen."""
+    making = replace(making or DEFAULT_MAKING, layout=splits.spec.layout)
     pen_counts = None
     if config.pens:
-        splits, pen_counts = _with_pen_copies(
-            splits, config.seed, data_dir, cache=cache, log=log, shown=shown, workers=workers
-        )
+        splits, pen_counts = _with_pen_copies(splits, config.seed, data_dir, making)
     outlier_counts = {}
     if config.reject:
         digits = splits.size("train")
-        outliers, outlier_counts = training_outliers(
-            digits,
-            config.seed,
-            data_dir,
-            layout=splits.spec.layout,
-            log=log,
-            progress=shown,
-            cache=cache,
-            workers=workers,
-        )
+        outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, making=making)
         per_epoch = min(len(outliers), round(OUTLIERS_PER_EPOCH * digits))
         splits = replace(splits, outliers=torch.from_numpy(outliers), outliers_per_epoch=per_epoch)
     return splits, outlier_counts, pen_counts
 
 
-def _with_pen_copies(
-    splits: Splits, seed: int, data_dir, *, cache: bool, log, shown: bool, workers: int
-) -> tuple[Splits, dict]:
+def _with_pen_copies(splits: Splits, seed: int, data_dir, making: Making) -> tuple[Splits, dict]:
     """``splits`` with its training digits' pen copies (pens.py), and how many of each pen."""
     train_digits, labels = splits.train_images[splits.train_indices], splits.train_labels[splits.train_indices]
     which = hashlib.sha256(np.asarray(splits.train_indices, dtype=np.int64).tobytes()).hexdigest()[:16]
     key = {"dataset": splits.spec.name, "images": splits.spec.files[0].sha256, "train_indices": which}
     copies, copy_labels, counts = training_copies(
-        train_digits.numpy(),
-        labels.numpy(),
-        key,
-        seed,
-        data_dir,
-        layout=splits.spec.layout,
-        log=log,
-        progress=shown,
-        cache=cache,
-        workers=workers,
+        train_digits.numpy(), labels.numpy(), key, seed, data_dir, making=making
     )
     per_epoch = min(len(copies), round(COPIES_PER_EPOCH * splits.size("train")))
     splits = replace(splits, copies=torch.from_numpy(copies), copy_labels=torch.from_numpy(copy_labels))

@@ -13,14 +13,33 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .datasets import Layout
 from .files import written_atomically
 from .workers import spawned_pool
 
 KEPT = 4  # files of one kind kept, the newest: one per seed, layout or version of the code in use
+
+
+@dataclass(frozen=True)
+class Making:
+    """How a run's extra training images are made and kept (outliers.training_outliers,
+    pens.training_copies): the layout they are placed in (MNIST's unless told), what is said and
+    shown while they are made, whether they are kept in the data folder for the next run, and
+    over how many processes where they are not."""
+
+    layout: Layout = field(default_factory=Layout)
+    log: Callable[[str], None] = print
+    progress: bool = False
+    cache: bool = True
+    workers: int = 1
+
+
+DEFAULT_MAKING = Making()  # MNIST's layout, said with print, no bar, kept for the next run, in this process
 
 
 def code_digest(*modules: str) -> str:
