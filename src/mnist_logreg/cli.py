@@ -398,48 +398,58 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-def train_config(args):
-    """The TrainConfig that ``train``'s arguments ask for: the preset for the dataset, then the flags.
-    A folder's validation split is its share of the training images unless --val-size says otherwise."""
+def train_config(args, folder=None):
+    """The TrainConfig that ``train``'s arguments ask for: the preset for the dataset (or the
+    ``folder`` --dataset names), then the flags. A folder's validation split is its share of the
+    training images unless --val-size says otherwise. A value TrainConfig refuses is a bad flag
+    like any other: a UsageError that names the flag."""
     from .config import get_preset
 
-    folder = getattr(args, "folder", None)
     kind = f"folder-{folder.layout_name}" if folder else args.dataset
     given = {each.name: getattr(args, each.name) for each in fields(TrainConfig)}
     if folder and given["val_size"] is None:
         given["val_size"] = folder.default_val_size()
-    return get_preset(args.preset, kind).updated(**given)
+    try:
+        return get_preset(args.preset, kind).updated(**given)
+    except SettingError as error:
+        raise UsageError(flag_names(str(error))) from None
 
 
-def open_dataset_folder(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """``args.folder``: the folder ``--dataset`` names, scanned (None for a dataset of the table)."""
-    args.folder = None
+def dataset_folder(args: argparse.Namespace):
+    """The folder ``--dataset`` names, scanned (None for a dataset of the table); a UsageError where
+    it is neither, or cannot be a dataset."""
     if args.dataset in DATASETS:
         if args.layout:
-            command.error(f"--layout is for a folder dataset; {args.dataset}'s images are placed as they are")
-        return
+            raise UsageError(f"--layout is for a folder dataset; {args.dataset}'s images are placed as they are")
+        return None
     from .folders import open_folder
 
     if not Path(args.dataset).exists():
-        command.error(f"argument --dataset: {args.dataset!r} is neither one of {sorted(DATASETS)} nor a folder")
+        raise UsageError(f"argument --dataset: {args.dataset!r} is neither one of {sorted(DATASETS)} nor a folder")
     try:
-        args.folder = open_folder(args.dataset, args.layout or "digits", cache=not args.no_cache, log=log)
+        return open_folder(args.dataset, args.layout or "digits", cache=not args.no_cache, log=log)
     except DataError as error:
-        command.error(f"argument --dataset: {error}")
+        raise UsageError(f"argument --dataset: {error}") from None
 
 
 def cmd_train(args) -> int:
+    folder = config = None
+    if not args.resume:  # the dataset folder scanned and the recipe built, before torch: bad ones exit 2
+        folder = dataset_folder(args)
+        config = train_config(args, folder)
     from . import distributed
 
     try:
-        return train_command(args)
+        return train_command(args, folder, config)
     finally:
         distributed.stop()  # under torchrun: leave the process group cleanly
 
 
-def train_command(args) -> int:
+def train_command(args, folder, config) -> int:
+    """Train (or resume) the run ``args`` ask for, on ``folder`` (None: a dataset of the table)
+    with ``config`` (None when resuming), say its scores and write its report."""
     if torchrun_rank() == 0:  # before torch, whose import alone takes seconds
-        what = args.folder.path if getattr(args, "folder", None) else args.dataset
+        what = folder.path if folder else args.dataset
         log(f"resuming {args.resume} ..." if args.resume else f"training the {args.preset} preset on {what} ...")
     import torch
 
@@ -457,8 +467,8 @@ def train_command(args) -> int:
             )
         else:
             result = train_run(
-                args.folder or args.dataset,
-                args.config,
+                folder or args.dataset,
+                config,
                 preset=args.preset,
                 data_dir=args.data_dir,
                 run_dir=args.out,
@@ -777,7 +787,8 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
 
 
 def check_combinations(command: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """What argparse cannot see in one flag: settings that clash, and values TrainConfig refuses."""
+    """What argparse can tell from the flags alone but not from any one of them: flags that clash.
+    What needs a look at the machine or the disk (a dataset folder, the recipe) waits for the command."""
     if args.command == "predict":
         if args.index is not None and args.paths:
             command.error("give image files or --index N, not both")
@@ -787,12 +798,6 @@ def check_combinations(command: argparse.ArgumentParser, args: argparse.Namespac
         given = ["--" + name.replace("_", "-") for name in RUN_SETTINGS if getattr(args, name) is not None]
         if args.resume and given:
             command.error(f"--resume continues a run with the settings it started with; drop {', '.join(given)}")
-        if not args.resume:
-            open_dataset_folder(command, args)
-        try:  # a value TrainConfig refuses is a bad flag like any other: one line, exit 2
-            args.config = train_config(args)
-        except SettingError as error:
-            command.error(flag_names(str(error)))
 
 
 def main(argv: list[str] | None = None) -> int:
