@@ -130,6 +130,8 @@ def test_torchruns_environment_says_which_process_this_is(monkeypatch):
 
 
 def test_under_torchrun_a_bad_flag_is_reported_once_and_other_errors_say_their_rank(monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets them for the second of two processes
+    monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("RANK", "1")
     quiet = cli("train", "--epochs", "0")
     assert (quiet.returncode, quiet.stderr) == (2, "")  # rank 0 parses the same flags and says it

@@ -29,6 +29,7 @@ from .config import (
 )
 from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
 from .errors import DataError, SettingError, UsageError, UserError
+from .torchrun import launched
 from .workers import cores
 
 
@@ -92,7 +93,7 @@ class VersionAction(argparse.Action):
 
 def torchrun_rank() -> int:
     """This process's rank among those torchrun started (0 outside torchrun); read without importing torch."""
-    return int(os.environ.get("RANK", "0"))
+    return launched().rank
 
 
 def build_parser() -> argparse.ArgumentParser:
