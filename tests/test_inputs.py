@@ -185,3 +185,16 @@ def test_an_unknown_input_transform_is_refused():
         MNISTModel(input_transform="blur")
     old = RunInfo.from_json(model_json())
     assert old.input_transform == "none"  # runs from before the field
+
+
+def test_the_pixel_conversions_round_trip_every_level_and_agree_with_totensor():
+    import torch
+
+    from mnist_logreg.data import to_float_pixels
+    from mnist_logreg.inputs import byte_pixels, unit_pixels
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    unit = unit_pixels(levels)
+    assert unit.dtype == np.float32 and np.array_equal(unit, to_float_pixels(torch.from_numpy(levels)).numpy())
+    assert np.array_equal(byte_pixels(unit), levels)
+    assert byte_pixels(np.array([-0.3, 0.0, 0.5, 1.0, 1.2])).tolist() == [0, 0, 128, 255, 255]  # clipped, rounded

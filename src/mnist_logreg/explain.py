@@ -17,7 +17,7 @@ import io
 import numpy as np
 
 from .calibration import output_name
-from .inputs import SIDE, feature_map, fold_to_pixels
+from .inputs import SIDE, byte_pixels, feature_map, fold_to_pixels
 from .weights import LinearWeights
 
 MAP_SCALE = 8  # a 28×28 map is drawn 224×224, each pixel a block
@@ -62,7 +62,7 @@ def map_png(values: np.ndarray, limit: float | None = None) -> bytes:
     from PIL import Image
 
     if limit is None:
-        rgb = np.repeat((np.clip(values, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=2)
+        rgb = np.repeat(byte_pixels(values)[..., None], 3, axis=2)
     else:
         rgb = (colormaps["RdBu_r"](np.clip(values / limit, -1, 1) * 0.5 + 0.5)[..., :3] * 255).astype(np.uint8)
     buffer = io.BytesIO()

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import DataError, SettingError
 from .files import written_atomically
 from .folders import TEST_SEED, FolderDataset, held_out_size
-from .inputs import SIDE
+from .inputs import SIDE, byte_pixels
 from .workers import cores, spawned_pool
 
 CACHE_FILE = ".mnist-logreg-cache-{layout}.npz"
@@ -231,4 +231,4 @@ def _decode(folder: FolderDataset, name: str) -> tuple[np.ndarray, str]:
         pixels = preprocess_file(folder.path / name, folder.layout)
     except (ImageError, OSError) as error:  # OSError: a file that cannot be opened at all
         return np.zeros((SIDE, SIDE), np.uint8), str(error) or "unreadable"
-    return np.round(pixels * 255).astype(np.uint8), ""
+    return byte_pixels(pixels), ""

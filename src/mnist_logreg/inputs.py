@@ -24,6 +24,20 @@ from .errors import SettingError
 
 SIDE = 28  # every model input is SIDE × SIDE pixels
 INPUT_SIZE = SIDE * SIDE  # 784 pixels
+
+
+def unit_pixels(values) -> np.ndarray:
+    """8-bit grey levels (an array of any shape, or a Pillow image) as float32 in [0, 1]: what
+    ToTensor computes, a division by 255 (data.to_float_pixels is its torch twin)."""
+    return np.asarray(values, dtype=np.float32) / 255
+
+
+def byte_pixels(values) -> np.ndarray:
+    """Grey levels in [0, 1] (any shape) as 8-bit ones, each rounded to the nearest level; values
+    outside [0, 1] are clipped to it first, as an 8-bit file must hold them."""
+    return np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)
+
+
 CENTRE = SIDE / 2  # where deskewing puts the centre of mass, as the classic deskew does (shape / 2)
 MAX_SLANT = 1.0  # shear at most 45°: a flat dash has an ill-defined slant, and no digit leans further
 

@@ -31,7 +31,7 @@ from .config import DRAWN_OUTLIERS_PER_DIGIT
 from .datasets import DATASETS, Layout
 from .fetch import missing_files
 from .idx import read_idx
-from .inputs import SIDE
+from .inputs import SIDE, byte_pixels, unit_pixels
 from .prepared import (
     DEFAULT_MAKING,
     Making,
@@ -139,7 +139,7 @@ def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=la
     images = np.empty((count, SIDE, SIDE), dtype=np.uint8)
     for n in range(count):
         pixels = makers[n % len(makers)](rng, layout)
-        images[n] = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+        images[n] = byte_pixels(pixels)
         if n % PROGRESS_STEP == PROGRESS_STEP - 1 or n == count - 1:
             done(n % PROGRESS_STEP + 1)
     return images
@@ -162,7 +162,7 @@ def _placed_garments(job: tuple[np.ndarray, Layout]) -> np.ndarray:
     images, layout = job
     placed = np.empty_like(images)
     for n, image in enumerate(images):
-        placed[n] = np.round(_placed(image.astype(np.float32) / 255, layout) * 255).astype(np.uint8)
+        placed[n] = byte_pixels(_placed(unit_pixels(image), layout))
     return placed
 
 

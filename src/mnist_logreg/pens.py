@@ -33,7 +33,7 @@ import numpy as np
 from . import prepared
 from .config import PEN_COPIES, PEN_SHARES
 from .datasets import DATASETS, Layout
-from .inputs import SIDE
+from .inputs import SIDE, byte_pixels, unit_pixels
 from .preprocess import NoInk, clean_ink, place_ink
 
 SCALE = 4  # pens draw on the digit enlarged this many times: 112 × 112
@@ -74,7 +74,7 @@ def _skeleton(mask: np.ndarray) -> np.ndarray:
 
 def _fine(ink: np.ndarray, width: float, rng: np.random.Generator) -> np.ndarray:
     middle = _skeleton((ink > 0.5).astype(np.uint8) * 255)
-    redrawn = cv2.dilate(middle, _disc(int(width))).astype(np.float32) / 255
+    redrawn = unit_pixels(cv2.dilate(middle, _disc(int(width))))
     return cv2.GaussianBlur(redrawn, (0, 0), 1.0)  # a pen's edge is soft, as a scan has it
 
 
@@ -140,7 +140,7 @@ def redrawn_ink(digit: np.ndarray, pen: str, value: float, rng: np.random.Genera
     """One digit (28, 28) uint8, light on black, enlarged to BIG × BIG and redrawn with ``pen`` at
     ``value``: float32 ink in [0, 1], light on black, as a scan of it would hold it. Raises NoInk
     where the pen leaves nothing to read (a faint, thin digit can fade out)."""
-    enlarged = cv2.resize(digit.astype(np.float32) / 255, (BIG, BIG), interpolation=cv2.INTER_CUBIC)
+    enlarged = cv2.resize(unit_pixels(digit), (BIG, BIG), interpolation=cv2.INTER_CUBIC)
     return np.clip(PENS[pen].draw(np.clip(enlarged, 0, 1), value, rng), 0, 1).astype(np.float32)
 
 
@@ -152,7 +152,7 @@ def redraw(
     try:
         return place_ink(clean_ink(redrawn_ink(digit, pen, value, rng)), layout)
     except NoInk:  # a faint, thin digit can fade out entirely: kept as it was
-        return digit.astype(np.float32) / 255
+        return unit_pixels(digit)
 
 
 def pen_copies(
@@ -194,7 +194,7 @@ def _chunk_copies(job: tuple) -> np.ndarray:
         pen = PENS[names[kind]]
         values = getattr(pen, which)
         value = values[int(rng.integers(len(values)))]
-        copies[n] = np.round(redraw(digit, pen.name, value, rng, layout) * 255).astype(np.uint8)
+        copies[n] = byte_pixels(redraw(digit, pen.name, value, rng, layout))
     return copies
 
 

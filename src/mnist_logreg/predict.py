@@ -15,7 +15,7 @@ from PIL import Image
 from .calibration import ACCEPTED, DIGITS, REJECTED, STATES, UNSURE, answer_states, rejected_name
 from .config import TOP_K
 from .datasets import DATASETS
-from .inputs import SIDE, apply_input_transform, feature_map
+from .inputs import SIDE, apply_input_transform, byte_pixels, feature_map
 from .preprocess import NoInk, preprocess_file
 from .weights import as_weights, probabilities
 
@@ -129,4 +129,4 @@ def kept(
 def save_pixels(pixels, path) -> None:
     """Write what the model saw, (1, 28, 28) or (28, 28) in [0, 1], as an 8-bit 28×28 PNG."""
     values = np.asarray(pixels, dtype=np.float32).reshape(SIDE, SIDE)
-    Image.fromarray(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8), mode="L").save(path, format="PNG")
+    Image.fromarray(byte_pixels(values), mode="L").save(path, format="PNG")

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .datasets import Layout
 from .errors import UserError
-from .inputs import SIDE
+from .inputs import SIDE, byte_pixels, unit_pixels
 
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding: a decompression bomb must not eat memory
 WORKING_SIDE = 384  # images are cleaned at this size: enough for strokes, cheap for filters
@@ -122,8 +122,8 @@ def _grey_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         grey = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2GRAY)  # 0.299 R + 0.587 G + 0.114 B
-        return grey.astype(np.float32) / 255, rgba[..., 3].astype(np.float32) / 255
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255, None
+        return unit_pixels(grey), unit_pixels(rgba[..., 3])
+    return unit_pixels(image.convert("L")), None
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -191,14 +191,14 @@ def _opening(values: np.ndarray, size: int) -> np.ndarray:
 
 def _percentiles(grey: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
     """Grey levels below which these fractions of the pixels lie, to 1/255 (from a 256-bin histogram)."""
-    counts = cv2.calcHist([np.round(grey * 255).astype(np.uint8)], [0], None, [256], [0, 256]).ravel()
+    counts = cv2.calcHist([byte_pixels(grey)], [0], None, [256], [0, 256]).ravel()
     cumulative = np.cumsum(counts) / counts.sum()
     return [float(np.searchsorted(cumulative, fraction)) / 255 for fraction in fractions]
 
 
 def _otsu(values: np.ndarray) -> float:
     """Otsu's threshold of values in [0, 1], to 1/255: the cut that maximises the between-class variance."""
-    threshold, _ = cv2.threshold(np.round(values * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    threshold, _ = cv2.threshold(byte_pixels(values), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return float(threshold) / 255
 
 

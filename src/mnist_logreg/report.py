@@ -18,7 +18,7 @@ from .datasets import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .errors import SettingError
 from .folders import check_can_move
 from .idx import read_idx
-from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels
+from .inputs import SIDE, apply_input_transform, feature_count, feature_map, fold_to_pixels, unit_pixels
 from .metrics import confusion_matrix, per_class_metrics
 from .runs import Epoch, Metrics, RunInfo, read_history, read_info, read_metrics, real_run_dir
 from .weights import LinearWeights, load_weights
@@ -93,7 +93,7 @@ class TestPredictions:
 
 def seen_by(weights: LinearWeights, images: np.ndarray) -> np.ndarray:
     """uint8 images (N, 28, 28) as the model sees them: in [0, 1], input-transformed, flattened (N, 784)."""
-    pixels = images.astype(np.float32) / 255
+    pixels = unit_pixels(images)
     return apply_input_transform(weights.input_transform, pixels).reshape(len(images), -1)
 
 
@@ -492,7 +492,7 @@ def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 
 
 def plot_transformed(data: ReportData, input_transform: str, path: Path, count: int = 8):
     """The first training images as they are (top row) and as the model sees them (bottom row)."""
-    before = data.train_images[:count].astype(np.float32) / 255  # (count, 28, 28)
+    before = unit_pixels(data.train_images[:count])  # (count, 28, 28)
     after = apply_input_transform(input_transform, before)
     images = [image * 255 for image in np.concatenate([before, after])]
     titles = ["as drawn"] * count + [input_transform] * count
