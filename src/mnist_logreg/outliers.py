@@ -67,33 +67,32 @@ def training_outliers(
     writes that file. ``making.workers`` processes place the garments; the drawn ones come from
     one random stream, here.
     """
-    layout, log, progress, cache, workers = making.layout, making.log, making.progress, making.cache, making.workers
     fashion = DATASETS["fashion-mnist"]
     with_garments = not missing_files(fashion, data_dir)
     count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
-    key = cache_key(count, seed, layout, with_garments)
+    key = cache_key(count, seed, making.layout, with_garments)
     path = prepared_path(data_dir, CACHE_FOLDER, key)
-    found = _usable(read_prepared(path, key, log), path, log) if cache else None
+    found = _usable(read_prepared(path, key, making.log), path, making.log) if making.cache else None
     garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name) if with_garments and not found else None
     if found is not None:
-        log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
+        making.log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
     else:
         placed = f" and placing {len(garments):,} Fashion-MNIST garments" if with_garments else ""
-        log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
+        making.log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
     if not with_garments:
-        log(
+        making.log(
             f"note: Fashion-MNIST is not in {data_dir} ('mnist-logreg fetch --dataset fashion-mnist' brings it); "
             "'not a digit' is learnt from drawn outliers only"
         )
     if found is not None:
         return found
-    with progress_bar(count + (len(garments) if with_garments else 0), "outliers", progress) as bar:
-        images = drawn_outliers(count, seed, layout, bar.update)
+    with progress_bar(count + (len(garments) if with_garments else 0), "outliers", making.progress) as bar:
+        images = drawn_outliers(count, seed, making.layout, bar.update)
         counts = {"drawn": len(images)}
         if with_garments:
-            images = np.concatenate([images, garment_outliers(garments, layout, bar.update, workers)])
+            images = np.concatenate([images, garment_outliers(garments, making.layout, bar.update, making.workers)])
             counts[fashion.name] = len(garments)
-    if cache:
+    if making.cache:
         write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
     return images, counts
 

@@ -218,13 +218,12 @@ def training_copies(
     back the next time; ``making.cache=False`` neither reads nor writes that file.
     ``making.workers`` processes make them where they are not kept.
     """
-    layout, log, progress, cache, workers = making.layout, making.log, making.progress, making.cache, making.workers
     names = list(PEN_SHARES)
     key_text = json.dumps(
         {
             "digits": key,
             "seed": seed,
-            "layout": asdict(layout),
+            "layout": asdict(making.layout),
             "copies": PEN_COPIES,
             "shares": PEN_SHARES,
             "code": prepared.code_digest("pens.py", "preprocess.py"),
@@ -232,18 +231,18 @@ def training_copies(
         sort_keys=True,
     )
     path = prepared.prepared_path(data_dir, "pens", key_text)
-    kept = prepared.read_prepared(path, key_text, log) if cache else None
+    kept = prepared.read_prepared(path, key_text, making.log) if making.cache else None
     if kept is not None and kept.get("images", np.empty(0)).shape == (PEN_COPIES * len(digits), SIDE, SIDE):
-        log(f"{len(kept['images']):,} digits redrawn with other pens from {path}")
+        making.log(f"{len(kept['images']):,} digits redrawn with other pens from {path}")
         copies, kinds = kept["images"], kept["kinds"]
     else:
-        log(f"redrawing {PEN_COPIES * len(digits):,} digits with other pens ({', '.join(names)}) ...")
+        making.log(f"redrawing {PEN_COPIES * len(digits):,} digits with other pens ({', '.join(names)}) ...")
         sources = np.concatenate([digits] * PEN_COPIES)
-        with prepared.progress_bar(len(sources), "pens", progress) as bar:
+        with prepared.progress_bar(len(sources), "pens", making.progress) as bar:
             copies, kinds = pen_copies(
-                sources, PEN_SHARES, seed, layout=layout, which="train", done=bar.update, workers=workers
+                sources, PEN_SHARES, seed, layout=making.layout, which="train", done=bar.update, workers=making.workers
             )
-        if cache:
+        if making.cache:
             prepared.write_prepared(path, key_text, {"images": copies, "kinds": kinds})
     counts = {name: int((kinds == n).sum()) for n, name in enumerate(names)}
     return copies, np.concatenate([labels] * PEN_COPIES), counts
