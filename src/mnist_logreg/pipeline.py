@@ -258,7 +258,6 @@ class RunContext:
 class Training:
     """A run under way, from its data to its saved folder: what each step of ``_train`` hands on."""
 
-    spec: DatasetSpec | FolderDataset
     config: TrainConfig
     state: dict  # the start settings, or a checkpoint (with its ``history``) being continued
     context: RunContext
@@ -301,7 +300,7 @@ def _train(spec, config: TrainConfig, state: dict, context: RunContext) -> RunRe
     model = _new_model(len(spec.classes), config, device)
     checkpoint = Checkpoint(state, context.run_dir, processes.is_main)
     checkpoint.resume(model, loaders[0].generator)
-    training = Training(spec, config, state, context, device, processes, data, loaders, model, checkpoint)
+    training = Training(config, state, context, device, processes, data, loaders, model, checkpoint)
     return _fit_to_the_end(training)
 
 
@@ -386,7 +385,7 @@ def _fit_to_the_end(training: Training) -> RunResult:
     try:
         fit_config(config, training.model, training.loaders[0], training.loaders[1], **options)
     except KeyboardInterrupt:
-        raise _stopped(training, interrupted=True) from None
+        raise _stopped(training) from None
     except NonFiniteLoss as diverged:
         raise _stopped(training, diverged=diverged) from None
     result = _save_run(training)
@@ -394,22 +393,24 @@ def _fit_to_the_end(training: Training) -> RunResult:
     return result
 
 
-def _stopped(training: Training, interrupted: bool = False, diverged: NonFiniteLoss | None = None) -> Exception:
-    """The error to raise for a Ctrl-C or a diverged loss, once the complete epochs are saved as a run."""
+def _stopped(training: Training, diverged: NonFiniteLoss | None = None) -> Exception:
+    """The error to raise for a Ctrl-C (``diverged`` None) or a diverged loss, once the complete
+    epochs are saved as a run."""
     config, checkpoint, run_dir = training.config, training.checkpoint, training.context.run_dir
     done = len(checkpoint.completed)
-    what = f"{diverged} with --lr {config.lr:g}; try a smaller --lr"
-    if not done:
-        if interrupted:
+    if done:
+        checkpoint.back_to_last_epoch()
+        _save_run(training)
+    if diverged is None:
+        if not done:
             return TrainingInterrupted("interrupted before the first epoch was complete; nothing was saved")
-        return TrainingDiverged(f"{what}; no epoch was complete, so nothing was saved")
-    checkpoint.back_to_last_epoch()
-    _save_run(training)
-    if interrupted:
         return TrainingInterrupted(
             f"interrupted after {done} of {config.epochs} epochs; the run so far is saved in {run_dir}; "
             f"continue it with 'mnist-logreg train --resume {run_dir}'"
         )
+    what = f"{diverged} with --lr {config.lr:g}; try a smaller --lr"
+    if not done:
+        return TrainingDiverged(f"{what}; no epoch was complete, so nothing was saved")
     checkpoint.remove()  # resuming would only diverge again
     return TrainingDiverged(f"{what}; the {done} epoch(s) before it are saved in {run_dir}, marked interrupted")
 
@@ -485,7 +486,7 @@ def _save_run(training: Training) -> RunResult:
     """Calibrate, choose the reject threshold, score the test set and write the run folder (rank 0 only):
     weights, model.json, history, metrics."""
     model, config = training.model, training.config
-    scores = score_run(model, *training.loaders[1:], list(training.spec.classes), config.reject)
+    scores = score_run(model, *training.loaders[1:], list(training.data.spec.classes), config.reject)
     model.input_transform = config.input_transform  # from here on the model transforms its inputs
     model.class_weight = None  # the loss's weighting was training's
     # model.json holds these two; metrics.json what they give on the test split
