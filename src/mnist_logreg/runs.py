@@ -168,12 +168,11 @@ def upgrade_info(value: dict, path: Path | str = INFO_FILE) -> dict:
         )
     known = {f.name for f in fields(RunInfo)}
     values = {k: v for k, v in value.items() if k in known}
+    hyperparameters = values.get("hyperparameters")
+    values["hyperparameters"] = RunInfo.hyperparameters_of(hyperparameters if isinstance(hyperparameters, dict) else {})
     if version == 1:
-        hyperparameters = values.get("hyperparameters")
-        hyperparameters = RunInfo.hyperparameters_of(hyperparameters if isinstance(hyperparameters, dict) else {})
         if value.get("seed") is not None:
-            hyperparameters.setdefault("seed", value["seed"])
-        values["hyperparameters"] = hyperparameters
+            values["hyperparameters"].setdefault("seed", value["seed"])
         if "layout" not in values and values["dataset"] in DATASETS:
             values["layout"] = asdict(DATASETS[values["dataset"]].layout)
     values["format_version"] = FORMAT_VERSION
