@@ -65,10 +65,11 @@ def _our_fit(preset: str, dataset: str = "mnist") -> dict:
 
     from mnist_logreg import MNISTModel, evaluate
     from mnist_logreg.config import get_preset
-    from mnist_logreg.data import load_splits, tensor_loaders
-    from mnist_logreg.inputs import feature_count
-    from mnist_logreg.pipeline import with_extras
-    from mnist_logreg.training import fit_config
+    from mnist_logreg.data.loaders import tensor_loaders
+    from mnist_logreg.data.splits import load_splits
+    from mnist_logreg.images.inputs import feature_count
+    from mnist_logreg.train.loop import fit_config
+    from mnist_logreg.train.run import with_extras
 
     config = get_preset(preset, dataset)
     splits = load_splits(dataset, DATA_DIR, val_size=config.val_size, seed=config.seed)
@@ -139,7 +140,7 @@ def child_sklearn(args) -> dict:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from mnist_logreg.idx import read_idx
+    from mnist_logreg.data.idx import read_idx
 
     raw = DATA_DIR / "MNIST" / "raw"
     x_train = read_idx(raw / "train-images-idx3-ubyte").reshape(60000, -1) / 255.0
@@ -256,9 +257,9 @@ def preparing(rounds: int) -> dict:
     import torch  # noqa: F401  (imported before the clock starts, as training has it)
 
     from mnist_logreg.config import get_preset
-    from mnist_logreg.data import load_splits
-    from mnist_logreg.pipeline import with_extras
-    from mnist_logreg.prepared import Making
+    from mnist_logreg.data.prepared import Making
+    from mnist_logreg.data.splits import load_splits
+    from mnist_logreg.train.run import with_extras
     from mnist_logreg.workers import cores
 
     config = get_preset("default")

@@ -27,7 +27,7 @@ def write_scans(root: Path, count: int) -> None:
     import numpy as np
     from PIL import Image
 
-    from mnist_logreg.idx import read_idx
+    from mnist_logreg.data.idx import read_idx
 
     digits = read_idx(DATA_DIR / "MNIST" / "raw" / "train-images-idx3-ubyte")[:count]
     labels = read_idx(DATA_DIR / "MNIST" / "raw" / "train-labels-idx1-ubyte")[:count]
@@ -39,8 +39,8 @@ def write_scans(root: Path, count: int) -> None:
 
 
 def timed_read(root: Path) -> float:
-    from mnist_logreg.folder_data import read_folder
-    from mnist_logreg.folders import open_folder
+    from mnist_logreg.data.folder_images import read_folder
+    from mnist_logreg.data.folders import open_folder
 
     start = time.perf_counter()
     arrays = read_folder(open_folder(root))

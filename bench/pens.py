@@ -41,10 +41,10 @@ def train(out: Path, *flags: str) -> Path:
 
 def measure(run: Path) -> dict:
     """Every figure of the table for one run."""
-    from mnist_logreg.idx import read_idx
-    from mnist_logreg.predict import predict_image_file, predict_pixels
-    from mnist_logreg.preprocess import preprocess_array
-    from mnist_logreg.weights import load_weights
+    from mnist_logreg.data.idx import read_idx
+    from mnist_logreg.images.preprocess import preprocess_array
+    from mnist_logreg.infer.classify import predict_image_file, predict_pixels
+    from mnist_logreg.model.linear import load_weights
     from tests.letters import letter_photos, single_dot, uniform_noise
     from tests.pens import score, score_digit_files, score_font_digits, score_pens, score_strokes
     from tests.photos import MAKERS, image_bytes
@@ -92,9 +92,9 @@ def draw_figure(path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mnist_logreg.idx import read_idx
-    from mnist_logreg.pens import PENS, redrawn_ink
-    from mnist_logreg.preprocess import clean_ink, place_ink
+    from mnist_logreg.data.idx import read_idx
+    from mnist_logreg.data.pens import PENS, redrawn_ink
+    from mnist_logreg.images.preprocess import clean_ink, place_ink
 
     digit = read_idx(DATA_DIR / "MNIST" / "raw" / "t10k-images-idx3-ubyte")[0]
     fig, axes = plt.subplots(2, len(PENS), figsize=(1.5 * len(PENS), 3.4), layout="constrained")

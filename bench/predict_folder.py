@@ -33,7 +33,7 @@ def write_photos(folder: Path, count: int, kind: str = "photo") -> None:
     import numpy as np
     from PIL import Image
 
-    from mnist_logreg.data import load_splits
+    from mnist_logreg.data.splits import load_splits
     from tests.photos import image_bytes, on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")

@@ -67,7 +67,7 @@ def make_images(folder: Path) -> dict[str, Path]:
     import numpy as np
     from PIL import Image
 
-    from mnist_logreg.data import load_splits
+    from mnist_logreg.data.splits import load_splits
     from tests.photos import image_bytes, on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
@@ -99,7 +99,7 @@ def make_images(folder: Path) -> dict[str, Path]:
 def photos_640(count: int = 40) -> list[bytes]:
     import numpy as np
 
-    from mnist_logreg.data import load_splits
+    from mnist_logreg.data.splits import load_splits
     from tests.photos import image_bytes, on_paper
 
     digits, _ = load_splits("mnist", DATA_DIR).tensors("test")
@@ -168,10 +168,10 @@ def library_timings(run: Path) -> dict:
     """Medians in the library: preprocess_image on 640×480 photos, and read on 640×480 photos of 4-digit numbers."""
     import numpy as np
 
-    from mnist_logreg.data import load_splits
-    from mnist_logreg.preprocess import open_image, preprocess_image
-    from mnist_logreg.read import read_image_file
-    from mnist_logreg.weights import load_weights
+    from mnist_logreg.data.splits import load_splits
+    from mnist_logreg.images.preprocess import open_image, preprocess_image
+    from mnist_logreg.infer.number import read_image_file
+    from mnist_logreg.model.linear import load_weights
     from tests.photos import image_bytes
     from tests.written_numbers import compose, on_lit_paper
 

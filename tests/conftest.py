@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_logreg.datasets import DatasetSpec
-from mnist_logreg.fetch import fetch, from_folder
+from mnist_logreg.data.catalog import DatasetSpec
+from mnist_logreg.data.fetch import fetch, from_folder
 from tests.helpers import REAL_DATA_DIR, fake_spec, train_preset, untrained_run, write_fake_files
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from mnist_logreg import distributed
-from mnist_logreg.fetch import from_folder
-from mnist_logreg.pipeline import train_run
+from mnist_logreg.data.fetch import from_folder
+from mnist_logreg.train import distributed
+from mnist_logreg.train.run import train_run
 from tests.helpers import DATA_PARALLEL_CONFIG, fake_spec, fit_fake_digits, read_fake_files
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_logreg.datasets import DATASETS, DEFAULT_DATA_DIR
+from mnist_logreg.data.catalog import DATASETS, DEFAULT_DATA_DIR
+from mnist_logreg.data.fetch import missing_files
+from mnist_logreg.data.idx import read_idx
 from mnist_logreg.errors import DataError
-from mnist_logreg.fetch import missing_files
-from mnist_logreg.idx import read_idx
 from tests.photos import MAKERS, seven
 from tests.written_numbers import compose, on_lit_paper
 

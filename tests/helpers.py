@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
 from mnist_logreg.config import TrainConfig
-from mnist_logreg.datasets import UBYTE_TYPE_CODE, DatasetSpec, IdxFile
+from mnist_logreg.data.catalog import UBYTE_TYPE_CODE, DatasetSpec, IdxFile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = REPO_ROOT / "data"
@@ -112,7 +112,7 @@ def fit_fake_digits(closed_form: bool | None = None, rank: int = 0, world_size: 
     import torch
 
     from mnist_logreg import MNISTModel, fit
-    from mnist_logreg.data import TensorLoader, shard_batches
+    from mnist_logreg.data.loaders import TensorLoader, shard_batches
 
     (images, labels), val, batch_size = fit_data()
     torch.manual_seed(0)
@@ -142,7 +142,7 @@ def untrained_run(folder: Path, **info) -> Path:
     import torch
 
     from mnist_logreg import MNISTModel
-    from mnist_logreg.runs import save_model
+    from mnist_logreg.model.run_folder import save_model
 
     torch.manual_seed(0)
     save_model(folder, MNISTModel(), DIGITS_INFO | info)
@@ -158,7 +158,7 @@ def rejecting_run(folder: Path, temperature: float = 2.0, **info) -> Path:
     import torch
 
     from mnist_logreg import MNISTModel
-    from mnist_logreg.runs import save_model
+    from mnist_logreg.model.run_folder import save_model
 
     torch.manual_seed(0)
     model = MNISTModel(reject=True)
@@ -171,7 +171,7 @@ def rejecting_run(folder: Path, temperature: float = 2.0, **info) -> Path:
 
 def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
     """A fake dataset written under ``root`` and fetched into ``root/data``: (spec, data_dir)."""
-    from mnist_logreg.fetch import fetch, from_folder
+    from mnist_logreg.data.fetch import fetch, from_folder
 
     contents = write_fake_files(root / "source")
     spec = fake_spec(contents, sources=[from_folder(root / "source")])
@@ -182,7 +182,7 @@ def fetched_fake_dataset(root: Path) -> tuple[DatasetSpec, Path]:
 def train_preset(dataset, preset: str, data_dir, run_dir, **overrides):
     """Train a preset (with ``overrides``) quietly into ``run_dir``; return the RunResult."""
     from mnist_logreg.config import get_preset
-    from mnist_logreg.pipeline import train_run
+    from mnist_logreg.train.run import train_run
 
     config = get_preset(preset, dataset if isinstance(dataset, str) else "mnist").updated(**overrides)
     return train_run(

@@ -1,6 +1,6 @@
 """The pens test set: digits nobody here drew, with pens MNIST never used, read through the whole photo path.
 
-- MNIST *test* digits (never a training one) redrawn with each pen of ``mnist_logreg.pens`` at
+- MNIST *test* digits (never a training one) redrawn with each pen of ``mnist_logreg.data.pens`` at
   the pen's ``test`` parameters, which the training never draws from, written on paper as PNG or
   JPEG files (every other one), as they are drawn, not placed: ``predict_image_file`` reads them
   back through the whole photo path;
@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnist_logreg.pens import PENS, redrawn_ink
+from mnist_logreg.data.pens import PENS, redrawn_ink
 from tests.letters import fonts, on_paper
 from tests.photos import image_bytes
 
@@ -78,7 +78,7 @@ def score(answers: list[tuple[int, dict]]) -> dict:
 
 def score_pens(weights, info, images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, dict]:
     """``score`` of each pen's test set, read through ``predict_image_file``."""
-    from mnist_logreg.predict import predict_image_file
+    from mnist_logreg.infer.classify import predict_image_file
 
     sets = pens_test_set(images, labels, per_pen)
     return {
@@ -89,7 +89,7 @@ def score_pens(weights, info, images: np.ndarray, labels: np.ndarray, per_pen: i
 
 def score_font_digits(weights, info) -> dict:
     """``score`` of the handwriting-font digits, read through ``predict_image_file``."""
-    from mnist_logreg.predict import predict_image_file
+    from mnist_logreg.infer.classify import predict_image_file
 
     return score([(digit, predict_image_file(image_bytes(photo), weights, info)) for _, digit, photo in font_digits()])
 
@@ -97,7 +97,7 @@ def score_font_digits(weights, info) -> dict:
 def score_digit_files(weights, info, images: np.ndarray, labels: np.ndarray, count: int = 500) -> dict:
     """``score`` of the first ``count`` MNIST test digits saved as 28×28 PNG files, as the dataset
     holds them (light on black), and read back through the whole photo path."""
-    from mnist_logreg.predict import predict_image_file
+    from mnist_logreg.infer.classify import predict_image_file
 
     files = [image_bytes(Image.fromarray(image, mode="L")) for image in images[:count]]
     return score(
@@ -120,6 +120,6 @@ def vertical_stroke(width: int) -> Image.Image:
 
 def score_strokes(weights, info) -> dict[int, dict]:
     """predict's answer to a vertical stroke at each of STROKE_WIDTHS."""
-    from mnist_logreg.predict import predict_image_file
+    from mnist_logreg.infer.classify import predict_image_file
 
     return {width: predict_image_file(image_bytes(vertical_stroke(width)), weights, info) for width in STROKE_WIDTHS}

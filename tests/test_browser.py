@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from mnist_logreg import MNISTModel
-from mnist_logreg.runs import save_model
+from mnist_logreg.model.run_folder import save_model
 from tests.helpers import model_json
 from tests.photos import seven
 from tests.servers import serving

@@ -1,11 +1,11 @@
-"""calibration.py: the temperature, the expected calibration error, and the reject rule."""
+"""model/calibration.py: the temperature, the expected calibration error, and the reject rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mnist_logreg.calibration import (
+from mnist_logreg.model.calibration import (
     accepted,
     choose_threshold,
     digit_scores,
@@ -84,8 +84,8 @@ STATE_CASES = [
 def test_the_three_states_come_from_the_rule_in_numpy_and_in_torch():
     import torch
 
-    from mnist_logreg.calibration import STATES, answer_states
-    from mnist_logreg.model import MNISTModel
+    from mnist_logreg.model.calibration import STATES, answer_states
+    from mnist_logreg.model.lesson import MNISTModel
 
     p = np.array([row for row, _ in STATE_CASES])
     expected = [state for _, state in STATE_CASES]
@@ -105,7 +105,7 @@ def test_the_three_states_come_from_the_rule_in_numpy_and_in_torch():
 
 
 def test_the_reject_output_has_one_name_in_answers_maps_and_figures():
-    from mnist_logreg.calibration import DIGITS, output_name, rejected_name
+    from mnist_logreg.model.calibration import DIGITS, output_name, rejected_name
 
     assert output_name(DIGITS, 10) == rejected_name(DIGITS) == "not a digit"
     shapes = ["bar", "circle", "cross"]  # a folder run's classes

@@ -8,7 +8,7 @@ import pytest
 
 from mnist_logreg import MNISTModel
 from mnist_logreg.cli import build_parser, is_loopback, train_config
-from mnist_logreg.runs import save_model
+from mnist_logreg.model.run_folder import save_model
 from tests.helpers import NO_TORCH, assert_clean_error, cli, model_json, run_process, train_preset
 
 
@@ -73,7 +73,7 @@ def test_the_reject_class_on_a_dataset_of_other_classes_is_a_bad_combination_of_
 
 
 def test_version_prints_the_installed_packages_version():
-    from mnist_logreg.runs import package_version
+    from mnist_logreg.model.run_folder import package_version
 
     result = cli("--version")
     assert result.returncode == 0
@@ -285,7 +285,7 @@ def test_export_and_compare_make_the_folders_of_their_out_path(tmp_path):
 
     run = untrained_run(tmp_path / "run")
     for name in ("history.json", "metrics.json"):
-        from mnist_logreg.runs import write_json
+        from mnist_logreg.model.run_folder import write_json
 
         value = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5, "seconds": 1.0}]
         write_json(

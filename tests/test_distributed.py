@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_logreg import distributed
-from mnist_logreg.data import ShardedBatches, TensorLoader, shard_batches
-from mnist_logreg.pipeline import train_run
-from mnist_logreg.report import write_report
-from mnist_logreg.runs import load_run, read_metrics
+from mnist_logreg.data.loaders import ShardedBatches, TensorLoader, shard_batches
+from mnist_logreg.model.run_folder import load_run, read_metrics
+from mnist_logreg.report.write import write_report
+from mnist_logreg.train import distributed
+from mnist_logreg.train.run import train_run
 from tests.helpers import DATA_PARALLEL_CONFIG, cli, fetched_fake_dataset, fit_fake_digits, torchrun, write_fake_files
 
 

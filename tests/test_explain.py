@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from mnist_logreg import MNISTModel
-from mnist_logreg.explain import contributions, evidence, evidence_pngs
-from mnist_logreg.weights import as_weights
+from mnist_logreg.infer.explain import contributions, evidence, evidence_pngs
+from mnist_logreg.model.linear import as_weights
 from tests.helpers import cli, model_json, rejecting_run, untrained_run
 from tests.photos import image_bytes, seven
 from tests.servers import multipart, request, serving
@@ -87,7 +87,7 @@ def pair_model(seed: int = 2) -> MNISTModel:
 
 
 def test_on_pixel_pairs_the_maps_still_sum_with_the_bias_to_the_logits_exactly():
-    from mnist_logreg.inputs import deskew
+    from mnist_logreg.images.inputs import deskew
 
     model = pair_model()
     weights = as_weights(model)
@@ -105,7 +105,7 @@ def test_on_pixel_pairs_the_maps_still_sum_with_the_bias_to_the_logits_exactly()
 
 
 def pair_run(folder):
-    from mnist_logreg.runs import save_model
+    from mnist_logreg.model.run_folder import save_model
 
     model = pair_model().float()
     info = model_json()
@@ -114,9 +114,9 @@ def pair_run(folder):
 
 
 def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_path):
-    from mnist_logreg.explain import save_evidence_figure
-    from mnist_logreg.predict import predict_image_file
-    from mnist_logreg.weights import load_weights
+    from mnist_logreg.infer.classify import predict_image_file
+    from mnist_logreg.infer.explain import save_evidence_figure
+    from mnist_logreg.model.linear import load_weights
 
     run = pair_run(tmp_path / "run")
     seven().save(tmp_path / "seven.png")
@@ -138,8 +138,8 @@ def test_the_cli_and_the_api_explain_a_pair_model_with_the_librarys_maps(tmp_pat
 
 
 def test_a_rejected_image_is_explained_by_the_evidence_for_not_a_digit(tmp_path):
-    from mnist_logreg.explain import output_name
-    from mnist_logreg.weights import load_weights
+    from mnist_logreg.infer.explain import output_name
+    from mnist_logreg.model.linear import load_weights
 
     rejecting_run(tmp_path / "run")
     weights, info = load_weights(tmp_path / "run")

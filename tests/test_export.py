@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mnist_logreg import MNISTModel
-from mnist_logreg.runs import save_model
+from mnist_logreg.model.run_folder import save_model
 from tests.helpers import cli, model_json
 
 INFO = model_json(input_transform="deskew", features="pixel-pairs")
@@ -55,7 +55,9 @@ def test_the_docs_onnxruntime_example_runs_without_torch(tmp_path):
     page = (REPO_ROOT / "docs" / "onnx.md").read_text()
     example = re.search(r"```python\n(import json, numpy as np, onnxruntime\n.*?)```", page, re.S).group(1)
     assert len(example.strip().splitlines()) <= 10
-    assert "mnist_logreg" not in example.replace("from mnist_logreg.preprocess import open_image, preprocess_array", "")
+    assert "mnist_logreg" not in example.replace(
+        "from mnist_logreg.images.preprocess import open_image, preprocess_array", ""
+    )
     blocker = "import sys\nsys.modules['torch'] = None  # no torch here: importing it fails\n"
     done = subprocess.run(
         [sys.executable, "-c", blocker + example], cwd=tmp_path, capture_output=True, text=True, timeout=60

@@ -7,9 +7,9 @@ import gzip
 import pytest
 from torchvision.datasets import MNIST
 
+from mnist_logreg.data.fetch import fetch, from_folder, missing_files
+from mnist_logreg.data.idx import read_idx
 from mnist_logreg.errors import DataError
-from mnist_logreg.fetch import fetch, from_folder, missing_files
-from mnist_logreg.idx import read_idx
 from tests.helpers import FAKE_TRAIN, fake_spec
 
 

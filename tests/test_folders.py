@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mnist_logreg.data.folders import FolderDataset, open_folder
 from mnist_logreg.errors import DataError
-from mnist_logreg.folders import FolderDataset, open_folder
 from tests.helpers import SHAPES, write_shape_folder
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mnist_logreg.datasets import IdxFile
+from mnist_logreg.data.catalog import IdxFile
+from mnist_logreg.data.idx import check_idx
 from mnist_logreg.errors import DataError
-from mnist_logreg.idx import check_idx
 
 
 def test_check_idx_names_the_shape_when_the_header_disagrees():

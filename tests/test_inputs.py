@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_logreg.inputs import (
+from mnist_logreg.images.inputs import (
     INPUT_SIZE,
     PAIR_OFFSETS,
     SIDE,
@@ -21,8 +21,8 @@ from mnist_logreg.inputs import (
     feature_map,
     fold_to_pixels,
 )
-from mnist_logreg.model import MNISTModel
-from mnist_logreg.runs import RunInfo
+from mnist_logreg.model.lesson import MNISTModel
+from mnist_logreg.model.run_folder import RunInfo
 from tests.helpers import make_images, model_json, moments, slanted_bar
 
 
@@ -119,7 +119,7 @@ def test_deskew_is_its_definition_in_numpy_and_in_torch():
 
 
 def test_the_module_of_inputs_imports_neither_opencv_nor_torch():
-    code = "import sys, mnist_logreg.inputs; print(sorted({'cv2', 'torch'} & set(sys.modules)))"
+    code = "import sys, mnist_logreg.images.inputs; print(sorted({'cv2', 'torch'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
 
@@ -167,13 +167,13 @@ def test_a_batch_gives_each_image_what_it_gives_alone():
 
 
 def test_whole_datasets_are_deskewed_in_chunks_with_the_same_result(monkeypatch):
-    import mnist_logreg.data as data
+    import mnist_logreg.data.loaders as loaders
 
     batch = torch.stack([slanted_bar(s) for s in np.linspace(-0.6, 0.6, 10)]).unsqueeze(1)
     as_bytes = batch.mul(255).round().to(torch.uint8)
     whole = deskew(as_bytes.float() / 255)
-    monkeypatch.setattr(data, "TRANSFORM_CHUNK", 3)
-    chunked = data.transform_all("deskew", as_bytes)
+    monkeypatch.setattr(loaders, "TRANSFORM_CHUNK", 3)
+    chunked = loaders.transform_all("deskew", as_bytes)
     assert chunked.dtype == torch.float32 and chunked.shape == (10, 1, 28, 28)
     assert torch.allclose(chunked, whole, atol=1e-6)
 
@@ -190,8 +190,8 @@ def test_an_unknown_input_transform_is_refused():
 def test_the_pixel_conversions_round_trip_every_level_and_agree_with_totensor():
     import torch
 
-    from mnist_logreg.data import to_float_pixels
-    from mnist_logreg.inputs import byte_pixels, unit_pixels
+    from mnist_logreg.data.loaders import to_float_pixels
+    from mnist_logreg.images.inputs import byte_pixels, unit_pixels
 
     levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
     unit = unit_pixels(levels)

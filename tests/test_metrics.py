@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_logreg.metrics import auroc
+from mnist_logreg.model.metrics import auroc
 
 
 def test_auroc_counts_pairs_and_halves_ties():

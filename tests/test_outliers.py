@@ -1,4 +1,4 @@
-"""outliers.py: the non-digits a reject class learns from, and a run that learns it."""
+"""data/outliers.py: the non-digits a reject class learns from, and a run that learns it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from mnist_logreg.config import get_preset
-from mnist_logreg.data import load_splits, to_float_pixels
-from mnist_logreg.datasets import Layout
-from mnist_logreg.outliers import DRAWN_KINDS, drawn_outliers, garment_outliers, training_outliers
-from mnist_logreg.prepared import Making
+from mnist_logreg.data.loaders import to_float_pixels
+from mnist_logreg.data.outliers import DRAWN_KINDS, drawn_outliers, garment_outliers, training_outliers
+from mnist_logreg.data.prepared import Making
+from mnist_logreg.data.splits import load_splits
+from mnist_logreg.images.layout import Layout
 from tests.helpers import cli, train_preset
 
 
@@ -135,7 +136,7 @@ def test_a_damaged_cache_is_drawn_again_and_replaced(tmp_path):
 
 
 def test_a_run_with_cached_outliers_has_the_weights_of_one_that_drew_them(fake_data, tmp_path):
-    from mnist_logreg.pipeline import train_run
+    from mnist_logreg.train.run import train_run
 
     spec, data_dir = fake_data
     config = get_preset("default").updated(epochs=2, val_size=60)

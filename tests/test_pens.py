@@ -1,4 +1,4 @@
-"""pens.py: digits redrawn with other pens, deterministic and each changing the digit as its name says."""
+"""data/pens.py: digits redrawn with other pens, deterministic and each changing the digit as its name says."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mnist_logreg.pens import PENS, pen_copies, redraw, redrawn_ink, training_copies
-from mnist_logreg.prepared import Making
-from mnist_logreg.preprocess import stroke_width
+from mnist_logreg.data.pens import PENS, pen_copies, redraw, redrawn_ink, training_copies
+from mnist_logreg.data.prepared import Making
+from mnist_logreg.images.preprocess import stroke_width
 
 
 def a_digit() -> np.ndarray:

@@ -1,4 +1,4 @@
-"""prepared.py's images made in worker processes, in order; the workers (workers.py) leave Ctrl-C to the parent."""
+"""data/prepared.py's images made in worker processes, in order; the workers (workers.py) leave Ctrl-C to the parent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import signal
 
 import cv2
 
-from mnist_logreg.prepared import made_in_workers
+from mnist_logreg.data.prepared import made_in_workers
 from mnist_logreg.workers import spawned_pool
 
 
@@ -45,7 +45,7 @@ def what_the_worker_remembers(job: int) -> str:
 
 
 def test_a_spawned_pool_runs_its_own_initializer_after_setting_up_each_worker():
-    """The pools of pool.py and folder_data.py pass their own initializer: it runs, and the
+    """The pools of infer/batch.py and data/folder_images.py pass their own initializer: it runs, and the
     worker still leaves Ctrl-C to the parent."""
     with spawned_pool(2, remember, ("the run",)) as pool:
         assert pool.map(what_the_worker_remembers, [0, 1]) == ["the run", "the run"]

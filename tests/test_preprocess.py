@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
+from mnist_logreg.images.preprocess import ImageError, open_image, preprocess_image
 from tests.photos import image_bytes, seven
 
 
@@ -153,7 +153,7 @@ def test_light_chalk_on_a_mid_grey_board_is_not_inverted():
 
 def test_otsu_threshold_matches_a_brute_force_search():
     """Otsu's threshold maximises the between-class variance; check it against trying every cut."""
-    from mnist_logreg.preprocess import _otsu
+    from mnist_logreg.images.preprocess import _otsu
 
     rng = np.random.default_rng(0)
     values = np.clip(np.concatenate([rng.normal(0.2, 0.05, 3000), rng.normal(0.7, 0.08, 1000)]), 0, 1)
@@ -171,7 +171,7 @@ def test_otsu_threshold_matches_a_brute_force_search():
 
 
 def test_otsu_threshold_of_a_two_level_image_separates_the_levels():
-    from mnist_logreg.preprocess import _otsu
+    from mnist_logreg.images.preprocess import _otsu
 
     values = np.array([0.1] * 700 + [0.9] * 300)
     threshold = _otsu(values)
@@ -179,7 +179,7 @@ def test_otsu_threshold_of_a_two_level_image_separates_the_levels():
 
 
 def test_box_blur_is_the_mean_over_each_window_with_edges_extended():
-    from mnist_logreg.preprocess import _box_blur
+    from mnist_logreg.images.preprocess import _box_blur
 
     values = np.random.default_rng(1).random((7, 9))
     radius = 2
@@ -203,14 +203,14 @@ def test_a_decoder_failing_in_any_way_on_hostile_bytes_is_an_image_error(monkeyp
 
 
 def test_an_image_over_the_pixel_limit_is_its_own_error():
-    from mnist_logreg.preprocess import ImageTooLarge
+    from mnist_logreg.images.preprocess import ImageTooLarge
 
     with pytest.raises(ImageTooLarge, match="48 megapixels"):
         open_image(image_bytes(Image.new("1", (8000, 6000), 1), "PNG"))
 
 
 def test_the_opening_removes_a_lighting_gradient_but_keeps_a_stroke():
-    from mnist_logreg.preprocess import _opening
+    from mnist_logreg.images.preprocess import _opening
 
     _ys, xs = np.mgrid[0:64, 0:64]
     gradient = (0.2 + 0.5 * xs / 63).astype(np.float32)  # light growing left to right
@@ -227,8 +227,8 @@ def test_a_number_on_a_wide_lit_page_keeps_its_paper_as_paper():
     wide page, a window of the longer side spanned the whole height and took paper for ink."""
     import cv2
 
-    from mnist_logreg.preprocess import ink_of
-    from mnist_logreg.segment import split_digits
+    from mnist_logreg.images.preprocess import ink_of
+    from mnist_logreg.infer.segment import split_digits
     from tests.written_numbers import compose, on_lit_paper
 
     def ring(k: int) -> np.ndarray:
@@ -245,7 +245,7 @@ def test_a_number_on_a_wide_lit_page_keeps_its_paper_as_paper():
 
 
 def test_centre_of_mass_agrees_with_a_hand_count():
-    from mnist_logreg.preprocess import centre_of_mass
+    from mnist_logreg.images.preprocess import centre_of_mass
 
     image = np.zeros((5, 7), dtype=np.float32)
     image[1, 2] = 1.0  # weight 1 at (1, 2)
@@ -271,7 +271,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_upright_and_reads_the_same()
 
 
 def test_the_pixel_limit_holds_with_reduced_decoding():
-    from mnist_logreg.preprocess import ImageTooLarge
+    from mnist_logreg.images.preprocess import ImageTooLarge
 
     with pytest.raises(ImageTooLarge, match="over the limit of 40"):
         open_image(image_bytes(Image.new("L", (8000, 6000), 200), "JPEG"), reduce_to=512)
@@ -281,7 +281,7 @@ def test_the_pixel_limit_holds_with_reduced_decoding():
 def test_a_stroke_of_any_pen_width_is_placed_as_wide_as_mnists(width):
     """A vertical line 220 px tall: however wide the pen, placed in 20 px its stroke is as wide as
     MNIST's strokes (STROKE_RANGE), not a 1-px hairline nor a block."""
-    from mnist_logreg.preprocess import STROKE_RANGE, preprocess_array, stroke_width
+    from mnist_logreg.images.preprocess import STROKE_RANGE, preprocess_array, stroke_width
 
     page = Image.new("L", (300, 300), 255)
     ImageDraw.Draw(page).line([(150, 40), (150, 260)], fill=0, width=width)
@@ -294,7 +294,7 @@ def test_a_stroke_of_any_pen_width_is_placed_as_wide_as_mnists(width):
 def test_a_small_scan_is_cleaned_grown_so_that_the_median_filter_keeps_its_strokes():
     """A 28×28 digit saved as a PNG: cleaned at MIN_WORKING_SIDE, where a 3×3 median filter is finer
     than its strokes, and a large photo still at WORKING_SIDE."""
-    from mnist_logreg.preprocess import MIN_WORKING_SIDE, WORKING_SIDE, ink_of
+    from mnist_logreg.images.preprocess import MIN_WORKING_SIDE, WORKING_SIDE, ink_of
 
     small = Image.new("L", (28, 21), 0)
     ImageDraw.Draw(small).line([(14, 3), (14, 18)], fill=255, width=2)  # a 2 px stroke: a 3×3 median would thin it

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnist_logreg.preprocess import ImageError, open_image, preprocess_image
+from mnist_logreg.images.preprocess import ImageError, open_image, preprocess_image
 from tests.photos import image_bytes
 
 MODES = ["1", "L", "LA", "P", "P-transparent", "RGB", "RGBA", "CMYK", "I;16", "F"]

@@ -14,12 +14,12 @@ from PIL import Image
 
 from mnist_logreg import MNISTModel, evaluate, fit, predict_image
 from mnist_logreg.config import get_preset
-from mnist_logreg.data import to_float_pixels
-from mnist_logreg.pipeline import evaluate_run
-from mnist_logreg.predict import predict_pixels
-from mnist_logreg.preprocess import preprocess_image
-from mnist_logreg.report import write_report
-from mnist_logreg.weights import load_weights
+from mnist_logreg.data.loaders import to_float_pixels
+from mnist_logreg.images.preprocess import preprocess_image
+from mnist_logreg.infer.classify import predict_pixels
+from mnist_logreg.model.linear import load_weights
+from mnist_logreg.report.write import write_report
+from mnist_logreg.train.run import evaluate_run
 from tests.helpers import run_process, torchrun, train_preset
 from tests.photos import MAKERS, image_bytes
 
@@ -43,7 +43,7 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     assert (result.info.input_transform, result.info.features) == ("deskew", "pixel-pairs")
     assert result.metrics.test_acc >= 0.985  # one linear layer on deskewed pixels and their neighbours' pairs
     # The weight images read as templates: the rarely inked border no longer outweighs the digit.
-    from mnist_logreg.inputs import fold_to_pixels
+    from mnist_logreg.images.inputs import fold_to_pixels
 
     weight = result.model.linear.weight.detach().numpy()[:10]  # the digits' rows: "not a digit" is the last
     weight = np.abs(fold_to_pixels("pixel-pairs", weight)).reshape(10, 28, 28)
@@ -209,9 +209,9 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     reject rule, a digit the model is unsure of reads as "?", and one it takes for no digit is left
     out of the number: that costs numbers too, and the test bounds how many."""
 
-    from mnist_logreg.predict import predict_pixels
-    from mnist_logreg.read import read_image_file
-    from mnist_logreg.weights import with_threshold
+    from mnist_logreg.infer.classify import predict_pixels
+    from mnist_logreg.infer.number import read_image_file
+    from mnist_logreg.model.linear import with_threshold
     from tests.written_numbers import compose, on_lit_paper
 
     images, labels = default_run.splits.tensors("test")
@@ -242,7 +242,7 @@ def test_the_same_train_command_twice_gives_a_bitwise_identical_model(real_data_
         command = ["train", "--epochs", "2", "--loader", loader, "--data-dir", real_data_dir]
         if loader == "dataloader":
             # The raw preset: the default's outliers and pen copies, 125,000 images an epoch, take
-            # a minute an epoch through the lesson's DataLoaders, and test_data.py checks that both
+            # a minute an epoch through the lesson's DataLoaders, and test_loaders.py checks that both
             # loaders draw the same sample of them each epoch. The memory run keeps them all.
             command += ["--preset", "raw"]
         # The first with the progress bar (tqdm.auto, as a user sees it), the second without: the
@@ -266,10 +266,10 @@ def test_a_fetch_killed_mid_write_never_leaves_a_bad_file_where_torchvision_read
     import subprocess
     import sys
 
-    from mnist_logreg.datasets import DATASETS
-    from mnist_logreg.fetch import fetch as fetch_files
-    from mnist_logreg.fetch import from_folder, missing_files
-    from mnist_logreg.idx import check_idx
+    from mnist_logreg.data.catalog import DATASETS
+    from mnist_logreg.data.fetch import fetch as fetch_files
+    from mnist_logreg.data.fetch import from_folder, missing_files
+    from mnist_logreg.data.idx import check_idx
 
     spec = DATASETS["mnist"]
     source, raw = spec.raw_dir(real_data_dir), spec.raw_dir(tmp_path / "data")
@@ -438,9 +438,9 @@ def test_the_onnx_export_matches_the_run_on_all_10000_test_images_and_on_random_
     in any probability."""
     import onnxruntime
 
-    from mnist_logreg.export import export_onnx
-    from mnist_logreg.inputs import apply_input_transform, feature_map
-    from mnist_logreg.weights import load_weights, probabilities
+    from mnist_logreg.images.inputs import apply_input_transform, feature_map
+    from mnist_logreg.model.export import export_onnx
+    from mnist_logreg.model.linear import load_weights, probabilities
 
     path = export_onnx(default_run.run_dir, tmp_path / "model.onnx")
     weights, info = load_weights(default_run.run_dir)
@@ -487,7 +487,7 @@ def test_torchrun_trains_the_default_preset_in_two_processes_as_one_process_does
 
 def agreement(run_a, run_b, splits) -> float:
     """The share of test images that two runs give the same class and the same acceptance."""
-    from mnist_logreg.predict import predict_pixels
+    from mnist_logreg.infer.classify import predict_pixels
 
     images, _ = splits.tensors("test")
     runs = [load_weights(run) for run in (run_a, run_b)]
@@ -512,7 +512,7 @@ def test_after_one_epoch_two_processes_hold_the_weights_of_one(real_data_dir, tm
 def test_the_progress_bar_leaves_both_loaders_on_the_same_batches(real_data_dir, tmp_path):
     """With the bar on (tqdm.auto, as a user sees it) and off, on the lesson's DataLoaders and from
     memory: one epoch ends on bitwise the same weights. The raw preset: the bar does not depend on
-    the recipe, and test_data.py checks that both loaders see the same deskewed images and extras.
+    the recipe, and test_loaders.py checks that both loaders see the same deskewed images and extras.
     The DataLoaders without the bar: two epochs of them, with and without it, end on the same
     weights in test_the_same_train_command_twice_gives_a_bitwise_identical_model."""
     weights = {}
@@ -598,9 +598,9 @@ def test_the_reject_class_costs_the_digits_no_more_than_0_002(real_data_dir, def
 
 def test_held_out_handwritten_letters_are_rejected_and_scored_below_the_digits(default_run):
     """Letters from handwriting fonts (tests/letters.py): no outlier came from a font or a letter."""
-    from mnist_logreg.calibration import digit_scores
-    from mnist_logreg.metrics import auroc
-    from mnist_logreg.predict import predict_image_file, predict_pixels
+    from mnist_logreg.infer.classify import predict_image_file, predict_pixels
+    from mnist_logreg.model.calibration import digit_scores
+    from mnist_logreg.model.metrics import auroc
     from tests.letters import letter_photos
 
     weights, info = load_weights(default_run.run_dir)
@@ -622,7 +622,7 @@ def test_held_out_handwritten_letters_are_rejected_and_scored_below_the_digits(d
 
 
 def test_blank_noise_and_single_dot_images_are_all_rejected(default_run):
-    from mnist_logreg.predict import predict_image_file, predict_pixels
+    from mnist_logreg.infer.classify import predict_image_file, predict_pixels
     from tests.letters import single_dot, uniform_noise
 
     weights, info = load_weights(default_run.run_dir)
@@ -644,7 +644,7 @@ def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default
     """A12 on a note: the A is listed, not accepted, and the number is 12."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from mnist_logreg.read import read_image_file
+    from mnist_logreg.infer.number import read_image_file
     from tests.letters import fonts
     from tests.written_numbers import compose, on_lit_paper
 
@@ -662,7 +662,7 @@ def test_read_leaves_a_letter_out_of_the_number_and_lists_it_as_rejected(default
 
 
 # ---------------------------------------------------------------------------------------------
-# Real digits in any pen (pens.py; tests/pens.py makes the test sets, from MNIST's test digits)
+# Real digits in any pen (data/pens.py; tests/pens.py makes the test sets, from MNIST's test digits)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -681,7 +681,7 @@ FONT_FLOOR = {"top_right": 0.90, "accepted": 0.83}
 
 def test_the_default_run_trains_on_each_pen_and_records_it(default_run):
     from mnist_logreg.config import PEN_SHARES
-    from mnist_logreg.pens import PENS
+    from mnist_logreg.data.pens import PENS
 
     pens = default_run.info.pens
     assert set(pens["counts"]) == set(PEN_SHARES) == set(PENS) and pens["copies_per_digit"] == 1

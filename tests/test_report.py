@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 
 from mnist_logreg.config import TrainConfig
-from mnist_logreg.data import to_float_pixels
-from mnist_logreg.pipeline import load_run_splits, train_run
-from mnist_logreg.report import FIGURES, compare_runs, write_report
-from mnist_logreg.runs import load_run
+from mnist_logreg.data.loaders import to_float_pixels
+from mnist_logreg.model.run_folder import load_run
+from mnist_logreg.report.figures import FIGURES
+from mnist_logreg.report.write import compare_runs, write_report
+from mnist_logreg.train.run import load_run_splits, train_run
 from tests.helpers import FAKE_TEST, cli
 
 # Deliberately under-trained, so that the test set has errors to show.
@@ -233,7 +234,7 @@ def long_named_figures(tmp_path_factory):
     """Every figure of the report of a run on a folder whose classes have long names, as drawn: {name: Figure}."""
     import shutil
 
-    from mnist_logreg import report
+    from mnist_logreg.report import figures as report_figures
     from tests.helpers import write_shape_folder
 
     root = tmp_path_factory.mktemp("long-names")
@@ -245,17 +246,17 @@ def long_named_figures(tmp_path_factory):
         shutil.move(folder / short, folder / long)
     trained = cli("train", "--dataset", folder, "--out", root / "run", "--no-progress", "--no-report")
     assert trained.returncode == 0, trained.stderr
-    figures, save = {}, report._save
+    figures, save = {}, report_figures._save
 
     def keep(fig, path):
         figures[Path(path).name] = fig
         save(fig, path)
 
-    report._save = keep
+    report_figures._save = keep
     try:
         write_report(root / "run")
     finally:
-        report._save = save
+        report_figures._save = save
     return figures
 
 
@@ -310,8 +311,8 @@ def test_a_grid_of_three_classes_is_three_wide_and_its_colour_bar_label_fits(lon
 
 def test_the_curves_tick_whole_epochs_only(long_named_figures, fake_run, tmp_path):
     run_dir, _, _ = fake_run
-    from mnist_logreg.report import plot_curves
-    from mnist_logreg.runs import read_history
+    from mnist_logreg.model.run_folder import read_history
+    from mnist_logreg.report.figures import plot_curves
 
     history = read_history(run_dir)
     fig = plot_curves({"a": history, "b": history[:2]}, tmp_path / "curves.png")
@@ -320,20 +321,20 @@ def test_the_curves_tick_whole_epochs_only(long_named_figures, fake_run, tmp_pat
 
 
 def test_class_evidence_maps_sum_with_the_bias_to_each_classs_mean_logit(fake_run):
-    from mnist_logreg import report
-    from mnist_logreg.weights import load_weights
+    from mnist_logreg.model.linear import load_weights
+    from mnist_logreg.report.scores import ReportData, class_evidence, predict_test_set
 
     run_dir, spec, data_dir = fake_run
     weights, info = load_weights(run_dir)
-    predictions = report.predict_test_set(weights, report.ReportData.read(spec, data_dir), len(info.classes))
-    maps = report.class_evidence(weights, predictions)
+    predictions = predict_test_set(weights, ReportData.read(spec, data_dir), len(info.classes))
+    maps = class_evidence(weights, predictions)
     for k, evidence_map in maps.items():
         mean_logit = predictions.logits[predictions.labels == k, k].mean()
         assert evidence_map.sum() + weights.bias[k] == pytest.approx(mean_logit, rel=1e-6, abs=1e-6)
 
 
 def test_a_run_with_pens_reports_how_it_reads_each_pen_beside_the_digits_as_they_are(fake_data, tmp_path):
-    from mnist_logreg.pens import PENS
+    from mnist_logreg.data.pens import PENS
 
     spec, data_dir = fake_data
     config = CONFIG.updated(epochs=1, reject=True, pens=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_logreg.segment import split_digits
+from mnist_logreg.infer.segment import split_digits
 
 
 def canvas(width: int = 300, height: int = 120) -> np.ndarray:

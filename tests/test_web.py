@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from mnist_logreg.runs import write_json
+from mnist_logreg.model.run_folder import write_json
 from tests.helpers import DIGITS_INFO, rejecting_run, untrained_run
 from tests.photos import image_bytes, seven
 from tests.servers import multipart, multipart_files, request, serving

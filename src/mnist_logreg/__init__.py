@@ -11,20 +11,20 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    "DATASETS": "datasets",
+    "DATASETS": "data.catalog",
     "DataError": "errors",
-    "MNISTModel": "model",
+    "MNISTModel": "model.lesson",
     "PRESETS": "config",
     "RunError": "errors",
-    "RunInfo": "runs",
+    "RunInfo": "model.run_folder",
     "TrainConfig": "config",
-    "accuracy": "model",
-    "evaluate": "training",
-    "fetch": "fetch",
-    "fit": "training",
-    "load_run": "runs",
-    "load_splits": "data",
-    "predict_image": "model",
+    "accuracy": "model.lesson",
+    "evaluate": "train.loop",
+    "fetch": "data.fetch",
+    "fit": "train.loop",
+    "load_run": "model.run_folder",
+    "load_splits": "data.splits",
+    "predict_image": "model.lesson",
 }
 __all__ = sorted(_WHERE)  # noqa: PLE0605  (a list, built from the table above)
 

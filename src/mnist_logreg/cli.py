@@ -16,19 +16,10 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-from .config import (
-    DEVICES,
-    LOADERS,
-    MIN_STEPS_PER_EPOCH,
-    PRESETS,
-    RUNS_DIR,
-    SCORED_SPLITS,
-    TOP_K,
-    Limits,
-    TrainConfig,
-)
-from .datasets import DATASETS, DEFAULT_DATA_DIR, FOLDER_LAYOUTS
+from .config import DEVICES, LOADERS, MIN_STEPS_PER_EPOCH, PRESETS, RUNS_DIR, SCORED_SPLITS, TOP_K, Limits, TrainConfig
+from .data.catalog import DATASETS, DEFAULT_DATA_DIR
 from .errors import DataError, SettingError, UsageError, UserError
+from .images.layout import FOLDER_LAYOUTS
 from .torchrun import launched
 from .workers import cores
 
@@ -85,7 +76,7 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        from .runs import package_version
+        from .model.run_folder import package_version
 
         print(f"{PROG} {package_version()}")
         parser.exit()
@@ -391,7 +382,7 @@ def log(message: str) -> None:
 
 
 def cmd_fetch(args) -> int:
-    from .fetch import fetch, from_folder
+    from .data.fetch import fetch, from_folder
 
     sources = [from_folder(args.from_dir)] if args.from_dir else None
     raw_dir = fetch(args.dataset, args.data_dir, sources=sources, log=log)
@@ -423,7 +414,7 @@ def dataset_folder(args: argparse.Namespace):
         if args.layout:
             raise UsageError(f"--layout is for a folder dataset; {args.dataset}'s images are placed as they are")
         return None
-    from .folders import open_folder
+    from .data.folders import open_folder
 
     if not Path(args.dataset).exists():
         raise UsageError(f"argument --dataset: {args.dataset!r} is neither one of {sorted(DATASETS)} nor a folder")
@@ -438,7 +429,7 @@ def cmd_train(args) -> int:
     if not args.resume:  # the dataset folder scanned and the recipe built, before torch: bad ones exit 2
         folder = dataset_folder(args)
         config = train_config(args, folder)
-    from . import distributed
+    from .train import distributed
 
     try:
         return train_command(args, folder, config)
@@ -454,8 +445,8 @@ def train_command(args, folder, config) -> int:
         log(f"resuming {args.resume} ..." if args.resume else f"training the {args.preset} preset on {what} ...")
     import torch
 
-    from . import distributed
-    from .pipeline import TrainingInterrupted, resume_run, train_run
+    from .train import distributed
+    from .train.run import TrainingInterrupted, resume_run, train_run
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -494,7 +485,7 @@ def train_command(args, folder, config) -> int:
     print(f"train_seconds: {metrics.train_seconds:.2f}")
     print(f"saved run to {result.run_dir}" + (f" ({result.latest} points to it)" if result.latest else ""))
     if not args.no_report:
-        from .report import write_report
+        from .report.write import write_report
 
         log("drawing the figures and writing report.html ...")
         print(f"report: {write_report(result.run_dir, splits=result.splits, progress=not args.no_progress)}")
@@ -502,14 +493,14 @@ def train_command(args, folder, config) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report.write import write_report
 
     print(f"report: {write_report(args.run_dir, args.data_dir, moved_to=args.dataset, progress=True)}")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from .report import compare_runs
+    from .report.write import compare_runs
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = compare_runs(args.run_dirs, args.out)
@@ -529,7 +520,7 @@ def cmd_compare(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from .pipeline import evaluate_run
+    from .train.run import evaluate_run
 
     result = evaluate_run(args.run_dir, args.split, args.data_dir, moved_to=args.dataset)
     if args.json:
@@ -543,7 +534,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .weights import load_weights, with_threshold
+    from .model.linear import load_weights, with_threshold
 
     # numpy: predicting files needs no torch. Read here, a bad run folder is one clear error
     # before any worker starts (each worker reads the weights for itself).
@@ -556,9 +547,9 @@ def cmd_predict(args) -> int:
 
 def predict_dataset_image(weights, info, args) -> dict:
     """The prediction for image ``args.index`` of the run's ``args.split``, with its true class."""
-    from .data import to_float_pixels
-    from .pipeline import load_run_splits
-    from .predict import kept, predict_pixels
+    from .data.loaders import to_float_pixels
+    from .infer.classify import kept, predict_pixels
+    from .train.run import load_run_splits
 
     splits = load_run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
@@ -586,7 +577,7 @@ def make_folders(*folders: Path | None) -> None:
 
 def answer_paths(args, job: str):
     """Each file's prediction or reading, or its error, in input order, as a stream."""
-    from .pool import Options, answer_files, check_image_paths, expand_paths
+    from .infer.batch import Options, answer_files, check_image_paths, expand_paths
 
     check_image_paths(args.paths)
     options = Options(
@@ -641,7 +632,7 @@ def print_prediction_table(good: list[dict]) -> None:
             said = f"{r['path']}: predicted {r['class']} (p={r['probability']:.3f}), true label {r['true_class']}"
             print(f"{said}; top {len(r['top_k'])}: {top}")
         return
-    from .predict import shown_class
+    from .infer.classify import shown_class
 
     width = max(len(r["path"]) for r in good)
     k = len(good[0]["top_k"])
@@ -675,8 +666,8 @@ def print_reading_table(good: list[dict]) -> None:
 
 
 def cmd_read(args) -> int:
-    from .read import check_reads_digits
-    from .weights import load_weights
+    from .infer.number import check_reads_digits
+    from .model.linear import load_weights
 
     check_reads_digits(load_weights(args.run_dir)[1])  # one clear error before any worker starts
     return print_results(answer_paths(args, "read"), args, print_reading_table)
@@ -709,7 +700,7 @@ def cmd_export(args) -> int:
     with extra_needed("export", "export"):
         import onnx  # noqa: F401  (torch's exporter needs it, and imports it only halfway through)
 
-        from .export import export_onnx
+        from .model.export import export_onnx
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     print(f"wrote {export_onnx(args.run_dir, args.out)}")
@@ -732,7 +723,7 @@ def cmd_serve(args) -> int:
         import uvicorn
 
         from .web.app import SERVE_VARIABLE, serve_settings
-    from .weights import load_weights
+    from .model.linear import load_weights
 
     load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker
     limits = Limits(queue=args.queue, timeout_s=args.prediction_timeout, cors=tuple(args.cors))
@@ -850,7 +841,7 @@ def report_bug() -> int:
     """An error the project did not expect: its traceback, and a line asking to report it; exit status 1."""
     import traceback
 
-    from .runs import package_version
+    from .model.run_folder import package_version
 
     traceback.print_exc()
     print(

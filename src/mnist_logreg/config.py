@@ -21,10 +21,10 @@ DEVICES = ("auto", "cpu", "cuda")  # auto: cuda when torch sees a GPU
 SPLITS = ("train", "val", "test")  # a run's three sets: trained on, chosen on, reported on
 SCORED_SPLITS = SPLITS[1:]  # the splits a saved run is evaluated on: val and test
 TOP_K = 3  # classes listed per prediction, unless asked for more or fewer
-# What a model does to each 28×28 image before its linear layer (implemented in inputs.py).
+# What a model does to each 28×28 image before its linear layer (implemented in images/inputs.py).
 INPUT_TRANSFORMS = ("none", "deskew")  # as it is, or sheared upright
 FEATURES = ("pixels", "pixel-pairs")  # the 784 pixels, or each pixel and its neighbours' pairs
-# The reject option (outliers.py, calibration.py). The threshold accepts this share of the
+# The reject option (data/outliers.py, model/calibration.py). The threshold accepts this share of the
 # validation digits: a little above the 0.95 the test digits, by other writers, must keep
 # (docs/presets.md, how the recipes were chosen).
 ACCEPT_RATE = 0.96
@@ -32,12 +32,12 @@ REJECT_CLASS = "not a digit"  # the eleventh class's name, and what a rejected i
 # Non-digits drawn by code per training digit (scribbles, strokes, shapes, blobs, noise, blanks):
 # 40,000 for MNIST's 50,000; fewer let through more held-out letters (docs/presets.md).
 DRAWN_OUTLIERS_PER_DIGIT = 0.8
-# Pen variety (pens.py): copies of each training digit redrawn with other pens, and the share of
+# Pen variety (data/pens.py): copies of each training digit redrawn with other pens, and the share of
 # each pen among them (docs/not-a-digit.md has how they were chosen on the validation split).
 PEN_COPIES = 1
 # Each epoch trains on every digit and a fresh, seeded sample of the copies and of the outliers,
 # this many per training digit: the pools are seen over the run, and an epoch costs little more
-# than its digits (data.EpochSample).
+# than its digits (loaders.EpochSample).
 COPIES_PER_EPOCH = 0.5
 OUTLIERS_PER_EPOCH = 1.5
 # The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each
@@ -86,7 +86,7 @@ def _show(value) -> str:
     return f"{value:g}" if isinstance(value, float) else repr(value)
 
 
-OPTIMIZERS = ("sgd", "adam", "adamw")  # torch.optim.SGD, Adam, AdamW (training.OPTIMIZER_CLASSES)
+OPTIMIZERS = ("sgd", "adam", "adamw")  # torch.optim.SGD, Adam, AdamW (loop.OPTIMIZER_CLASSES)
 
 SCHEDULES: dict[str, Callable[[float], float] | None] = {
     "constant": None,
@@ -124,10 +124,11 @@ class TrainConfig:
         choices=FEATURES,
     )
     reject: bool = setting(
-        False, help="also learn an eleventh class, 'not a digit', from images that are none (outliers.py)"
+        False, help="also learn an eleventh class, 'not a digit', from images that are none (data/outliers.py)"
     )
     pens: bool = setting(
-        False, help="also train on copies of the digits redrawn with other pens: thick, fine, blurred, ... (pens.py)"
+        False,
+        help="also train on copies of the digits redrawn with other pens: thick, fine, blurred, ... (data/pens.py)",
     )
 
     def __post_init__(self) -> None:
@@ -198,7 +199,7 @@ PRESETS: dict[str, TrainConfig] = {
 # pairs and without the L2 penalty, which cost it a little too (docs/presets.md). It has no
 # reject class: the outliers are made for digits (the garments among them), and what is "not a
 # garment" would need outliers of its own.
-# A folder of one's own images ("folder-<layout>", folders.py) has no outliers of its own either;
+# A folder of one's own images ("folder-<layout>", data/folders.py) has no outliers of its own either;
 # placed plainly (--layout resize) its pictures are not pen strokes, and it is treated as garments are.
 DATASET_OVERRIDES: dict[tuple[str, str], dict] = {
     ("default", "fashion-mnist"): {"input_transform": "none", "weight_decay": 0.0, "reject": False, "pens": False},

@@ -1,6 +1,6 @@
 """Which process this is among those torchrun started, read from its environment (RANK,
 LOCAL_RANK, WORLD_SIZE) without importing torch: the command line asks before torch is loaded,
-to let one process alone report a bad flag. distributed.py joins the processes' group.
+to let one process alone report a bad flag. train/distributed.py joins the processes' group.
 """
 
 from __future__ import annotations

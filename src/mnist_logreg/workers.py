@@ -1,5 +1,5 @@
 """Fresh worker processes, for the jobs spread over the cores: predicting or reading many files
-(pool.py), decoding a folder dataset (folder_data.py), making training images (prepared.py).
+(infer/batch.py), decoding a folder dataset (data/folder_images.py), making training images (data/prepared.py).
 
 Spawned, not forked: a fork copies the parent's thread pools (OpenCV's, torch's) mid-state, and
 a child can wait forever on a lock no thread will release. Each worker runs OpenCV in one

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from ..config import Limits
-from ..runs import package_version
+from ..model.run_folder import package_version
 from .bodies import ClientError
 from .routes import router
 from .service import ModelService

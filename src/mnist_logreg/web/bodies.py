@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ..config import Limits
-from ..preprocess import ImageError, ImageTooLarge
+from ..images.preprocess import ImageError, ImageTooLarge
 
 
 class ClientError(Exception):

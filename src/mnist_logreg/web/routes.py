@@ -10,7 +10,7 @@ import functools
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..read import NotADigitModel, check_reads_digits
+from ..infer.number import NotADigitModel, check_reads_digits
 from .bodies import ClientError, image_from_json, images_from_multipart, read_limited_body
 from .schemas import (
     ERRORS,

@@ -1,6 +1,6 @@
 """The model a server worker serves, and its queue: predictions and readings, off the event loop.
 
-Every image goes through ``predict.predict_image_file`` or ``read.read_image_file``, the paths
+Every image goes through ``classify.predict_image_file`` or ``number.read_image_file``, the paths
 the CLI takes. The weights are loaded once, when the worker starts.
 """
 
@@ -15,12 +15,12 @@ import anyio
 
 from ..config import TOP_K, Limits
 from ..errors import RunError
-from ..explain import evidence, evidence_pngs
-from ..pool import result_or_error
-from ..predict import predict_image_file, save_pixels
-from ..read import read_image_file
-from ..runs import read_metrics, real_run_dir
-from ..weights import load_weights
+from ..infer.batch import result_or_error
+from ..infer.classify import predict_image_file, save_pixels
+from ..infer.explain import evidence, evidence_pngs
+from ..infer.number import read_image_file
+from ..model.linear import load_weights
+from ..model.run_folder import read_metrics, real_run_dir
 from .bodies import ClientError, image_errors_answered
 
 

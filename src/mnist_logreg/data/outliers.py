@@ -1,0 +1,300 @@
+"""Images that are not digits, for the reject class "not a digit" (outlier exposure).
+
+A softmax over ten digits has no way to say "none of them": a scribble or a blank canvas comes
+back as a confident digit. A model given an eleventh class, trained on images that are no
+digit, learns where the digits end. Two kinds of outliers come with the project:
+
+- ``drawn_outliers``: images drawn by code, deterministic given the seed: scribbles of several
+  strokes, shapes (stars, crosses, grids, zigzags, polygons), filled blobs (what a single dot
+  becomes once scaled into the digit box), noise, and blank or near-blank images;
+- garments: Fashion-MNIST's training images (``garment_outliers``), placed as a photo of one
+  would be (``preprocess.place_ink``), when that dataset has been fetched.
+
+The letters, symbols and handwriting the tests check the reject class on come from none of
+these sources (tests/letters.py renders them from handwriting fonts).
+
+Every outlier is placed in 28×28 the way ``preprocess_array`` places a photo's ink, so that
+the model learns what users' non-digits look like after the same cleaning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import DRAWN_OUTLIERS_PER_DIGIT
+from .catalog import DATASETS
+from ..images.layout import Layout
+from .fetch import missing_files
+from .idx import read_idx
+from ..images.inputs import SIDE, byte_pixels, unit_pixels
+from .prepared import DEFAULT_MAKING, Making, code_digest, made_in_workers, prepared_path, progress_bar, read_prepared, write_prepared
+from ..images.preprocess import place_ink
+
+DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
+MNIST_LAYOUT = DATASETS["mnist"].layout  # placed as digits are, unless told otherwise
+CANVAS = 64  # drawn at this size, then cropped, scaled and centred like a photo's ink
+
+
+def training_outliers(
+    digits: int,
+    seed: int,
+    data_dir: Path | str,
+    *,
+    making: Making = DEFAULT_MAKING,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
+    and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
+    dataset has been fetched into ``data_dir``. Without it, the drawn ones alone, and one line says
+    so: training never downloads a second dataset unasked.
+
+    Making them takes seconds (one line says what is made, and with ``making.progress`` a bar
+    shows it), so they are kept in ``data_dir/outliers/`` under a key of all they depend on
+    (``cache_key``) and read from there the next time; ``making.cache=False`` neither reads nor
+    writes that file. ``making.workers`` processes place the garments; the drawn ones come from
+    one random stream, here.
+    """
+    fashion = DATASETS["fashion-mnist"]
+    with_garments = not missing_files(fashion, data_dir)
+    count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
+    key = cache_key(count, seed, making.layout, with_garments)
+    path = prepared_path(data_dir, CACHE_FOLDER, key)
+    found = _usable(read_prepared(path, key, making.log), path, making.log) if making.cache else None
+    garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name) if with_garments and not found else None
+    if found is not None:
+        making.log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
+    else:
+        placed = f" and placing {len(garments):,} Fashion-MNIST garments" if with_garments else ""
+        making.log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
+    if not with_garments:
+        making.log(
+            f"note: Fashion-MNIST is not in {data_dir} ('mnist-logreg fetch --dataset fashion-mnist' brings it); "
+            "'not a digit' is learnt from drawn outliers only"
+        )
+    if found is not None:
+        return found
+    with progress_bar(count + (len(garments) if with_garments else 0), "outliers", making.progress) as bar:
+        images = drawn_outliers(count, seed, making.layout, bar.update)
+        counts = {"drawn": len(images)}
+        if with_garments:
+            images = np.concatenate([images, garment_outliers(garments, making.layout, bar.update, making.workers)])
+            counts[fashion.name] = len(garments)
+    if making.cache:
+        write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
+    return images, counts
+
+
+CACHE_FOLDER = "outliers"  # in the data folder, beside the datasets the outliers are made with
+
+
+def cache_key(count: int, seed: int, layout: Layout, with_garments: bool) -> str:
+    """All that the outliers depend on, as text: how many are drawn, the seed, the layout, whether
+    (and which, by checksum) garments join them, and the code that draws and places them."""
+    fashion = DATASETS["fashion-mnist"]
+    return json.dumps(
+        {
+            "drawn": count,
+            "seed": seed,
+            "layout": asdict(layout),
+            "garments": fashion.files[0].sha256 if with_garments else None,
+            "code": code_digest("data.outliers", "images.preprocess"),  # drawing, and place_ink
+        },
+        sort_keys=True,
+    )
+
+
+def _usable(kept: dict | None, path: Path, log: Callable[[str], None]) -> tuple[np.ndarray, dict[str, int]] | None:
+    """The outliers and their counts from a kept file's arrays, if they are what it names."""
+    if kept is None:
+        return None
+    try:
+        images, counts = kept["images"], json.loads(str(kept["counts"]))
+    except (KeyError, ValueError):
+        images, counts = None, {}
+    if images is None or images.dtype != np.uint8 or images.shape != (sum(counts.values()), SIDE, SIDE):
+        log(f"note: {path} does not hold the outliers it names; drawing them again")
+        return None
+    return images, counts
+
+
+def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:
+    """``count`` drawn non-digits, (count, 28, 28) uint8, light on black; the same for the same seed.
+    ``done(n)`` is told of every n made."""
+    rng = np.random.default_rng([seed, 22])  # a stream of its own: the split's and the weights' stay as they were
+    makers = [_scribble, _strokes, _shape, _blob, _noise, _blank]
+    images = np.empty((count, SIDE, SIDE), dtype=np.uint8)
+    for n in range(count):
+        pixels = makers[n % len(makers)](rng, layout)
+        images[n] = byte_pixels(pixels)
+        if n % PROGRESS_STEP == PROGRESS_STEP - 1 or n == count - 1:
+            done(n % PROGRESS_STEP + 1)
+    return images
+
+
+PROGRESS_STEP = 1000  # images made between two updates of a progress bar
+
+
+def garment_outliers(
+    images: np.ndarray, layout: Layout = MNIST_LAYOUT, done=lambda n: None, workers: int = 1
+) -> np.ndarray:
+    """Fashion-MNIST images (N, 28, 28) uint8 placed as photos of them would be: ink cropped, scaled
+    into the layout's box and centred, PROGRESS_STEP at a time by ``workers`` processes. ``done(n)``
+    is told of every n placed."""
+    jobs = [(images[start : start + PROGRESS_STEP], layout) for start in range(0, len(images), PROGRESS_STEP)]
+    return np.concatenate(made_in_workers(_placed_garments, jobs, done, workers)) if jobs else np.empty_like(images)
+
+
+def _placed_garments(job: tuple[np.ndarray, Layout]) -> np.ndarray:
+    images, layout = job
+    placed = np.empty_like(images)
+    for n, image in enumerate(images):
+        placed[n] = byte_pixels(_placed(unit_pixels(image), layout))
+    return placed
+
+
+def _placed(ink: np.ndarray, layout: Layout) -> np.ndarray:
+    return place_ink(ink, layout) if ink.max() > 0 else np.zeros((SIDE, SIDE), np.float32)
+
+
+def _canvas() -> np.ndarray:
+    return np.zeros((CANVAS, CANVAS), dtype=np.float32)
+
+
+def _thickness(rng: np.random.Generator) -> int:
+    return int(rng.integers(2, 7))
+
+
+def _scribble(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    """Three to seven strokes, each a smooth random curve: what a hand does that is not writing."""
+    canvas = _canvas()
+    for _ in range(int(rng.integers(3, 8))):
+        points = _random_walk(rng, int(rng.integers(8, 30)))
+        cv2.polylines(canvas, [points], False, float(rng.uniform(0.6, 1.0)), _thickness(rng), cv2.LINE_AA)
+    return _placed(canvas, layout)
+
+
+def _random_walk(rng: np.random.Generator, steps: int) -> np.ndarray:
+    position = rng.uniform(8, CANVAS - 8, 2)
+    heading, speed = rng.uniform(0, 2 * np.pi), rng.uniform(3, 7)
+    points = [position.copy()]
+    for _ in range(steps):
+        heading += rng.normal(0, 0.6)
+        position = np.clip(position + speed * np.array([np.cos(heading), np.sin(heading)]), 2, CANVAS - 3)
+        points.append(position.copy())
+    return np.round(np.array(points)).astype(np.int32)
+
+
+def _strokes(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    """A few pen strokes that make no digit: straight strokes apart or joined at sharp corners, or open arcs."""
+    canvas, colour, width = _canvas(), float(rng.uniform(0.6, 1.0)), _thickness(rng)
+    kind = int(rng.integers(0, 3))
+    if kind == 0:  # three to five straight strokes, touching or not: a stick figure
+        for _ in range(int(rng.integers(3, 6))):
+            start = rng.uniform(8, CANVAS - 8, 2)
+            end = np.clip(start + rng.uniform(14, 40) * _direction(rng), 4, CANVAS - 4)
+            cv2.line(canvas, _point(start), _point(end), colour, width, cv2.LINE_AA)
+    elif kind == 1:  # one stroke of three to five straight pieces, turning sharply
+        corners = [rng.uniform(10, CANVAS - 10, 2)]
+        for _ in range(int(rng.integers(3, 6))):
+            corners.append(np.clip(corners[-1] + rng.uniform(16, 40) * _direction(rng), 4, CANVAS - 4))
+        cv2.polylines(canvas, [np.round(np.array(corners)).astype(np.int32)], False, colour, width, cv2.LINE_AA)
+    else:  # one or two open arcs: hooks, cups and half moons
+        centre = rng.uniform(24, 40, 2)
+        for _ in range(int(rng.integers(1, 3))):
+            axes = _point(rng.uniform(8, 24, 2))
+            start = float(rng.uniform(0, 360))
+            end = start + float(rng.uniform(90, 250))
+            cv2.ellipse(
+                canvas, _point(centre), axes, float(rng.uniform(0, 180)), start, end, colour, width, cv2.LINE_AA
+            )
+    return _placed(canvas, layout)
+
+
+def _shape(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    """A star, a cross, a grid, a zigzag, a triangle or a filled polygon."""
+    canvas, colour, width = _canvas(), float(rng.uniform(0.6, 1.0)), _thickness(rng)
+    centre, radius = rng.uniform(24, 40, 2), rng.uniform(12, 26)
+    kind = int(rng.integers(0, 6))
+    if kind == 0:  # a star of 5 to 9 spokes
+        spokes = int(rng.integers(5, 10))
+        for angle in rng.uniform(0, np.pi, 1) + np.arange(spokes) * np.pi / spokes:
+            offset = radius * np.array([np.cos(angle), np.sin(angle)])
+            cv2.line(canvas, _point(centre - offset), _point(centre + offset), colour, width, cv2.LINE_AA)
+    elif kind == 1:  # a cross: + or ×, the same two strokes turned
+        angle = rng.uniform(0, np.pi / 2)
+        for turn in (angle, angle + np.pi / 2):
+            offset = radius * np.array([np.cos(turn), np.sin(turn)])
+            cv2.line(canvas, _point(centre - offset), _point(centre + offset), colour, width, cv2.LINE_AA)
+    elif kind == 2:  # a grid, or hatching in one direction
+        lines = int(rng.integers(3, 7))
+        for position in np.linspace(8, CANVAS - 8, lines):
+            cv2.line(canvas, (int(position), 6), (int(position), CANVAS - 6), colour, width, cv2.LINE_AA)
+            if rng.random() < 0.7:
+                cv2.line(canvas, (6, int(position)), (CANVAS - 6, int(position)), colour, width, cv2.LINE_AA)
+    elif kind == 3:  # a zigzag across
+        xs = np.linspace(6, CANVAS - 6, int(rng.integers(5, 11)))
+        ys = np.where(np.arange(len(xs)) % 2, 16, CANVAS - 16) + rng.normal(0, 3, len(xs))
+        cv2.polylines(canvas, [np.round(np.stack([xs, ys], 1)).astype(np.int32)], False, colour, width, cv2.LINE_AA)
+    else:  # a triangle or a polygon, outlined or filled
+        sides = 3 if kind == 4 else int(rng.integers(4, 8))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, sides))
+        corners = np.round(centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)).astype(np.int32)
+        if rng.random() < 0.5:
+            cv2.fillPoly(canvas, [corners], colour, cv2.LINE_AA)
+        else:
+            cv2.polylines(canvas, [corners], True, colour, width, cv2.LINE_AA)
+    return _placed(canvas, layout)
+
+
+def _direction(rng: np.random.Generator) -> np.ndarray:
+    angle = rng.uniform(0, 2 * np.pi)
+    return np.array([np.cos(angle), np.sin(angle)])
+
+
+def _point(xy: np.ndarray) -> tuple[int, int]:
+    return round(float(xy[0])), round(float(xy[1]))
+
+
+def _blob(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    """One to three filled discs or ellipses: a dot, a smudge, a thumbprint, scaled into the box."""
+    canvas = _canvas()
+    for _ in range(int(rng.integers(1, 4))):
+        centre = _point(rng.uniform(16, 48, 2))
+        axes = _point(rng.uniform(3, 14, 2))
+        cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.5, 1)), -1)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), float(rng.uniform(0.5, 3)))
+    return _placed(canvas, layout)
+
+
+def _noise(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    """Uniform, Gaussian or salt-and-pepper noise, over the whole image or a patch of it."""
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        pixels = rng.uniform(0, 1, (SIDE, SIDE))
+    elif kind == 1:
+        pixels = rng.normal(rng.uniform(0.2, 0.6), rng.uniform(0.1, 0.4), (SIDE, SIDE))
+    else:
+        pixels = (rng.random((SIDE, SIDE)) < rng.uniform(0.02, 0.4)).astype(np.float64)
+    if rng.random() < 0.4:  # a patch of noise, placed like ink
+        return _placed(
+            np.clip(pixels, 0, 1).astype(np.float32)[: int(rng.integers(6, 28)), : int(rng.integers(6, 28))], layout
+        )
+    return np.clip(pixels, 0, 1)
+
+
+def _blank(rng: np.random.Generator, layout: Layout) -> np.ndarray:
+    """An empty image, an evenly grey or full one, or a few faint specks."""
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        return np.zeros((SIDE, SIDE))
+    if kind == 1:
+        return np.full((SIDE, SIDE), rng.uniform(0.05, 1))
+    pixels = np.zeros((SIDE, SIDE))
+    count = int(rng.integers(1, 6))
+    pixels[rng.integers(0, SIDE, count), rng.integers(0, SIDE, count)] = rng.uniform(0.2, 1, count)
+    return pixels

@@ -1,0 +1,108 @@
+"""Training images made by code once and kept in the data folder: the outliers of "not a digit"
+(data/outliers.py) and the digits redrawn with other pens (data/pens.py).
+
+Making them takes seconds; reading them back, a fraction of one. Each file is named after a
+digest of its ``key``, the text of all it depends on (the seed, the layout, the source files'
+checksums, the code that makes them), and holds that key: a file made by other code or for
+other settings is never read as this one. Files are written atomically; a damaged one is made
+again; only the newest KEPT of each kind stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..images.layout import Layout
+from ..files import written_atomically
+from ..workers import spawned_pool
+
+KEPT = 4  # files of one kind kept, the newest: one per seed, layout or version of the code in use
+
+
+@dataclass(frozen=True)
+class Making:
+    """How a run's extra training images are made and kept (outliers.training_outliers,
+    pens.training_copies): the layout they are placed in (MNIST's unless told), what is said and
+    shown while they are made, whether they are kept in the data folder for the next run, and
+    over how many processes where they are not."""
+
+    layout: Layout = field(default_factory=Layout)
+    log: Callable[[str], None] = print
+    progress: bool = False
+    cache: bool = True
+    workers: int = 1
+
+
+DEFAULT_MAKING = Making()  # MNIST's layout, said with print, no bar, kept for the next run, in this process
+
+
+PACKAGE = __package__.partition(".")[0]  # "mnist_logreg", whose modules code_digest names
+
+
+def code_digest(*modules: str) -> str:
+    """A digest of these modules' source (dotted names in the package, as "data.pens"): a change to
+    them makes new files."""
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(Path(importlib.util.find_spec(f"{PACKAGE}.{name}").origin).read_bytes())
+    return digest.hexdigest()
+
+
+def prepared_path(data_dir: Path | str, kind: str, key: str) -> Path:
+    """Where the images of ``kind`` ("outliers", "pens") made for ``key`` are kept."""
+    return Path(data_dir) / kind / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def read_prepared(path: Path, key: str, log: Callable[[str], None]) -> dict[str, np.ndarray] | None:
+    """The arrays kept at ``path`` for ``key``; None where there are none, or none usable (said)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            if str(kept["key"]) != key:
+                return None
+            return {name: kept[name] for name in kept.files if name != "key"}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        log(f"note: {path} is damaged ({type(error).__name__}); making it again")
+        return None
+
+
+def write_prepared(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Keep ``arrays`` at ``path`` (written atomically), and only the newest KEPT files of its kind beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with written_atomically(path) as partial, partial.open("wb") as handle:
+        np.savez(handle, key=np.array(key), **arrays)
+    kind = path.name.split("-")[0]
+    older = sorted(path.parent.glob(f"{kind}-*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in older[KEPT:]:
+        stale.unlink(missing_ok=True)
+
+
+def progress_bar(total: int, what: str, shown: bool):
+    """A progress bar over the images made (tqdm's; nothing drawn unless ``shown``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=what, unit="img", leave=False, disable=not shown, mininterval=0.5)
+
+
+def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int) -> list[np.ndarray]:
+    """``make(job)`` for each of ``jobs``, in order: one array of images per job, ``done(n)`` told of
+    each job's n, and spread over ``workers`` processes (workers.py). Each job draws from its own
+    random stream, so the result is the same however many make it."""
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        return [_reported(make(job), done) for job in jobs]
+    with spawned_pool(workers) as pool:
+        return [_reported(made, done) for made in pool.imap(make, jobs)]
+
+
+def _reported(made: np.ndarray, done: Callable[[int], None]) -> np.ndarray:
+    done(len(made))
+    return made

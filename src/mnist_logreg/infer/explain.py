@@ -1,0 +1,111 @@
+"""Why the model said what it said: exact per-pixel evidence of a linear model.
+
+For logistic regression, ``logit_c = Σ_i w_ci · x_i + b_c`` exactly, so input i contributes
+``w_ci · x_i`` to class c and nothing else does. On the pixels, an input is a pixel; on pixel
+pairs, a pair's contribution is shared half and half between its two pixels
+(``inputs.fold_to_pixels``), so the maps still sum, with the bias, to the logit exactly. An
+evidence map is that contribution as a 28×28 image: red where the ink speaks for the class,
+blue where it speaks against it. The map of the predicted class minus that of the runner-up
+says why this class and not that one. A run's reject class is an output like the others: its
+map shows why the model said "not a digit".
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ..images.inputs import SIDE, byte_pixels, feature_map, fold_to_pixels
+from ..model.calibration import output_name
+from ..model.linear import LinearWeights
+
+MAP_SCALE = 8  # a 28×28 map is drawn 224×224, each pixel a block
+
+
+def contributions(weights: LinearWeights, seen: np.ndarray) -> np.ndarray:
+    """Each pixel's contribution to each class's logit, (classes, 784) float64, for one image as
+    the model saw it (input transform applied), (784,) or (28, 28): the logits are
+    ``contributions(...).sum(1) + bias``."""
+    inputs = feature_map(weights.features, np.asarray(seen, dtype=np.float64).reshape(1, SIDE, SIDE))[0]
+    parts = weights.weight.astype(np.float64) * inputs.reshape(1, -1)  # (classes, features)
+    return fold_to_pixels(weights.features, parts)
+
+
+def evidence(weights: LinearWeights, seen: np.ndarray) -> dict:
+    """The maps that explain one prediction: ``predicted`` and ``runner_up`` class indices, the
+    ``input`` the model saw, the contributions ``for_predicted`` and ``for_runner_up``, their
+    ``difference``, each (28, 28), and the ``limit`` of |contribution| the colour scale spans."""
+    parts = contributions(weights, seen)
+    logits = parts.sum(axis=1) + weights.bias
+    predicted, runner_up = (int(k) for k in np.argsort(-logits, kind="stable")[:2])
+    maps = {
+        "for_predicted": parts[predicted].reshape(SIDE, SIDE),
+        "for_runner_up": parts[runner_up].reshape(SIDE, SIDE),
+    }
+    maps["difference"] = maps["for_predicted"] - maps["for_runner_up"]
+    limit = max(float(np.abs(m).max()) for m in maps.values()) or 1.0
+    return {
+        "predicted": predicted,
+        "runner_up": runner_up,
+        "logits": logits,
+        "input": np.asarray(seen, dtype=np.float64).reshape(SIDE, SIDE),
+        **maps,
+        "limit": limit,
+    }
+
+
+def map_png(values: np.ndarray, limit: float | None = None) -> bytes:
+    """A map as a PNG: contributions on a diverging scale with zero white (``limit``: its ends),
+    or, without a limit, an input image in grey (light ink on black)."""
+    from matplotlib import colormaps
+    from PIL import Image
+
+    if limit is None:
+        rgb = np.repeat(byte_pixels(values)[..., None], 3, axis=2)
+    else:
+        rgb = (colormaps["RdBu_r"](np.clip(values / limit, -1, 1) * 0.5 + 0.5)[..., :3] * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).resize((SIDE * MAP_SCALE, SIDE * MAP_SCALE), Image.Resampling.NEAREST).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def evidence_pngs(found: dict) -> dict[str, bytes]:
+    """The four maps of ``evidence`` as PNGs: input, for_predicted, for_runner_up, difference."""
+    pngs = {"input": map_png(found["input"])}
+    for name in ("for_predicted", "for_runner_up", "difference"):
+        pngs[name] = map_png(found[name], found["limit"])
+    return pngs
+
+
+def draw_evidence(axes, found: dict, classes: list[str], title: str = ""):
+    """The four maps into four matplotlib axes; returns the image of the last, for a colour bar."""
+    predicted, runner_up = output_name(classes, found["predicted"]), output_name(classes, found["runner_up"])
+    panels = [
+        (found["input"], "gray", 0, 1, f"{title}what the model saw".strip()),
+        (found["for_predicted"], "RdBu_r", -found["limit"], found["limit"], f"for {predicted}"),
+        (found["for_runner_up"], "RdBu_r", -found["limit"], found["limit"], f"for {runner_up}"),
+        (found["difference"], "RdBu_r", -found["limit"], found["limit"], f"{predicted} rather than {runner_up}"),
+    ]
+    for ax, (values, cmap, low, high, caption) in zip(axes, panels, strict=True):
+        shown = ax.imshow(values, cmap=cmap, vmin=low, vmax=high)
+        ax.set_title(caption, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return shown
+
+
+def save_evidence_figure(found: dict, classes: list[str], path) -> None:
+    """One image's evidence as a figure: what the model saw, and the three maps with a colour bar."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 2.8), dpi=100, layout="constrained")
+    axes = fig.subplots(1, 4)
+    shown = draw_evidence(axes, found, classes)
+    fig.colorbar(shown, ax=list(axes[1:]), shrink=0.9, label="contribution to the logit")
+    logits, predicted, runner_up = found["logits"], found["predicted"], found["runner_up"]
+    fig.suptitle(
+        f"predicted {output_name(classes, predicted)} (logit {logits[predicted]:.2f}), "
+        f"runner-up {output_name(classes, runner_up)} (logit {logits[runner_up]:.2f}): red for, blue against"
+    )
+    fig.savefig(path, facecolor="white")
