@@ -308,6 +308,7 @@ def test_reading_a_number_explains_each_digit_when_asked(server):
     assert status == 200 and explained["text"] == plain["text"]
     for digit in explained["digits"]:
         assert digit["evidence"]["predicted"] == digit["label"]
+        assert digit["evidence"]["captions"]["for_predicted"] == f"for {digit['label']}"  # the page shows these
         for name in ("input", "for_predicted", "for_runner_up", "difference"):
             assert digit["evidence"][name].startswith("data:image/png;base64,")
 
@@ -359,6 +360,7 @@ def test_the_api_answers_accepted_and_documents_it(tmp_path):
             f"{url}/api/predict?explain=1", *multipart("file", "seven.png", image_bytes(seven()))
         )
         assert explained["evidence"]["predicted"] == 10  # why: the evidence for "not a digit"
+        assert explained["evidence"]["captions"]["difference"].startswith("not a digit rather than ")
         _, schema = request(f"{url}/openapi.json")
     schemas = schema["components"]["schemas"]
     for name in ("Prediction", "DigitReading"):

@@ -17,9 +17,9 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .catalog import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
 from ..errors import DataError
 from ..files import written_atomically
+from .catalog import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
 from .idx import check_idx, maybe_gunzip
 
 MIRROR_TIMEOUT_S = 5  # torchvision's mirrors are often unreachable; fail fast and move on

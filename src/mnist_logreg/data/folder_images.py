@@ -23,9 +23,9 @@ import numpy as np
 
 from ..errors import DataError, SettingError
 from ..files import written_atomically
-from .folders import TEST_SEED, FolderDataset, held_out_size
 from ..images.inputs import SIDE, byte_pixels
 from ..workers import cores, spawned_pool
+from .folders import TEST_SEED, FolderDataset, held_out_size
 
 CACHE_FILE = ".mnist-logreg-cache-{layout}.npz"
 IN_PROCESS = 256  # fewer images to decode than this: starting worker processes would cost more

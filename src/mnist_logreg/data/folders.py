@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DEFAULT_SEED
-from ..images.layout import FOLDER_LAYOUTS, Layout
 from ..errors import DataError, SettingError, UsageError
+from ..images.layout import FOLDER_LAYOUTS, Layout
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SPLIT_FOLDERS = ("train", "test")  # a folder holding both has a test split of its own

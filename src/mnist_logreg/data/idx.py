@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import IdxFile
 from ..errors import DataError
+from .catalog import IdxFile
 
 GZIP_MAGIC = b"\x1f\x8b"
 

@@ -28,13 +28,22 @@ import cv2
 import numpy as np
 
 from ..config import DRAWN_OUTLIERS_PER_DIGIT
-from .catalog import DATASETS
+from ..images.inputs import SIDE, byte_pixels, unit_pixels
 from ..images.layout import Layout
+from ..images.preprocess import place_ink
+from .catalog import DATASETS
 from .fetch import missing_files
 from .idx import read_idx
-from ..images.inputs import SIDE, byte_pixels, unit_pixels
-from .prepared import DEFAULT_MAKING, Making, code_digest, made_in_workers, prepared_path, progress_bar, read_prepared, write_prepared
-from ..images.preprocess import place_ink
+from .prepared import (
+    DEFAULT_MAKING,
+    Making,
+    code_digest,
+    made_in_workers,
+    prepared_path,
+    progress_bar,
+    read_prepared,
+    write_prepared,
+)
 
 DRAWN_KINDS = ("scribble", "strokes", "shape", "blob", "noise", "blank")  # in this order, in equal shares
 MNIST_LAYOUT = DATASETS["mnist"].layout  # placed as digits are, unless told otherwise

@@ -30,12 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import prepared
 from ..config import PEN_COPIES, PEN_SHARES
-from .catalog import DATASETS
-from ..images.layout import Layout
 from ..images.inputs import SIDE, byte_pixels, unit_pixels
+from ..images.layout import Layout
 from ..images.preprocess import NoInk, clean_ink, place_ink
+from . import prepared
+from .catalog import DATASETS
 
 SCALE = 4  # pens draw on the digit enlarged this many times: 112 × 112
 BIG = SIDE * SCALE

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images.layout import Layout
 from ..files import written_atomically
+from ..images.layout import Layout
 from ..workers import spawned_pool
 
 KEPT = 4  # files of one kind kept, the newest: one per seed, layout or version of the code in use

@@ -17,12 +17,12 @@ import torch
 from torch.utils.data import random_split
 
 from ..config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
-from .catalog import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
 from ..errors import DataError, SettingError
+from ..images.inputs import apply_input_transform
+from .catalog import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
 from .fetch import fetch, missing_files
 from .folders import FolderDataset
 from .idx import read_idx
-from ..images.inputs import apply_input_transform
 
 
 @dataclass

@@ -55,54 +55,64 @@ def evidence(weights: LinearWeights, seen: np.ndarray) -> dict:
     }
 
 
-def map_png(values: np.ndarray, limit: float | None = None) -> bytes:
-    """A map as a PNG: contributions on a diverging scale with zero white (``limit``: its ends),
-    or, without a limit, an input image in grey (light ink on black)."""
-    from matplotlib import colormaps
-    from PIL import Image
+EVIDENCE_COLOURS = "RdBu_r"  # a diverging map: red for a class, blue against it, white for nothing
+PANELS = ("input", "for_predicted", "for_runner_up", "difference")  # the four maps of one explanation, in order
 
-    if limit is None:
-        rgb = np.repeat(byte_pixels(values)[..., None], 3, axis=2)
-    else:
-        rgb = (colormaps["RdBu_r"](np.clip(values / limit, -1, 1) * 0.5 + 0.5)[..., :3] * 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).resize((SIDE * MAP_SCALE, SIDE * MAP_SCALE), Image.Resampling.NEAREST).save(buffer, "PNG")
-    return buffer.getvalue()
+
+def panel_colours(found: dict, limit: float | None = None) -> dict[str, np.ndarray]:
+    """The four panels of ``evidence`` as RGBA images (28, 28, 4) in [0, 1]: the input in grey (light
+    ink on black), the maps on EVIDENCE_COLOURS with ±``limit`` at its ends (the maps' own limit,
+    unless maps of several images must share one scale). Every drawing of evidence colours it here."""
+    from matplotlib import colormaps
+
+    limit = found["limit"] if limit is None else limit
+    grey = np.clip(found["input"], 0, 1)
+    colours = {"input": np.concatenate([np.repeat(grey[..., None], 3, axis=2), np.ones((SIDE, SIDE, 1))], axis=2)}
+    for name in PANELS[1:]:
+        colours[name] = colormaps[EVIDENCE_COLOURS](np.clip(found[name] / limit, -1, 1) * 0.5 + 0.5)
+    return colours
+
+
+def panel_captions(found: dict, classes: list[str]) -> dict[str, str]:
+    """What each panel of ``evidence`` shows, in words: the captions of the page, the figures and the report."""
+    predicted, runner_up = output_name(classes, found["predicted"]), output_name(classes, found["runner_up"])
+    return {
+        "input": "what the model saw",
+        "for_predicted": f"for {predicted}",
+        "for_runner_up": f"for {runner_up}",
+        "difference": f"{predicted} rather than {runner_up}",
+    }
 
 
 def evidence_pngs(found: dict) -> dict[str, bytes]:
-    """The four maps of ``evidence`` as PNGs: input, for_predicted, for_runner_up, difference."""
-    pngs = {"input": map_png(found["input"])}
-    for name in ("for_predicted", "for_runner_up", "difference"):
-        pngs[name] = map_png(found[name], found["limit"])
+    """The four panels of ``evidence`` as PNGs, each pixel a MAP_SCALE-wide block."""
+    from PIL import Image
+
+    pngs = {}
+    for name, rgba in panel_colours(found).items():
+        buffer = io.BytesIO()
+        image = Image.fromarray(byte_pixels(rgba[..., :3]))
+        image.resize((SIDE * MAP_SCALE, SIDE * MAP_SCALE), Image.Resampling.NEAREST).save(buffer, "PNG")
+        pngs[name] = buffer.getvalue()
     return pngs
-
-
-def draw_evidence(axes, found: dict, classes: list[str], title: str = ""):
-    """The four maps into four matplotlib axes; returns the image of the last, for a colour bar."""
-    predicted, runner_up = output_name(classes, found["predicted"]), output_name(classes, found["runner_up"])
-    panels = [
-        (found["input"], "gray", 0, 1, f"{title}what the model saw".strip()),
-        (found["for_predicted"], "RdBu_r", -found["limit"], found["limit"], f"for {predicted}"),
-        (found["for_runner_up"], "RdBu_r", -found["limit"], found["limit"], f"for {runner_up}"),
-        (found["difference"], "RdBu_r", -found["limit"], found["limit"], f"{predicted} rather than {runner_up}"),
-    ]
-    for ax, (values, cmap, low, high, caption) in zip(axes, panels, strict=True):
-        shown = ax.imshow(values, cmap=cmap, vmin=low, vmax=high)
-        ax.set_title(caption, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return shown
 
 
 def save_evidence_figure(found: dict, classes: list[str], path) -> None:
     """One image's evidence as a figure: what the model saw, and the three maps with a colour bar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 2.8), dpi=100, layout="constrained")
     axes = fig.subplots(1, 4)
-    shown = draw_evidence(axes, found, classes)
-    fig.colorbar(shown, ax=list(axes[1:]), shrink=0.9, label="contribution to the logit")
+    colours, captions = panel_colours(found), panel_captions(found, classes)
+    for ax, name in zip(axes, PANELS, strict=True):
+        ax.imshow(colours[name], interpolation="nearest")
+        ax.set_title(captions[name], fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    scale = ScalarMappable(Normalize(-found["limit"], found["limit"]), EVIDENCE_COLOURS)
+    fig.colorbar(scale, ax=list(axes[1:]), shrink=0.9, label="contribution to the logit")
     logits, predicted, runner_up = found["logits"], found["predicted"], found["runner_up"]
     fig.suptitle(
         f"predicted {output_name(classes, predicted)} (logit {logits[predicted]:.2f}), "

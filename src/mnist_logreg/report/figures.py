@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..images.inputs import SIDE, apply_input_transform, fold_to_pixels, unit_pixels
+from ..infer.explain import EVIDENCE_COLOURS, PANELS, evidence, panel_captions, panel_colours
 from ..model.calibration import output_name
 from ..model.linear import LinearWeights
 from ..model.run_folder import Epoch, RunInfo
@@ -105,7 +106,7 @@ def plot_class_evidence(weights: LinearWeights, predictions: TestPredictions, cl
     maps = class_evidence(weights, predictions)
     limit = float(np.percentile(np.abs(list(maps.values())), 99.5)) or 1.0
     norm = Normalize(-limit, limit)
-    cells = [colormaps["RdBu_r"](norm(m)) for m in maps.values()]
+    cells = [colormaps[EVIDENCE_COLOURS](norm(m)) for m in maps.values()]
     title = "Mean evidence per class over its test images: red speaks for the class, blue against it"
     fig = _mosaic(cells, [classes[k] for k in maps], title, columns=5, cell_inches=1.7, font=10, bar=True)
     _colour_bar(fig, norm, "mean contribution to the class's logit", extend="both")
@@ -127,7 +128,7 @@ def plot_weights(weights: LinearWeights, classes: list[str], path: Path):
     weight = fold_to_pixels(weights.features, weights.weight)
     limit = float(np.percentile(np.abs(weight), 99)) or 1.0
     norm = Normalize(-limit, limit)
-    cells = [colormaps["RdBu_r"](norm(row.reshape(SIDE, SIDE))) for row in weight]
+    cells = [colormaps[EVIDENCE_COLOURS](norm(row.reshape(SIDE, SIDE))) for row in weight]
     names = [output_name(classes, k) for k in range(len(weight))]  # "not a digit" last, for a run that rejects
     title = "Weights per output: red pixels count for it when inked, blue against it"
     fig = _mosaic(cells, names, title, columns=5, cell_inches=1.7, font=10, bar=True)
@@ -205,14 +206,14 @@ def _mosaic(
 
 
 def _colour_bar(fig, norm, label: str, **options) -> None:
-    """A horizontal colour bar for cells coloured with RdBu_r over ``norm``, in the room a mosaic left
+    """A horizontal colour bar for cells coloured with EVIDENCE_COLOURS over ``norm``, in the room a mosaic left
     below its grid (``bar=True``): laid along the figure's width, its label never runs past a short figure."""
     from matplotlib.cm import ScalarMappable
 
     width, height = fig.get_size_inches()
     bar_w = min(width * 0.6, 4.0)
     bar = fig.add_axes(((width - bar_w) / 2 / width, 0.55 / height, bar_w / width, 0.14 / height))
-    fig.colorbar(ScalarMappable(norm, "RdBu_r"), cax=bar, orientation="horizontal", label=label, **options)
+    fig.colorbar(ScalarMappable(norm, EVIDENCE_COLOURS), cax=bar, orientation="horizontal", label=label, **options)
 
 
 def _image_grid(
@@ -259,10 +260,7 @@ def plot_mistakes_evidence(
     weights: LinearWeights, predictions: TestPredictions, classes: list[str], path: Path, count: int = 4
 ):
     """The most confidently wrong test images, each with what the model saw and its evidence maps."""
-    from matplotlib import colormaps
     from matplotlib.colors import Normalize
-
-    from ..infer.explain import evidence
 
     wrong = np.flatnonzero(predictions.predicted != predictions.labels)
     chosen = wrong[np.argsort(-predictions.probabilities[wrong, predictions.predicted[wrong]], kind="stable")][:count]
@@ -273,21 +271,15 @@ def plot_mistakes_evidence(
         return fig
     found = [evidence(weights, predictions.seen[i]) for i in chosen]
     limit = max(f["limit"] for f in found)  # one scale for every map, so that they compare
-    norm = Normalize(-limit, limit)
     cells, titles = [], []
     for i, f in zip(chosen, found, strict=True):
-        predicted, runner_up = output_name(classes, f["predicted"]), output_name(classes, f["runner_up"])
-        cells.append(np.clip(f["input"], 0, 1) * 255)
-        cells += [colormaps["RdBu_r"](norm(f[name])) for name in ("for_predicted", "for_runner_up", "difference")]
-        titles += [
-            f"true {classes[predictions.labels[i]]}\nwhat the model saw",
-            f"evidence\nfor {predicted}",
-            f"evidence\nfor {runner_up}",
-            f"{predicted}\nrather than {runner_up}",
-        ]
+        colours, captions = panel_colours(f, limit), panel_captions(f, classes)
+        cells += [colours[name] for name in PANELS]
+        titles += [f"true {classes[predictions.labels[i]]}\n{captions['input']}"]
+        titles += [f"evidence\n{captions[name]}" if name != "difference" else captions[name] for name in PANELS[1:]]
     title = "Why the model was wrong: evidence for its answer, for the runner-up, and their difference"
     fig = _mosaic(cells, titles, title, columns=4, cell_inches=1.9, font=9, bar=True)
-    _colour_bar(fig, norm, "contribution to the logit (red: for)")
+    _colour_bar(fig, Normalize(-limit, limit), "contribution to the logit (red: for)")
     _save(fig, path)
     return fig
 

@@ -73,6 +73,9 @@ class Evidence(BaseModel):
     for_predicted: str
     for_runner_up: str
     difference: str = Field(description="for_predicted minus for_runner_up: why this class and not that")
+    captions: dict[str, str] = Field(
+        description='what each map shows, in words, keyed as the maps are: "input", "for_predicted", ...'
+    )
 
 
 class ErrorAnswer(BaseModel):

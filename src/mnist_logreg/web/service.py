@@ -17,7 +17,7 @@ from ..config import TOP_K, Limits
 from ..errors import RunError
 from ..infer.batch import result_or_error
 from ..infer.classify import predict_image_file, save_pixels
-from ..infer.explain import evidence, evidence_pngs
+from ..infer.explain import evidence, evidence_pngs, panel_captions
 from ..infer.number import read_image_file
 from ..model.linear import load_weights
 from ..model.run_folder import read_metrics, real_run_dir
@@ -63,7 +63,10 @@ class ModelService:
     def evidence_of(self, pixels) -> dict:
         found = evidence(self.weights, pixels)
         pngs = {name: data_url(png) for name, png in evidence_pngs(found).items()}
-        return {"predicted": found["predicted"], "runner_up": found["runner_up"], "limit": found["limit"], **pngs}
+        captions = panel_captions(found, list(self.info.classes))
+        return {"predicted": found["predicted"], "runner_up": found["runner_up"], "limit": found["limit"], **pngs} | {
+            "captions": captions
+        }
 
     def predict(self, content: bytes, explain: bool = False) -> dict:
         with image_errors_answered():
