@@ -13,10 +13,11 @@ from PIL import Image
 
 from mnist_logreg.config import TrainConfig
 from mnist_logreg.data.loaders import to_float_pixels
+from mnist_logreg.data.splits import run_splits
 from mnist_logreg.model.run_folder import load_run
 from mnist_logreg.report.figures import FIGURES
 from mnist_logreg.report.write import compare_runs, write_report
-from mnist_logreg.train.run import load_run_splits, train_run
+from mnist_logreg.train.run import train_run
 from tests.helpers import FAKE_TEST, cli
 
 # Deliberately under-trained, so that the test set has errors to show.
@@ -61,7 +62,7 @@ def test_confusion_matrix_agrees_with_test_accuracy_and_predictions(fake_run):
 
     # An independent count from the saved model's own predictions.
     model, info = load_run(run_dir)
-    images, labels = load_run_splits(info, data_dir, spec).tensors("test")
+    images, labels = run_splits(info, data_dir, spec).tensors("test")
     predicted = model.predict(to_float_pixels(images)).tolist()
     for true, pred in zip(labels.tolist(), predicted, strict=True):
         confusion[true][pred] -= 1
@@ -321,12 +322,13 @@ def test_the_curves_tick_whole_epochs_only(long_named_figures, fake_run, tmp_pat
 
 
 def test_class_evidence_maps_sum_with_the_bias_to_each_classs_mean_logit(fake_run):
+    from mnist_logreg.data.arrays import read_dataset
     from mnist_logreg.model.linear import load_weights
-    from mnist_logreg.report.scores import ReportData, class_evidence, predict_test_set
+    from mnist_logreg.report.scores import class_evidence, predict_test_set
 
     run_dir, spec, data_dir = fake_run
     weights, info = load_weights(run_dir)
-    predictions = predict_test_set(weights, ReportData.read(spec, data_dir), len(info.classes))
+    predictions = predict_test_set(weights, read_dataset(spec, data_dir), len(info.classes))
     maps = class_evidence(weights, predictions)
     for k, evidence_map in maps.items():
         mean_logit = predictions.logits[predictions.labels == k, k].mean()

@@ -548,10 +548,10 @@ def cmd_predict(args) -> int:
 def predict_dataset_image(weights, info, args) -> dict:
     """The prediction for image ``args.index`` of the run's ``args.split``, with its true class."""
     from .data.loaders import to_float_pixels
+    from .data.splits import run_splits
     from .infer.classify import kept, predict_pixels
-    from .train.run import load_run_splits
 
-    splits = load_run_splits(info, args.data_dir)
+    splits = run_splits(info, args.data_dir)
     images, labels = splits.tensors(args.split)
     if args.index >= len(labels):
         raise SettingError(f"--index {args.index} is out of range: the {args.split} split has {len(labels)} images")

@@ -25,6 +25,7 @@ from ..errors import DataError, SettingError
 from ..files import written_atomically
 from ..images.inputs import SIDE, byte_pixels
 from ..workers import cores, spawned_pool
+from .arrays import DataArrays
 from .folders import TEST_SEED, FolderDataset, held_out_size
 
 CACHE_FILE = ".mnist-logreg-cache-{layout}.npz"
@@ -34,13 +35,9 @@ UNREADABLE_LISTED = 100  # unreadable files named in model.json; the count is al
 
 
 @dataclass
-class FolderArrays:
+class FolderArrays(DataArrays):
     """A folder's images as the model's 28×28 inputs, uint8, and which files could not be read."""
 
-    train_images: np.ndarray  # (N, 28, 28) uint8: every training image (validation included)
-    train_labels: np.ndarray  # (N,) int64
-    test_images: np.ndarray
-    test_labels: np.ndarray
     unreadable: list[dict]  # {"path", "error"}, relative to the folder
     files: str  # files_digest of every file read: which images these are, wherever the folder lies
 

@@ -17,12 +17,11 @@ import torch
 from torch.utils.data import random_split
 
 from ..config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
-from ..errors import DataError, SettingError
+from ..errors import SettingError
 from ..images.inputs import apply_input_transform
-from .catalog import DEFAULT_DATA_DIR, DatasetSpec, IdxFile, get_spec
-from .fetch import fetch, missing_files
+from .arrays import DataArrays, read_dataset, reopen_run_data
+from .catalog import DEFAULT_DATA_DIR, DatasetSpec, get_spec
 from .folders import FolderDataset
-from .idx import read_idx
 
 
 @dataclass
@@ -50,6 +49,12 @@ class Splits:
     # How many of the copies and of the outliers each epoch draws afresh (EpochSample); None: all of them.
     copies_per_epoch: int | None = None
     outliers_per_epoch: int | None = None
+
+    def arrays(self) -> DataArrays:
+        """The training and test files' images and labels as numpy arrays (views, not copies)."""
+        return DataArrays(
+            *(t.numpy() for t in (self.train_images, self.train_labels, self.test_images, self.test_labels))
+        )
 
     @property
     def outlier_label(self) -> int:
@@ -141,12 +146,6 @@ class Labelled:
         return self.transform(self.images[index]), int(self.labels[index])
 
 
-def _read_pair(raw_dir: Path, images_file: IdxFile, labels_file: IdxFile) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.from_numpy(read_idx(raw_dir / images_file.name))
-    labels = torch.from_numpy(read_idx(raw_dir / labels_file.name).astype(np.int64))
-    return images, labels
-
-
 def load_splits(
     dataset: str | DatasetSpec,
     data_dir: Path | str = DEFAULT_DATA_DIR,
@@ -158,31 +157,7 @@ def load_splits(
 ) -> Splits:
     """Read the dataset and split train/val as the lesson does: ``random_split`` with a seeded generator."""
     spec = get_spec(dataset)
-    if download:
-        fetch(spec, data_dir, log=log)
-    elif missing_files(spec, data_dir):
-        raise DataError(
-            f"{spec.name} is not in {spec.raw_dir(data_dir)}; run 'mnist-logreg fetch --dataset {spec.name}'"
-        )
-    raw_dir = spec.raw_dir(data_dir)
-    train_images, train_labels = _read_pair(raw_dir, spec.files[0], spec.files[1])
-    test_images, test_labels = _read_pair(raw_dir, spec.files[2], spec.files[3])
-    n = len(train_labels)
-    if not 0 < val_size < n:
-        raise SettingError(f"val_size={val_size} must be between 1 and {n - 1}")
-    # random_split draws one permutation of range(n): the same indices as on the torchvision dataset.
-    generator = torch.Generator().manual_seed(seed)
-    train, val = random_split(range(n), [n - val_size, val_size], generator=generator)
-    return Splits(
-        spec,
-        Path(data_dir),
-        train_images,
-        train_labels,
-        test_images,
-        test_labels,
-        list(train.indices),
-        list(val.indices),
-    )
+    return _split(spec, Path(data_dir), read_dataset(spec, data_dir, download=download, log=log), val_size, seed)
 
 
 def folder_splits(
@@ -193,14 +168,42 @@ def folder_splits(
     log: Callable[[str], None] = lambda message: None,
 ) -> tuple[Splits, dict]:
     """A folder's splits, and what model.json records of its unreadable files: the training images
-    less a stratified, seeded ``val_size`` for validation (data/folder_images.py reads and caches them)."""
-    from .folder_images import read_folder, stratified_split
+    less a stratified, seeded ``val_size`` for validation (folder_images.py reads and caches them)."""
+    from .folder_images import read_folder
 
     arrays = read_folder(folder, progress, log)
+    return _split(folder, folder.path, arrays, val_size, seed), arrays.summary()
+
+
+def run_splits(
+    info,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    dataset: DatasetSpec | None = None,
+    moved_to: Path | str | None = None,
+) -> Splits:
+    """The splits a run (``info``, its RunInfo) was trained on: its images reopened as
+    ``arrays.reopen_run_data`` reopens them, split with its seed and sizes."""
+    arrays, source = reopen_run_data(info, data_dir, dataset, moved_to)
+    place = source.path if isinstance(source, FolderDataset) else Path(data_dir)
+    return _split(source, place, arrays, info.splits["val"], info.seed)
+
+
+def _split(source: DatasetSpec | FolderDataset, data_dir: Path, arrays: DataArrays, val_size: int, seed: int) -> Splits:
+    """``arrays`` split into train and validation: a dataset's as the lesson's random_split, a folder's
+    stratified (folder_images.stratified_split)."""
     n = len(arrays.train_labels)
     if not 0 < val_size < n:
-        raise SettingError(f"val_size={val_size} must be between 1 and {n - 1}: {folder.path} has {n} training images")
-    train, val = stratified_split(arrays.train_labels, val_size, seed)
+        within = f": {data_dir} has {n} training images" if isinstance(source, FolderDataset) else ""
+        raise SettingError(f"val_size={val_size} must be between 1 and {n - 1}{within}")
+    if isinstance(source, FolderDataset):
+        from .folder_images import stratified_split
+
+        train, val = (part.tolist() for part in stratified_split(arrays.train_labels, val_size, seed))
+    else:  # random_split draws one permutation of range(n): the same indices as on the torchvision dataset
+        generator = torch.Generator().manual_seed(seed)
+        train, val = (
+            list(part.indices) for part in random_split(range(n), [n - val_size, val_size], generator=generator)
+        )
     images = (arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels)
     tensors = [torch.from_numpy(np.ascontiguousarray(values)) for values in images]
-    return Splits(folder, folder.path, *tensors, train.tolist(), val.tolist()), arrays.summary()
+    return Splits(source, data_dir, *tensors, train, val)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.arrays import DataArrays
 from ..images.inputs import SIDE, apply_input_transform, fold_to_pixels, unit_pixels
 from ..infer.explain import EVIDENCE_COLOURS, PANELS, evidence, panel_captions, panel_colours
 from ..model.calibration import output_name
 from ..model.linear import LinearWeights
 from ..model.run_folder import Epoch, RunInfo
-from .scores import ReportData, TestPredictions, class_evidence
+from .scores import TestPredictions, class_evidence
 
 FIGURES = {
     "curves.png": "Loss and accuracy per epoch",
@@ -312,7 +313,7 @@ def plot_reliability(weights: LinearWeights, predictions: TestPredictions, path:
     return fig
 
 
-def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 24):
+def plot_samples(data: DataArrays, classes: list[str], path: Path, count: int = 24):
     """The first images of the training file with their labels, as the lesson shows ``dataset[0]``."""
     return _image_grid(
         list(data.train_images[:count]),
@@ -322,7 +323,7 @@ def plot_samples(data: ReportData, classes: list[str], path: Path, count: int = 
     )
 
 
-def plot_transformed(data: ReportData, input_transform: str, path: Path, count: int = 8):
+def plot_transformed(data: DataArrays, input_transform: str, path: Path, count: int = 8):
     """The first training images as they are (top row) and as the model sees them (bottom row)."""
     before = unit_pixels(data.train_images[:count])  # (count, 28, 28)
     after = apply_input_transform(input_transform, before)

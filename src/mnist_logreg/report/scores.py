@@ -1,61 +1,17 @@
-"""What the report shows of a run, computed with numpy alone: the data it reads (ReportData), the
-test set's predictions, how each pen reads, and each class's mean evidence.
+"""What the report shows of a run, computed with numpy alone (its images reopened as
+data/arrays.py reopens them): the test set's predictions, how each pen reads, and each class's mean evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..data.catalog import DatasetSpec
-from ..data.idx import read_idx
+from ..data.arrays import DataArrays
 from ..images.inputs import SIDE, apply_input_transform, feature_map, fold_to_pixels, unit_pixels
 from ..model.linear import LinearWeights
 from ..model.run_folder import RunInfo
-
-
-@dataclass
-class ReportData:
-    """What the figures show of the dataset, as numpy arrays: no torch, which would cost a report
-    more time to import than it takes to draw."""
-
-    test_images: np.ndarray  # (N, 28, 28) uint8
-    test_labels: np.ndarray  # (N,) int
-    train_images: np.ndarray  # (M, 28, 28) uint8: the training file, whose first images the samples show
-    train_labels: np.ndarray  # (M,)
-
-    @classmethod
-    def read(cls, spec: DatasetSpec, data_dir: Path | str) -> ReportData:
-        """The dataset's files, checked (and fetched when missing) first."""
-        from ..data.fetch import fetch
-
-        raw = fetch(spec, data_dir)
-        train_images, train_labels, test_images, test_labels = (read_idx(raw / f.name) for f in spec.files)
-        return cls(test_images, test_labels.astype(np.int64), train_images, train_labels.astype(np.int64))
-
-    @classmethod
-    def of_folder(cls, info: RunInfo, moved_to: Path | str | None = None) -> ReportData:
-        """The images of the folder a run was trained on (from its cache, where it has one), read
-        where they are now, ``moved_to``, if they moved."""
-        from ..data.folder_images import check_same_files, read_folder
-        from ..data.folders import FolderDataset
-
-        folder = FolderDataset.from_json(info.source, info.classes, moved_to)
-        arrays = read_folder(folder)
-        check_same_files(info.source, arrays.files, folder.path)
-        return cls(arrays.test_images, arrays.test_labels, arrays.train_images, arrays.train_labels)
-
-    @classmethod
-    def of_splits(cls, splits) -> ReportData:
-        """The files a training run already holds in memory (splits.Splits)."""
-        return cls(
-            splits.test_images.numpy(),
-            splits.test_labels.numpy(),
-            splits.train_images.numpy(),
-            splits.train_labels.numpy(),
-        )
 
 
 @dataclass
@@ -77,7 +33,7 @@ def seen_by(weights: LinearWeights, images: np.ndarray) -> np.ndarray:
 CHUNK = 1000  # images whose features are held at once: 10,000 test images' pixel pairs would be 400 MB
 
 
-def predict_test_set(weights: LinearWeights, data: ReportData, classes: int) -> TestPredictions:
+def predict_test_set(weights: LinearWeights, data: DataArrays, classes: int) -> TestPredictions:
     """The test images' logits and calibrated probabilities, and the likeliest of the ``classes`` (a reject
     class aside, as metrics.json counts them)."""
     seen, z, p = calibrated(weights, data.test_images)

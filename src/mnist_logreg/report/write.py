@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.catalog import DEFAULT_DATA_DIR, DatasetSpec, get_spec
+from ..data.arrays import reopen_run_data
+from ..data.catalog import DEFAULT_DATA_DIR, DatasetSpec
 from ..data.folders import check_can_move
 from ..errors import SettingError
 from ..model.linear import load_weights
@@ -25,7 +26,7 @@ from .figures import (
     plot_weights,
 )
 from .page import render_html
-from .scores import ReportData, pen_scores, predict_test_set
+from .scores import pen_scores, predict_test_set
 
 REPORT_FILE = "report.html"
 
@@ -48,15 +49,10 @@ def write_report(
     """
     run_dir = Path(run_dir)
     weights, info = load_weights(run_dir)
-    check_can_move(info.source, moved_to, info.dataset)
+    check_can_move(info.source, moved_to, info.dataset)  # a wrong flag is said before anything is read
     history = read_history(run_dir)
     metrics = read_metrics(run_dir)
-    if splits is not None:
-        data = ReportData.of_splits(splits)
-    elif dataset is None and info.source is not None:
-        data = ReportData.of_folder(info, moved_to)
-    else:
-        data = ReportData.read(dataset if dataset is not None else get_spec(info.dataset), data_dir)
+    data = splits.arrays() if splits is not None else reopen_run_data(info, data_dir, dataset, moved_to)[0]
     classes = info.classes
 
     # The figures' own count of the test predictions (metrics.json holds the same for new runs;

@@ -30,13 +30,12 @@ from ..config import (
     with_enough_steps,
 )
 from ..data.catalog import DATASETS, DEFAULT_DATA_DIR, DatasetSpec, get_spec
-from ..data.folder_images import check_same_files
-from ..data.folders import FolderDataset, check_can_move
+from ..data.folders import FolderDataset
 from ..data.loaders import TensorLoader, dataloaders, shard_batches, tensor_loaders
 from ..data.outliers import training_outliers
 from ..data.pens import pens_record, training_copies
 from ..data.prepared import DEFAULT_MAKING, Making
-from ..data.splits import Splits, folder_splits, load_splits
+from ..data.splits import Splits, folder_splits, load_splits, run_splits
 from ..errors import RunError, SettingError, UsageError
 from ..files import written_atomically
 from ..model.calibration import (
@@ -597,28 +596,6 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
     return scores
 
 
-def load_run_splits(
-    info: RunInfo,
-    data_dir: Path | str = DEFAULT_DATA_DIR,
-    dataset: DatasetSpec | None = None,
-    moved_to: Path | str | None = None,
-) -> Splits:
-    """The same train/val/test splits the run was trained on (same seed and sizes).
-
-    ``dataset`` overrides the dataset named in model.json (for datasets outside the table); a run
-    trained on a folder reads that folder again (from its cache, where it has one), or the same
-    images where they are now, ``moved_to``, checked against what the run recorded.
-    """
-    if dataset is None and info.source is not None:
-        folder = FolderDataset.from_json(info.source, info.classes, moved_to)
-        splits, summary = folder_splits(folder, info.splits["val"], info.seed)
-        check_same_files(info.source, summary["files"], folder.path)
-        return splits
-    check_can_move(info.source, moved_to, info.dataset)
-    spec = dataset if dataset is not None else info.dataset
-    return load_splits(spec, data_dir, val_size=info.splits["val"], seed=info.seed)
-
-
 def evaluate_run(
     run_dir: Path | str,
     split: str = "test",
@@ -631,7 +608,7 @@ def evaluate_run(
     if split not in SCORED_SPLITS:
         raise SettingError(f"split={split!r} is not one of {list(SCORED_SPLITS)}")
     model, info = load_run(run_dir)
-    splits = load_run_splits(info, data_dir, dataset, moved_to)
+    splits = run_splits(info, data_dir, dataset, moved_to)
     images, labels = splits.tensors(split)
     start = time.perf_counter()
     result = evaluate(model, TensorLoader(images, labels, batch_size=1000))
