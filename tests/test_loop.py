@@ -33,6 +33,19 @@ def closed_form_gradients(model: MNISTModel, images, labels):
     return loss, model.linear.weight.grad.clone(), model.linear.bias.grad.clone()
 
 
+def assert_closed_form_matches_autograd(model: MNISTModel, images, labels) -> float:
+    """Check one closed-form step's loss and gradients against autograd's on the batch; return the loss."""
+    loss = model.training_step((images, labels))
+    loss.backward()
+    reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
+    model.zero_grad(set_to_none=True)
+    closed_loss, weight_grad, bias_grad = closed_form_gradients(model, images, labels)
+    assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
+    torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)
+    return loss.item()
+
+
 @pytest.mark.parametrize("reject_weight", [None, 3.0])  # plain, and the reject class's loss weighed 3
 def test_closed_form_gradient_matches_autograd(reject_weight):
     torch.manual_seed(0)
@@ -42,17 +55,9 @@ def test_closed_form_gradient_matches_autograd(reject_weight):
         labels[::4] = 10  # a quarter of the batch outliers
         model.class_weight = torch.tensor([1.0] * 10 + [reject_weight])
         unweighted = torch.nn.functional.cross_entropy(model(images), labels)
-    loss = model.training_step((images, labels))
+    loss = assert_closed_form_matches_autograd(model, images, labels)
     if reject_weight is not None:  # the weighted loss is larger: its outliers count three times
-        assert loss.item() > unweighted.item()
-    loss.backward()
-    reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
-    model.zero_grad(set_to_none=True)
-
-    closed_loss, weight_grad, bias_grad = closed_form_gradients(model, images, labels)
-    assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
-    torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)
+        assert loss > unweighted.item()
 
 
 @pytest.mark.parametrize(
@@ -267,14 +272,7 @@ def test_closed_form_gradient_matches_autograd_on_pixel_pairs():
     model = MNISTModel(input_transform="deskew", features="pixel-pairs")
     assert model.linear.in_features == 10192 and uses_closed_form(model)
     images, labels = random_batch()
-    loss = model.training_step((images, labels))
-    loss.backward()
-    reference = [p.grad.clone() for p in (model.linear.weight, model.linear.bias)]
-    model.zero_grad(set_to_none=True)
-    closed_loss, weight_grad, bias_grad = closed_form_gradients(model, images, labels)
-    assert closed_loss.item() == pytest.approx(loss.item(), rel=1e-6)
-    torch.testing.assert_close(weight_grad, reference[0], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(bias_grad, reference[1], rtol=1e-5, atol=1e-7)
+    assert_closed_form_matches_autograd(model, images, labels)
 
 
 @pytest.mark.parametrize(
