@@ -3,7 +3,7 @@
 # make test  : make deps, set up .venv with the dev extras, fetch the test data, run the whole test suite
 # make test-fast : the offline tests alone (under a minute): before every commit
 # make lint  : ruff's check and format check, with the rules pinned in pyproject.toml
-# make bench : the side-by-side speed benchmark, reading a folder dataset, and digits in other pens (bench/*.json, bench/RESULTS.md)
+# make bench : the side-by-side speed benchmark, reading a folder dataset, digits in other pens, and tuning on writers (bench/*.json, bench/RESULTS.md)
 # make bench-serve : the server under ApacheBench (writes bench/serve-results.json and bench/RESULTS.md)
 # make bench-predict : a folder of photos predicted with 1 and 2 workers (bench/RESULTS.md)
 # make bench-parallel : training in 1 process against 2 under torchrun (bench/RESULTS.md)
@@ -102,6 +102,7 @@ bench: $(VENV)/.installed-bench fonts
 	$(BIN)/python -m bench.benchmark
 	$(BIN)/python -m bench.folder
 	$(BIN)/python -m bench.pens
+	$(BIN)/python -m bench.writers
 
 # The server under ApacheBench (Debian's apache2-utils), beside the framework's floor.
 bench-serve: $(VENV)/.installed-web apache-bench

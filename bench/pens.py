@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.sections import update_docs, update_section
+from bench.sections import publish
 
 HERE = Path(__file__).resolve().parent
 DATA_DIR = HERE.parent / "data"
@@ -188,10 +188,7 @@ def main() -> None:
         }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     draw_figure(FIGURE)
-    text = table(results)
-    update_section("pens", "## Real digits in any pen\n\n" + text)
-    update_docs("pens", text)
-    print(text)
+    publish("pens", "Real digits in any pen", table(results))
 
 
 if __name__ == "__main__":

@@ -36,3 +36,10 @@ def update_docs(name: str, text: str) -> None:
             path.write_text(before + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
             return
     raise SystemExit(f"no page holds {start}")
+
+
+def publish(name: str, heading: str, text: str) -> None:
+    """A benchmark's text under ``heading`` in bench/RESULTS.md and in the page of docs/ that holds it, and printed."""
+    update_section(name, f"## {heading}\n\n{text}")
+    update_docs(name, text)
+    print(text)

@@ -277,17 +277,21 @@ def random_batch(n=37, seed=0):
 SHAPES = ("bar", "circle", "cross")  # the classes of ``write_shape_folder``
 
 
-def draw_shape(kind: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
-    """A dark pen shape on light paper, placed and sized at random: a bar, a circle or a cross."""
+def draw_shape(kind: str, rng: np.random.Generator, size: int = 64, other_hand: bool = False) -> Image.Image:
+    """A dark pen shape on light paper, placed and sized at random: a bar, a circle or a cross; in
+    ``other_hand``, the bar lies down and the circle is drawn square."""
     image = Image.new("L", (size, size), int(rng.integers(200, 245)))
     draw = ImageDraw.Draw(image)
     x, y = (int(v) for v in rng.integers(4, size // 3, 2))
     side, width = int(rng.integers(size // 3, size // 2)), int(rng.integers(3, 7))
     if kind == "circle":
-        draw.ellipse([x, y, x + side, y + side], outline=20, width=width)
+        shape = draw.rectangle if other_hand else draw.ellipse
+        shape([x, y, x + side, y + side], outline=20, width=width)
     elif kind == "cross":
         draw.line([x, y, x + side, y + side], fill=20, width=width)
         draw.line([x + side, y, x, y + side], fill=20, width=width)
+    elif other_hand:
+        draw.line([x, y + side // 2, x + side, y + side // 2], fill=20, width=width)
     else:
         draw.line([x + side // 2, y, x + side // 2, y + side], fill=20, width=width)
     return image

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add_command in (
         add_fetch,
         add_train,
+        add_tune,
         add_evaluate,
         add_report,
         add_compare,
@@ -227,6 +228,22 @@ def add_moved_folder(parser: argparse.ArgumentParser) -> None:
         metavar="FOLDER",
         help="for a run trained on a folder of images that has moved: where the same images are now",
     )
+
+
+def add_tune(commands) -> None:
+    tune = command(
+        commands,
+        "tune",
+        "teach a copy of a run one writer's hand, from a folder of their labelled images",
+        "Fine-tune a copy of a run on a folder of one writer's labelled images (one subfolder per class, "
+        "named as the run's classes), so that it reads that hand; the run itself is left as it is.",
+    )
+    add_run_dir(tune)
+    tune.add_argument(
+        "--dataset", type=Path, required=True, metavar="FOLDER", help="the writer's images, one subfolder per class"
+    )
+    tune.add_argument("--out", type=Path, help="the new run's folder (default: runs/<run>-tuned-<time>)")
+    add_data_dir(tune, "where the run's dataset lives (its images are replayed and it is scored on them)")
 
 
 def add_evaluate(commands) -> None:
@@ -517,6 +534,23 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .train.tune import tune_run
+
+    result = tune_run(args.run_dir, args.dataset, out=args.out, data_dir=args.data_dir)
+    before, after = result.before, result.after
+    print(
+        f"tuned run written to {result.run_dir} in {result.seconds:.1f} s: the writer's held-out images "
+        f"{_share(before['writer']['acc'])} -> {_share(after['writer']['acc'])} right, "
+        f"the test split {_share(before['test']['acc'])} -> {_share(after['test']['acc'])}"
+    )
+    return 0
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def cmd_evaluate(args) -> int:
     import json
 
@@ -752,6 +786,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "export": cmd_export,
+    "tune": cmd_tune,
     "read": cmd_read,
     "report": cmd_report,
     "compare": cmd_compare,

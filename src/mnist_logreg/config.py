@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import SettingError
@@ -74,6 +74,21 @@ class Limits:
     @classmethod
     def from_json(cls, values: dict) -> Limits:
         return cls(**{**values, "cors": tuple(values.get("cors", ()))})
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """How ``mnist-logreg tune`` teaches a run one writer's hand (train/tune.py)."""
+
+    steps: int = 100  # full-batch steps on the writer's images
+    lr: float = 0.1  # plain SGD
+    replay: int = 8  # the run's own training images replayed per writer image in each step
+    anchor: float = 1e-2  # the L2 pull of the weights towards the run's, per step
+    calibration_min: int = 100  # writer images from which they join the validation split for calibration
+    seed: int = DEFAULT_SEED  # the replay samples
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 # ---------------------------------------------------------------------------------------------

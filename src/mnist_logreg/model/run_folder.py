@@ -71,6 +71,10 @@ class RunInfo:
     # "cache", "files" (folder_images.files_digest), "unreadable", "unreadable_files"}. None: a
     # dataset of the table.
     source: dict | None = None
+    # A run tuned on one writer's images (``mnist-logreg tune``, train/tune.py): {"run" it started from,
+    # "model_json_sha256" of that run's model.json, "writer": the images' folder, files digest and
+    # counts, the settings, and the scores "before" and "after"}. None: trained from the start.
+    tuned_from: dict | None = None
     preset: str = "custom"
     # Where a small training split took a smaller batch than its preset's (config.with_enough_steps):
     # {"min_steps_per_epoch", "preset_batch_size", "batch_size"}. None: the batch was the preset's or the flag's.

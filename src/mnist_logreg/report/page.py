@@ -92,6 +92,29 @@ def pens_section(info: RunInfo, rows: list[dict] | None) -> str:
     return f"<h2>Pens</h2><p>{html.escape(note)}</p>{_table(header, table)}"
 
 
+def tuned_section(info: RunInfo) -> str:
+    """The report's table of a tuned run (``mnist-logreg tune``): the writer's held-out images and the
+    test split, read before and after tuning."""
+    tuned = info.tuned_from
+    if not tuned or "before" not in tuned:
+        return ""
+    writer = tuned["writer"]
+    rows = [
+        [
+            f"{name} ({tuned['before'][key]['images']} images)",
+            f"{_number(tuned['before'][key]['acc'])} → {_number(tuned['after'][key]['acc'])}",
+            f"{_number(tuned['before'][key]['accepted'], 3)} → {_number(tuned['after'][key]['accepted'], 3)}",
+        ]
+        for key, name in (("writer", "the writer's held-out images"), ("test", "the test split"))
+    ]
+    note = (
+        f"Tuned from {tuned['run']} on {writer['train']} images of {writer['folder']}, each step replaying "
+        f"{tuned['replay']} of the run's training digits per image, the weights held near the run's."
+    )
+    header = ["images", "likeliest class right, before → after", "accepted, before → after"]
+    return f"<h2>Tuned on one writer's hand</h2><p>{html.escape(note)}</p>{_table(header, rows)}"
+
+
 def _settings_rows(info: RunInfo) -> list[list]:
     return [
         ["dataset", info.dataset],
@@ -173,7 +196,7 @@ def render_html(
         metrics=_table(["metric", "value"], _headline_rows(info, metrics, history)),
         settings=_table(["setting", "value"], _settings_rows(info)),
         per_class=_table(["class", "precision", "recall", "F1", "images"], per_class),
-        pens=pens_section(info, pens),
+        pens=tuned_section(info) + pens_section(info, pens),
         figures=_figures_html(run_dir, info),
         epochs=_table(["epoch", "train loss", "val loss", "val accuracy", "seconds"], epochs),
     )

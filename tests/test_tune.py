@@ -1,0 +1,91 @@
+"""mnist-logreg tune: a copy of a run taught one writer's hand, on a run trained on drawn shapes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnist_logreg.config import TrainConfig
+from mnist_logreg.data.folders import open_folder
+from mnist_logreg.train.run import train_run
+from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape, write_shape_folder
+
+CONFIG = TrainConfig(epochs=8, lr=0.05, batch_size=16, optimizer="sgd", val_size=12, seed=1)
+
+
+def write_own_hand(root: Path, train: int = 5, test: int = 10, seed: int = 7, classes=SHAPES) -> Path:
+    """A writer's folder in another hand than the run's (``draw_shape``'s ``other_hand``): ``train``
+    images per class to learn from, ``test`` held out (train/ and test/)."""
+    rng = np.random.default_rng(seed)
+    for kind in classes:
+        for split, count in (("train", train), ("test", test)):
+            (root / split / kind).mkdir(parents=True, exist_ok=True)
+            for n in range(count):
+                draw_shape(kind, rng, other_hand=True).save(root / split / kind / f"{n:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tune")
+    folder = write_shape_folder(root / "shapes", per_class=40)
+    train_run(open_folder(folder), CONFIG, preset="test", run_dir=root / "run", verbose=False, log=lambda m: None)
+    return root / "run"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_a_tuned_run_reads_the_writers_hand_and_the_run_it_came_from_is_unchanged(shapes_run, tmp_path):
+    from mnist_logreg.train.tune import tune_run
+
+    writer = write_own_hand(tmp_path / "writer")
+    before_files = digests(shapes_run)
+    result = tune_run(shapes_run, writer, out=tmp_path / "tuned", log=lambda m: None)
+    assert digests(shapes_run) == before_files
+    before, after = result.before["writer"]["acc"], result.after["writer"]["acc"]
+    assert result.before["writer"]["images"] == 30 and before < 0.9
+    assert after >= 0.95 and after >= before + 0.1
+    assert result.after["test"]["acc"] >= result.before["test"]["acc"] - 0.1  # the shapes it knew, still read
+
+    info = json.loads((tmp_path / "tuned" / "model.json").read_text())
+    tuned = info["tuned_from"]
+    assert tuned["run"] == str(shapes_run.resolve())
+    assert tuned["model_json_sha256"] == hashlib.sha256((shapes_run / "model.json").read_bytes()).hexdigest()
+    assert tuned["writer"]["train"] == 15 and tuned["writer"]["held_out"] == 30
+    assert tuned["writer"]["classes"] == list(SHAPES) and tuned["writer"]["files"].startswith("sha256:")
+    assert tuned["after"]["writer"]["acc"] == result.after["writer"]["acc"]
+    assert info["source"] == json.loads((shapes_run / "model.json").read_text())["source"]  # its own data
+
+
+def test_every_command_works_on_a_tuned_run_and_the_report_shows_before_and_after(shapes_run, tmp_path):
+    writer = write_own_hand(tmp_path / "writer")
+    tuned = tmp_path / "tuned"
+    done = cli("tune", shapes_run, "--dataset", writer, "--out", tuned)
+    assert done.returncode == 0, done.stderr
+    assert f"tuned run written to {tuned}" in done.stdout
+    evaluated = cli("evaluate", tuned, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["accuracy"] == json.loads((tuned / "metrics.json").read_text())["test_acc"]
+    assert cli("report", tuned).returncode == 0
+    page = (tuned / "report.html").read_text()
+    assert "Tuned on one writer" in page and "the writer&#x27;s held-out images (30 images)" in page
+    square = next((writer / "test" / "circle").glob("*.png"))
+    predicted = cli("predict", tuned, square, "--json")
+    assert predicted.returncode == 0 and json.loads(predicted.stdout)[0]["class"] == "circle"  # drawn square
+
+
+def test_tune_refuses_what_it_cannot_learn_from_in_one_line(shapes_run, tmp_path):
+    strange = write_own_hand(tmp_path / "strange", classes=("bar", "star"))
+    assert_clean_error(cli("tune", shapes_run, "--dataset", strange), "classes ['star'] that the run does not know")
+    (tmp_path / "empty").mkdir()
+    assert_clean_error(cli("tune", shapes_run, "--dataset", tmp_path / "empty"), "holds 0 class folder(s)")
+    writer = write_own_hand(tmp_path / "writer", train=1, test=1)
+    assert_clean_error(cli("tune", tmp_path / "empty", "--dataset", writer), "run 'mnist-logreg train' first")
+    assert_clean_error(cli("tune", shapes_run, "--dataset", writer, "--out", shapes_run), "never changes")
+    assert_clean_error(cli("tune", shapes_run, "--dataset", writer, "--out", strange), "choose another --out")
