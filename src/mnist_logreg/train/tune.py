@@ -32,6 +32,7 @@ from ..errors import RunError, SettingError
 from ..images.layout import FOLDER_LAYOUTS
 from ..model.calibration import accepted, softmax
 from ..model.lesson import MNISTModel
+from ..model.metrics import logits_and_labels
 from ..model.run_folder import (
     INFO_FILE,
     Metrics,
@@ -93,7 +94,10 @@ def tune_run(
     log(f"tuning on {len(writer.train_labels)} images of {writer.folder.path} ...")
     _fit_writer(model, writer, replay_pool(info, splits, data_dir, settings.seed, log), settings)
     scores = _recalibrate(model, info, writer, splits, settings)
-    after = _scores(model, info, writer, splits)
+    after = {
+        "writer": _read(model, info, writer.test_images.unsqueeze(1), writer.test_labels),
+        "test": _test(scores, splits.size("test")),
+    }
     tuned = _tuned_info(info, model, source, writer, settings)
     tuned.tuned_from |= {"before": before, "after": after}
     seconds = time.perf_counter() - start
@@ -161,7 +165,9 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
     for step in range(settings.steps):
         loss = F.cross_entropy(model.linear(inputs), writer.train_labels)
         if replayed:
-            chosen = order.roll(-step * replayed)[:replayed]  # the epoch's next images, round again when used up
+            chosen = order[
+                torch.arange(step * replayed, (step + 1) * replayed) % len(order)
+            ]  # round again when used up
             with torch.no_grad():
                 seen = model.seen(to_float_pixels(images[chosen]))
             loss = loss + F.cross_entropy(model.linear(seen), labels[chosen])
@@ -200,16 +206,20 @@ def _scores(model: MNISTModel, info: RunInfo, writer: Writer, splits: Splits) ->
 def _read(model: MNISTModel, info: RunInfo, images: torch.Tensor, labels: torch.Tensor) -> dict:
     if not len(labels):
         return {"images": 0, "acc": None, "accepted": None}
-    with torch.no_grad():
-        logits = torch.cat([model(to_float_pixels(images[i : i + 1000])) for i in range(0, len(images), 1000)])
-    probabilities = softmax(logits.double().numpy(), model.temperature)
+    logits, labels = logits_and_labels(model, TensorLoader(images, labels, 1000))
+    probabilities = softmax(logits, model.temperature)
     classes = len(info.classes)
-    right = probabilities[:, :classes].argmax(1) == labels.numpy()
     return {
         "images": len(labels),
-        "acc": float(right.mean()),
+        "acc": float(np.mean(probabilities[:, :classes].argmax(1) == labels)),
         "accepted": float(accepted(probabilities, classes, model.threshold).mean()),
     }
+
+
+def _test(scores: dict, images: int) -> dict:
+    """``_read``'s figures of the test split, from what ``score_run`` measured of it after tuning."""
+    taken = scores["reject"]["test_accepted"] if "reject" in scores else 1.0  # no reject class: all taken
+    return {"images": images, "acc": scores["test_acc"], "accepted": taken}
 
 
 def _tuned_info(info: RunInfo, model: MNISTModel, source: Path, writer: Writer, settings: TuneSettings) -> RunInfo:

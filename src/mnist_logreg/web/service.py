@@ -64,8 +64,12 @@ class ModelService:
         found = evidence(self.weights, pixels)
         pngs = {name: data_url(png) for name, png in evidence_pngs(found).items()}
         captions = panel_captions(found, list(self.info.classes))
-        return {"predicted": found["predicted"], "runner_up": found["runner_up"], "limit": found["limit"], **pngs} | {
-            "captions": captions
+        return {
+            "predicted": found["predicted"],
+            "runner_up": found["runner_up"],
+            "limit": found["limit"],
+            **pngs,
+            "captions": captions,
         }
 
     def predict(self, content: bytes, explain: bool = False) -> dict:
