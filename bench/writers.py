@@ -2,8 +2,9 @@
 k = 1, 3, 5 and 10 photos per digit, scored on that writer's 15 held-out photos per digit; then
 what tuning cost elsewhere, after k = 10: the MNIST test split, and the handwritten letters (held
 out from every outlier) still refused. Also how long ``mnist-logreg tune`` takes on 50 images, as
-a whole process. Results go to bench/writers-results.json, the "writers" section of
-bench/RESULTS.md and the table of docs/your-hand.md.
+a whole process, and in the server from ``POST /api/tune`` to the tuned model served. Results go
+to bench/writers-results.json, the "writers" section of bench/RESULTS.md and the table of
+docs/your-hand.md.
 
     python -m bench.writers [--run RUN]   # from the repository root, after make fonts
 """
@@ -120,6 +121,29 @@ def timed_command(run: Path, font: Path, scratch: Path) -> float:
     return time.perf_counter() - start
 
 
+def timed_server(run: Path, font: Path, scratch: Path, tunes: int = 3) -> list[float]:
+    """Seconds from ``POST /api/tune`` to the tuned model served, on 50 corrections (k = 5) sent to
+    ``serve --corrections``, ``tunes`` times over, once the server is ready to tune (as one in use is)."""
+    from tests.servers import correct, request, serving
+    from tests.writers import write_writer
+
+    folder = write_writer(scratch / "served", font, 5)
+    options = ("--corrections", str(scratch / "corrections"), "--data-dir", str(DATA_DIR))
+    seconds = []
+    with serving(run, options=options) as url:
+        for image in sorted((folder / "train").rglob("*.png")):
+            assert correct(url, image.read_bytes(), image.parent.name)[0] == 201
+        while not request(f"{url}/api/model")[1]["corrections"]["ready"]:  # its data read as it starts
+            time.sleep(0.1)
+        for _ in range(tunes):
+            start = time.perf_counter()
+            assert request(f"{url}/api/tune", b"", method="POST")[0] == 202
+            while request(f"{url}/api/model")[1]["corrections"]["tuning"]:
+                time.sleep(0.05)  # often enough to see the swap within a few per cent, not so often as to slow the tune
+            seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def table(results: dict) -> str:
     rows = results["writers"]
     hard = [row for row in rows if row["before"] < HARD]
@@ -147,7 +171,9 @@ def table(results: dict) -> str:
         f"Letters refused before tuning {results['letters_refused_before']:.3f}; after k = 10 the median drop is "
         f"{statistics.median(letters):.3f}, the largest {max(letters):.3f}. `tune` on 50 images took "
         f"{results['command_seconds']:.1f} s as a whole process, {results['median_tune_seconds']:.1f} s of it tuning "
-        "(the median over every tune above).",
+        "(the median over every tune above); in the server (`serve --corrections`, 50 corrections), "
+        f"{statistics.median(results['server_seconds']):.2f} s from `POST /api/tune` to the tuned model served "
+        f"(median of {len(results['server_seconds'])}).",
         "",
         "The letters example: a run of the capital letters trained on every font but two families, each of "
         "those then a writer, scored on its photos of each letter not learnt from (25 − k):",
@@ -181,6 +207,7 @@ def main() -> None:
             "letters_refused_before": letters_refused(run),
             "command_seconds": timed_command(run, fonts()[0], scratch),
             "median_tune_seconds": statistics.median(row[f"k{k}_seconds"] for row in writers for k in KS),
+            "server_seconds": timed_server(run, fonts()[0], scratch),
             "letters": measure_letters(scratch),
         }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -8,7 +8,14 @@ import pytest
 
 from mnist_logreg.data.catalog import DatasetSpec
 from mnist_logreg.data.fetch import fetch, from_folder
-from tests.helpers import REAL_DATA_DIR, fake_spec, train_preset, untrained_run, write_fake_files
+from tests.helpers import (
+    REAL_DATA_DIR,
+    fake_spec,
+    train_preset,
+    untrained_run,
+    write_fake_files,
+    write_shape_folder,
+)
 
 
 @pytest.fixture
@@ -47,3 +54,18 @@ def default_run(real_data_dir, tmp_path_factory):
 def run_dir(tmp_path) -> Path:
     """A run folder of an untrained digits model: enough to predict, read and serve."""
     return untrained_run(tmp_path / "run")
+
+
+@pytest.fixture(scope="session")
+def shapes_run(tmp_path_factory) -> Path:
+    """A run trained on a folder of drawn shapes (bars, circles, crosses), once for the session: a real
+    run, with its data beside it, that tune and ``serve --corrections`` can tune in a second."""
+    from mnist_logreg.config import TrainConfig
+    from mnist_logreg.data.folders import open_folder
+    from mnist_logreg.train.run import train_run
+
+    root = tmp_path_factory.mktemp("shapes")
+    folder = write_shape_folder(root / "shapes", per_class=40)
+    config = TrainConfig(epochs=8, lr=0.05, batch_size=16, optimizer="sgd", val_size=12, seed=1)
+    train_run(open_folder(folder), config, preset="test", run_dir=root / "run", verbose=False, log=lambda m: None)
+    return root / "run"

@@ -305,3 +305,10 @@ def write_shape_folder(root: Path, per_class: int = 30, seed: int = 0, classes=S
         for n in range(per_class):
             draw_shape(kind, rng).save(root / kind / f"{n:03d}.png")
     return root
+
+
+def lying(seed: int) -> bytes:
+    """A bar as the writer draws it: lying down, which the run has never seen."""
+    buffer = io.BytesIO()
+    draw_shape("bar", np.random.default_rng(seed), other_hand=True).save(buffer, format="PNG")
+    return buffer.getvalue()

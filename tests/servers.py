@@ -124,3 +124,11 @@ def multipart_files(files: list[tuple[str, str, bytes]], content_type: str = "ap
         for field, filename, content in files
     )
     return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def correct(url: str, content: bytes, label: str, filename: str = "drawing.png"):
+    """POST /api/corrections: one image and its label, as multipart; (status, answer)."""
+    body, headers = multipart("file", filename, content, "image/png")
+    boundary = headers["Content-Type"].split("boundary=")[1]
+    label_part = f'--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n{label}\r\n'.encode()
+    return request(f"{url}/api/corrections", label_part + body, headers)

@@ -361,3 +361,41 @@ def test_the_first_stroke_of_a_4_is_never_called_not_a_digit(page):
     wait_for_prediction(page, "4")
     page.wait_for_timeout(1500)  # past the patience: a late "not a digit" would show by now
     assert "not a digit" not in page.evaluate("window.shown"), page.evaluate("window.shown")
+
+
+# A 1 with a long flag: the default run is unsure between 7 and 9; the writer means 1.
+FLAGGED_ONE = [[(0.33, 0.35), (0.55, 0.15), (0.55, 0.85)]]
+SHOWN = "document.querySelector('[data-testid=prediction]').textContent"
+
+
+def shifted(strokes, dx: float):
+    return [[(x + dx, y) for x, y in stroke] for stroke in strokes]
+
+
+def test_corrections_teach_the_run_a_digit_it_read_wrong(browser, default_run, real_data_dir, tmp_path):
+    """Draw a 1 the run reads wrong, say "it is 1" three times, press Learn: the same drawing, and a
+    new one, read 1."""
+    options = ("--corrections", str(tmp_path / "corrections"), "--data-dir", str(real_data_dir))
+    with serving(default_run.run_dir, options=options) as url:
+        page = browser.new_page(viewport={"width": 900, "height": 900})
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelectorAll('[data-testid^=correct-]').length === 10")
+        assert page.get_by_test_id("correct-1").is_disabled()  # nothing drawn yet: nothing to correct
+        for dx in (0.0, -0.04, 0.04):
+            page.get_by_test_id("clear").click()
+            draw(page, shifted(FLAGGED_ONE, dx))
+            page.wait_for_function(f"/\\d/.test({SHOWN})", timeout=10_000)  # an answer, once the hand rests
+            before = page.get_by_test_id("prediction").text_content()
+            assert not before.startswith("1 "), before
+            page.get_by_test_id("correct-1").click()
+            page.wait_for_function("document.querySelector('[data-testid=learnt]').textContent.includes('kept as 1')")
+        page.get_by_test_id("learn").click()
+        page.wait_for_function(
+            "document.querySelector('[data-testid=learnt]').textContent.startsWith('learnt from 3 ')", timeout=60_000
+        )
+        page.wait_for_function(f"{SHOWN}.startsWith('1 ')", timeout=10_000)  # the last drawing, read again
+        page.get_by_test_id("clear").click()
+        draw(page, shifted(FLAGGED_ONE, 0.02))
+        text = wait_for_prediction(page, "1")
+        assert re.fullmatch(r"1 · \d+\.\d%", text), text
+        page.close()

@@ -5,8 +5,10 @@ imports from a stage after it."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, untrained_run
 
 SOURCE = REPO_ROOT / "src" / "mnist_logreg"
 MOST_LINES = 50  # of a function's body, its docstring aside
@@ -118,16 +120,33 @@ def test_no_stage_imports_from_a_later_stage():
     assert later == []
 
 
+# The one module of answering that tunes: `serve --corrections` (it imports train/tune.py when it starts).
+TUNES = SOURCE / "web" / "corrections.py"
+
+
 def test_answering_imports_no_training_code():
     """A served or predicting run needs its folder, never the code that trained it."""
     found = [
         f"{path.relative_to(SOURCE)} imports {name}"
         for stage in ("infer", "web")
         for path in (SOURCE / stage).rglob("*.py")
+        if path != TUNES
         for name in imported_modules(path)
         if stage_of(name) == "train"
     ]
     assert found == []
+    assert any(stage_of(name) == "train" for name in imported_modules(TUNES))  # the exception is still needed
+
+
+def test_a_server_without_corrections_loads_no_training_code(tmp_path):
+    untrained_run(tmp_path / "run")
+    code = (
+        "import sys; from mnist_logreg.web.app import create_app; create_app(sys.argv[1]); "
+        "print(sorted(m for m in sys.modules if m.startswith('mnist_logreg.train') or m == 'torch'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_modules_beside_the_stages_import_no_stage():

@@ -7,14 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from mnist_logreg.config import TrainConfig
-from mnist_logreg.data.folders import open_folder
-from mnist_logreg.train.run import train_run
-from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape, write_shape_folder
-
-CONFIG = TrainConfig(epochs=8, lr=0.05, batch_size=16, optimizer="sgd", val_size=12, seed=1)
+from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape
 
 
 def write_own_hand(root: Path, train: int = 5, test: int = 10, seed: int = 7, classes=SHAPES) -> Path:
@@ -27,14 +21,6 @@ def write_own_hand(root: Path, train: int = 5, test: int = 10, seed: int = 7, cl
             for n in range(count):
                 draw_shape(kind, rng, other_hand=True).save(root / split / kind / f"{n:03d}.png")
     return root
-
-
-@pytest.fixture(scope="module")
-def shapes_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tune")
-    folder = write_shape_folder(root / "shapes", per_class=40)
-    train_run(open_folder(folder), CONFIG, preset="test", run_dir=root / "run", verbose=False, log=lambda m: None)
-    return root / "run"
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -89,3 +75,19 @@ def test_tune_refuses_what_it_cannot_learn_from_in_one_line(shapes_run, tmp_path
     assert_clean_error(cli("tune", tmp_path / "empty", "--dataset", writer), "run 'mnist-logreg train' first")
     assert_clean_error(cli("tune", shapes_run, "--dataset", writer, "--out", shapes_run), "never changes")
     assert_clean_error(cli("tune", shapes_run, "--dataset", writer, "--out", strange), "choose another --out")
+
+
+def test_a_tuned_run_appears_whole_and_a_stopped_tunes_leftovers_are_cleared(shapes_run, tmp_path):
+    from mnist_logreg.train.tune import Tuner, read_writer
+
+    tuner = Tuner(shapes_run, log=lambda m: None)
+    writer = read_writer(write_own_hand(tmp_path / "writer"), tuner.info, log=lambda m: None)
+    leftover = tmp_path / ".tuned.partial"  # what a tune killed midway leaves
+    leftover.mkdir()
+    (leftover / "model.json").write_text("{half")
+    first = tuner.tune(writer, tmp_path / "tuned")
+    assert not leftover.exists() and sorted(p.name for p in (tmp_path / "tuned").iterdir()) == [
+        "history.json", "metrics.json", "model.json", "model.pth", "weights.npz",
+    ]  # fmt: skip
+    second = tuner.tune(writer, tmp_path / "again")  # the tuner tunes from the run each time, not from the last tune
+    assert second.after == first.after and second.before == first.before

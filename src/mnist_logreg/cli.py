@@ -366,9 +366,16 @@ def add_serve(commands) -> None:
     serve.add_argument(
         "--workers",
         type=positive_int,
-        default=cores(),
-        help="server processes, each with the model loaded once (default: the number of cores)",
+        help="server processes, each with the model loaded once (default: the number of cores; one with --corrections)",
     )
+    serve.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="DIR",
+        help="let users correct answers: keep each correction in DIR (one folder per class) and tune on them "
+        "when asked (POST /api/tune), swapping in the tuned run; off by default",
+    )
+    add_data_dir(serve, "where the run's dataset lives, for --corrections (its images are replayed in each tune)")
     serve.add_argument(
         "--queue", type=positive_int, default=Limits.queue, help="predictions a worker queues; past that it answers 503"
     )
@@ -752,6 +759,20 @@ def check_port_free(host: str, port: int) -> None:
         raise SettingError(f"cannot serve on {host}:{port}: {error.strerror or error}") from None
 
 
+def check_corrections(folder: Path, info, workers: int) -> None:
+    """Refuse, in one line, what ``serve --corrections`` cannot do."""
+    from .train.tune import tunable_layout
+
+    if workers > 1:
+        raise UsageError(
+            "--corrections serves with one worker: the model it tunes is swapped in that one process; "
+            "leave out --workers"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise SettingError(f"--corrections {folder} is a file; give a folder (it is made if missing)")
+    tunable_layout(info)
+
+
 def cmd_serve(args) -> int:
     with extra_needed("web", "the web demo"):
         import uvicorn
@@ -759,22 +780,27 @@ def cmd_serve(args) -> int:
         from .web.app import SERVE_VARIABLE, serve_settings
     from .model.linear import load_weights
 
-    load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker
+    _, info = load_weights(args.run_dir)  # a bad run folder is one clear error here, not one per worker
+    workers = args.workers or (1 if args.corrections else cores())
+    if args.corrections is not None:
+        check_corrections(args.corrections, info, workers)
     limits = Limits(queue=args.queue, timeout_s=args.prediction_timeout, cors=tuple(args.cors))
-    os.environ[SERVE_VARIABLE] = serve_settings(args.run_dir, limits)
+    os.environ[SERVE_VARIABLE] = serve_settings(args.run_dir, limits, args.corrections, args.data_dir)
     if not is_loopback(args.host):
         log(
             f"{PROG}: warning: serving on {args.host}, beyond this machine: the demo has no authentication, "
             "so anyone who can reach this address can use it"
         )
     check_port_free(args.host, args.port)
-    log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ with {args.workers} worker(s) (Ctrl-C to stop)")
+    log(f"serving {args.run_dir} on http://{args.host}:{args.port}/ with {workers} worker(s) (Ctrl-C to stop)")
+    if args.corrections is not None:
+        log(f"keeping corrections in {args.corrections}, and the runs tuned on them in {args.corrections}/.runs")
     uvicorn.run(
         "mnist_logreg.web.app:app_from_environment",
         factory=True,
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=workers,
         log_level="warning",
     )
     return 0

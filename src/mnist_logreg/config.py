@@ -67,6 +67,7 @@ class Limits:
     # Past this, stop reading an oversized body and answer: a body is drained up to here so that a
     # client still sending sees the 413, not a reset connection.
     drain_bytes: int = 64 * 1024 * 1024
+    corrections: int = 10_000  # images `serve --corrections DIR` keeps; past that a correction is answered 409
 
     def to_json(self) -> dict:
         return {each.name: getattr(self, each.name) for each in fields(self)}
@@ -83,6 +84,7 @@ class TuneSettings:
     steps: int = 100  # full-batch steps on the writer's images
     lr: float = 0.1  # plain SGD
     replay: int = 8  # the run's own training images replayed per writer image in each step
+    replay_min: int = 128  # and at least this many: a few corrections must not outweigh what the run knew
     anchor: float = 1e-2  # the L2 pull of the weights towards the run's, per step
     calibration_min: int = 100  # writer images from which they join the validation split for calibration
     seed: int = DEFAULT_SEED  # the replay samples

@@ -16,6 +16,7 @@ Every consumer reads a run through ``read_info``, ``read_history``, ``read_metri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -315,6 +316,11 @@ def real_run_dir(run_dir: Path | str) -> Path:
         return path
     real = Path(os.path.realpath(path))
     return real.relative_to(Path.cwd()) if real.is_relative_to(Path.cwd()) else real
+
+
+def info_digest(run_dir: Path | str) -> str:
+    """The sha256 of a run's model.json: what a tuned run records of the run it was tuned from."""
+    return hashlib.sha256((Path(run_dir) / INFO_FILE).read_bytes()).hexdigest()
 
 
 def load_run(run_dir: Path | str, device="cpu"):

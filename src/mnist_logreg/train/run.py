@@ -565,8 +565,12 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
     so the figure compares with runs without one); the expected calibration error on the test
     split before and after calibration; and, for a run with a reject class, the ``threshold`` chosen
     on the validation digits (None without one) and what it accepts of the test digits."""
-    val_logits, val_labels = logits_and_labels(model, val_loader)
-    test_logits, test_labels = logits_and_labels(model, test_loader)
+    val, test = logits_and_labels(model, val_loader), logits_and_labels(model, test_loader)
+    return score_logits(*val, *test, names=names, reject=reject)
+
+
+def score_logits(val_logits, val_labels, test_logits, test_labels, *, names: list[str], reject: bool) -> dict:
+    """``score_run`` of logits already computed."""
     classes = len(names)
     temperature = fit_temperature(val_logits, val_labels)
     predicted = test_logits[:, :classes].argmax(axis=1)

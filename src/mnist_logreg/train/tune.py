@@ -11,7 +11,8 @@ split, joined by the writer's training images when there are TUNE_CALIBRATION_MI
 
 from __future__ import annotations
 
-import hashlib
+import copy
+import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from ..config import RUNS_DIR, TrainConfig, TuneSettings
 from ..data.catalog import DEFAULT_DATA_DIR
 from ..data.folder_images import read_folder
-from ..data.folders import FolderDataset, open_folder
+from ..data.folders import open_folder
 from ..data.loaders import EpochSample, TensorLoader, to_float_pixels
 from ..data.prepared import DEFAULT_MAKING
 from ..data.splits import Splits, run_splits
@@ -34,29 +35,29 @@ from ..model.calibration import accepted, softmax
 from ..model.lesson import MNISTModel
 from ..model.metrics import logits_and_labels
 from ..model.run_folder import (
-    INFO_FILE,
     Metrics,
     RunInfo,
+    checked_run_dir,
+    info_digest,
     load_run,
     package_version,
     read_history,
+    read_info,
     real_run_dir,
     write_run,
 )
-from .loop import evaluate
-from .run import score_run, with_extras
+from .run import score_logits, with_extras
 
 
 @dataclass
 class Writer:
     """One writer's images, placed as the run places images, labelled with the run's class indices."""
 
-    folder: FolderDataset
     train_images: torch.Tensor  # (N, 28, 28) uint8: what the run learns from
     train_labels: torch.Tensor  # (N,) int64
     test_images: torch.Tensor  # (M, 28, 28) uint8: held out, for the before/after score
     test_labels: torch.Tensor
-    record: dict  # what model.json keeps of them
+    record: dict  # what model.json keeps of them: "folder", "files", "train", "held_out", "classes"
 
 
 @dataclass
@@ -79,7 +80,6 @@ def tune_run(
     """Fine-tune a copy of the run at ``run_dir`` on the labelled images of ``writer_folder`` (the
     ``train --dataset FOLDER`` layout, class names the run's), and write it to ``out``."""
     start = time.perf_counter()
-    model, info = load_run(run_dir)
     source = real_run_dir(run_dir)
     out = Path(out) if out is not None else RUNS_DIR / f"{source.name}-tuned-{datetime.now():%Y%m%d-%H%M%S}"
     if out.resolve() == source.resolve():
@@ -88,32 +88,72 @@ def tune_run(
         )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunError(f"{out} already holds something: tune writes a new run; choose another --out")
-    writer = read_writer(writer_folder, info, log)
-    splits = run_splits(info, data_dir)
-    before = _scores(model, info, writer, splits)
-    log(f"tuning on {len(writer.train_labels)} images of {writer.folder.path} ...")
-    _fit_writer(model, writer, replay_pool(info, splits, data_dir, settings.seed, log), settings)
-    scores = _recalibrate(model, info, writer, splits, settings)
-    after = {
-        "writer": _read(model, info, writer.test_images.unsqueeze(1), writer.test_labels),
-        "test": _test(scores, splits.size("test")),
-    }
-    tuned = _tuned_info(info, model, source, writer, settings)
-    tuned.tuned_from |= {"before": before, "after": after}
-    seconds = time.perf_counter() - start
-    write_run(out, model, tuned, read_history(source), _metrics(model, scores, splits, seconds))
-    return TuneResult(out, before, after, seconds)
+    writer = read_writer(writer_folder, read_info(checked_run_dir(run_dir)), log)  # refused before the slow part
+    return Tuner(run_dir, data_dir, settings, log).tune(writer, out, started=start)
 
 
-def read_writer(writer_folder: Path | str, info: RunInfo, log=print) -> Writer:
-    """The writer's images, as the run reads images: refused where the run cannot be tuned on them."""
+class Tuner:
+    """A run made ready to be tuned, again and again: its model, its splits, the replay of its
+    training data and its score on its test split before tuning. ``tune`` leaves all of them as
+    they are, so that a server tunes each time from the run it serves, on all corrections so far."""
+
+    def __init__(
+        self,
+        run_dir: Path | str,
+        data_dir: Path | str = DEFAULT_DATA_DIR,
+        settings: TuneSettings = TuneSettings(),
+        log=print,
+    ) -> None:
+        self.model, self.info = load_run(run_dir)
+        self.source = real_run_dir(run_dir)
+        self.settings = settings
+        self.splits = run_splits(self.info, data_dir)
+        self.replay = replay_pool(self.info, self.splits, data_dir, settings.seed, log)
+        self.test_before = _read(self.model, self.info, *self.splits.tensors("test"))
+        self.history = read_history(self.source)
+        self.log = log
+
+    def tune(self, writer: Writer, out: Path | str, started: float | None = None) -> TuneResult:
+        """A tuned copy of the run written to ``out``, whole or not at all: it is written beside
+        ``out`` and renamed into place, so a stop midway leaves no half run where a run is looked for."""
+        start = time.perf_counter() if started is None else started
+        model = copy.deepcopy(self.model)
+        before = {
+            "writer": _read(model, self.info, writer.test_images.unsqueeze(1), writer.test_labels),
+            "test": self.test_before,
+        }
+        self.log(f"tuning on {len(writer.train_labels)} images of {writer.record['folder']} ...")
+        _fit_writer(model, writer, self.replay, self.settings)
+        scores = _recalibrate(model, self.info, writer, self.splits, self.settings)
+        after = {
+            "writer": _read(model, self.info, writer.test_images.unsqueeze(1), writer.test_labels),
+            "test": _test(scores, self.splits.size("test")),
+        }
+        tuned = _tuned_info(self.info, model, self.source, writer, self.settings)
+        tuned.tuned_from |= {"before": before, "after": after}
+        seconds = time.perf_counter() - start
+        out = Path(out)
+        partial = out.with_name(f".{out.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)  # left by a tune that was stopped
+        write_run(partial, model, tuned, self.history, _metrics(scores, seconds))
+        partial.rename(out)  # an empty folder at ``out`` is replaced
+        return TuneResult(out, before, after, seconds)
+
+
+def tunable_layout(info: RunInfo) -> str:
+    """The folder layout that places a writer's images as the run places images; SettingError where none does."""
     layout = next((name for name, layout in FOLDER_LAYOUTS.items() if layout == info.layout), None)
     if layout is None:
         raise SettingError(
             f"this run places images as {info.dataset} does ({info.layout}), which no folder layout does: "
             f"tune works on runs whose images are placed as {sorted(FOLDER_LAYOUTS)} place them"
         )
-    folder = open_folder(writer_folder, layout=layout, log=log)
+    return layout
+
+
+def read_writer(writer_folder: Path | str, info: RunInfo, log=print) -> Writer:
+    """The writer's images, as the run reads images: refused where the run cannot be tuned on them."""
+    folder = open_folder(writer_folder, layout=tunable_layout(info), log=log)
     unknown = [name for name in folder.classes if name not in info.classes]
     if unknown:
         raise SettingError(
@@ -122,7 +162,6 @@ def read_writer(writer_folder: Path | str, info: RunInfo, log=print) -> Writer:
     arrays = read_folder(folder, log=log)
     index = np.array([info.classes.index(name) for name in folder.classes])
     return Writer(
-        folder,
         torch.from_numpy(np.ascontiguousarray(arrays.train_images)),
         torch.from_numpy(index[arrays.train_labels]),
         torch.from_numpy(np.ascontiguousarray(arrays.test_images)),
@@ -134,6 +173,19 @@ def read_writer(writer_folder: Path | str, info: RunInfo, log=print) -> Writer:
             "held_out": len(arrays.test_labels),
             "classes": list(folder.classes),
         },
+    )
+
+
+def learning_from_all(pixels: np.ndarray, labels: np.ndarray, record: dict) -> Writer:
+    """A writer of whom every image is learnt from and none held out: a server's corrections, few and
+    each one precious. ``pixels`` (N, 28, 28) uint8 as the run places images; ``labels`` class indices."""
+    empty = torch.zeros((0, *pixels.shape[1:]), dtype=torch.uint8)
+    return Writer(
+        torch.from_numpy(np.ascontiguousarray(pixels)),
+        torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        empty,
+        torch.zeros(0, dtype=torch.int64),
+        record | {"train": len(labels), "held_out": 0},
     )
 
 
@@ -154,13 +206,18 @@ def replay_pool(info: RunInfo, splits: Splits, data_dir: Path | str, seed: int, 
 
 def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSettings) -> None:
     """Full-batch steps on the writer's images, each with the next images of the replay's epoch, and the
-    weights pulled towards where they started."""
+    weights pulled towards where they started.
+
+    Plain SGD, written out: ``torch.optim`` imports torch's compiler on first use, 2.6 s of a
+    tune that must take one or two.
+    """
     images, labels, order = replay
     with torch.no_grad():
         inputs = model.seen(to_float_pixels(writer.train_images))
-    anchor = [p.detach().clone() for p in model.linear.parameters()]
-    optimizer = torch.optim.SGD(model.linear.parameters(), lr=settings.lr)
-    replayed = settings.replay * len(writer.train_labels)
+    parameters = list(model.linear.parameters())
+    anchor = [p.detach().clone() for p in parameters]
+    replayed = max(settings.replay * len(writer.train_labels), settings.replay_min)
+    features = torch.empty(replayed, model.linear.in_features)  # one buffer for every step's replay
     model.train()
     for step in range(settings.steps):
         loss = F.cross_entropy(model.linear(inputs), writer.train_labels)
@@ -169,38 +226,32 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
                 torch.arange(step * replayed, (step + 1) * replayed) % len(order)
             ]  # round again when used up
             with torch.no_grad():
-                seen = model.seen(to_float_pixels(images[chosen]))
+                seen = model.seen(to_float_pixels(images[chosen]), out=features)
             loss = loss + F.cross_entropy(model.linear(seen), labels[chosen])
-        pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(model.linear.parameters(), anchor, strict=True))
-        optimizer.zero_grad(set_to_none=True)
-        (loss + settings.anchor * pull).backward()
-        optimizer.step()
+        pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(parameters, anchor, strict=True))
+        gradients = torch.autograd.grad(loss + settings.anchor * pull, parameters)
+        with torch.no_grad():
+            for parameter, gradient in zip(parameters, gradients, strict=True):
+                parameter -= settings.lr * gradient
     model.eval()
 
 
 def _recalibrate(model: MNISTModel, info: RunInfo, writer: Writer, splits: Splits, settings: TuneSettings) -> dict:
     """The temperature and the threshold fitted again, on the run's validation split and, when there
-    are enough of them, the writer's training images; and the scores on the run's test split."""
-    images, labels = splits.tensors("val")
+    are enough of them, the writer's training images; the scores on the run's test split; and
+    ``val_acc`` and ``val_loss`` on the validation split alone. Each split's logits are computed once."""
+    val_logits, val_labels = logits_and_labels(model, TensorLoader(*splits.tensors("val"), 1000))
+    logits, labels = val_logits, val_labels
     if len(writer.train_labels) >= settings.calibration_min:
-        images = torch.cat([images, writer.train_images.unsqueeze(1)])
-        labels = torch.cat([labels, writer.train_labels])
-    test = splits.tensors("test")
-    scores = score_run(
-        model, TensorLoader(images, labels, 1000), TensorLoader(*test, 1000), info.classes, info.reject is not None
-    )
+        written = logits_and_labels(model, TensorLoader(writer.train_images.unsqueeze(1), writer.train_labels, 1000))
+        logits, labels = np.concatenate([logits, written[0]]), np.concatenate([labels, written[1]])
+    test = logits_and_labels(model, TensorLoader(*splits.tensors("test"), 1000))
+    scores = score_logits(logits, labels, *test, names=info.classes, reject=info.reject is not None)
     model.temperature, model.threshold = scores.pop("temperature"), scores.pop("threshold")
+    classes = len(info.classes)
+    scores["val_acc"] = float(np.mean(val_logits[:, :classes].argmax(1) == val_labels))
+    scores["val_loss"] = float(F.cross_entropy(torch.from_numpy(val_logits), torch.from_numpy(val_labels)))
     return scores
-
-
-def _scores(model: MNISTModel, info: RunInfo, writer: Writer, splits: Splits) -> dict:
-    """How the run reads the writer's held-out images and its own test split: the likeliest class
-    right (``acc``) and the share it accepts by its own rule (``accepted``)."""
-    test_images, test_labels = splits.tensors("test")
-    return {
-        "writer": _read(model, info, writer.test_images.unsqueeze(1), writer.test_labels),
-        "test": _read(model, info, test_images, test_labels),
-    }
 
 
 def _read(model: MNISTModel, info: RunInfo, images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -224,25 +275,21 @@ def _test(scores: dict, images: int) -> dict:
 
 def _tuned_info(info: RunInfo, model: MNISTModel, source: Path, writer: Writer, settings: TuneSettings) -> RunInfo:
     """The run's model.json, recalibrated, saying what it was tuned from and on which images."""
-    digest = hashlib.sha256((source / INFO_FILE).read_bytes()).hexdigest()
     reject = None if info.reject is None else info.reject | {"threshold": model.threshold}
     return replace(
         info,
         temperature=model.temperature,
         reject=reject,
-        tuned_from={"run": str(source), "model_json_sha256": digest, "writer": writer.record, **settings.to_json()},
+        tuned_from={
+            "run": str(source),
+            "model_json_sha256": info_digest(source),
+            "writer": writer.record,
+            **settings.to_json(),
+        },
         versions={"mnist_logreg": package_version(), "torch": torch.__version__},
         created=datetime.now().isoformat(timespec="seconds"),
     )
 
 
-def _metrics(model: MNISTModel, scores: dict, splits: Splits, seconds: float) -> Metrics:
-    val = evaluate(model, TensorLoader(*splits.tensors("val"), 1000))
-    return Metrics(
-        test_acc=scores.pop("test_acc"),
-        test_loss=scores.pop("test_loss"),
-        val_acc=val["val_acc"],
-        val_loss=val["val_loss"],
-        train_seconds=seconds,
-        **scores,
-    )
+def _metrics(scores: dict, seconds: float) -> Metrics:
+    return Metrics(train_seconds=seconds, **scores)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from ..config import Limits
+from ..data.catalog import DEFAULT_DATA_DIR
 from ..model.run_folder import package_version
 from .bodies import ClientError
 from .routes import router
@@ -33,13 +34,19 @@ log = logging.getLogger("mnist_logreg.web")
 logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
-def create_app(run_dir: Path | str, limits: Limits = Limits()) -> FastAPI:
-    """An app serving the model of ``run_dir`` (raises RunError if it holds no usable model)."""
-    service = ModelService(run_dir, limits)
+def create_app(
+    run_dir: Path | str,
+    limits: Limits = Limits(),
+    corrections: Path | str | None = None,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+) -> FastAPI:
+    """An app serving the model of ``run_dir`` (raises RunError if it holds no usable model); with
+    ``corrections``, a folder, learning from corrections kept there (the run's data in ``data_dir``)."""
+    service = ModelService(run_dir, limits, corrections, data_dir)
     app = FastAPI(
         title="mnist-logreg demo",
         version=package_version(),
-        description=f"Logistic regression on {service.info.dataset}: draw or upload an image, get the class.",
+        description=f"Logistic regression on {service.served.info.dataset}: draw or upload an image, get the class.",
         docs_url=None,  # served below from the package's own copy of Swagger UI, not from a CDN
         redoc_url=None,
     )
@@ -103,9 +110,19 @@ def validation_message(error: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def serve_settings(run_dir: Path, limits: Limits) -> str:
-    """What `serve` hands each worker process through ``SERVE_VARIABLE``: the run and the whole of its limits."""
-    return json.dumps({"run_dir": str(Path(run_dir).resolve()), "limits": limits.to_json()})
+def serve_settings(
+    run_dir: Path, limits: Limits, corrections: Path | None = None, data_dir: Path | str = DEFAULT_DATA_DIR
+) -> str:
+    """What `serve` hands each worker process through ``SERVE_VARIABLE``: the run, the whole of its
+    limits, and the corrections folder and data folder (``--corrections``)."""
+    return json.dumps(
+        {
+            "run_dir": str(Path(run_dir).resolve()),
+            "limits": limits.to_json(),
+            "corrections": None if corrections is None else str(Path(corrections).resolve()),
+            "data_dir": str(Path(data_dir).resolve()),
+        }
+    )
 
 
 def app_from_environment() -> FastAPI:
@@ -118,4 +135,6 @@ def app_from_environment() -> FastAPI:
 
     cv2.setNumThreads(1)
     settings = json.loads(os.environ[SERVE_VARIABLE])
-    return create_app(settings["run_dir"], Limits.from_json(settings["limits"]))
+    return create_app(
+        settings["run_dir"], Limits.from_json(settings["limits"]), settings["corrections"], settings["data_dir"]
+    )

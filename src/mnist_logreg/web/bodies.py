@@ -58,6 +58,12 @@ async def read_limited_body(request: Request, limits: Limits) -> bytes:
 
 async def images_from_multipart(request: Request, body: bytes, limits: Limits) -> list[tuple[str, bytes]]:
     """(filename, content) of each 'file' field of a multipart body already read (and size-checked)."""
+    files, _ = await multipart_fields(request, body, limits)
+    return files
+
+
+async def multipart_fields(request: Request, body: bytes, limits: Limits) -> tuple[list[tuple[str, bytes]], dict]:
+    """(filename, content) of each 'file' field of a multipart body already read, and its text fields."""
 
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -69,18 +75,48 @@ async def images_from_multipart(request: Request, body: bytes, limits: Limits) -
                 raise ClientError(400, "multipart body has no 'file' field")
             if not all(isinstance(upload, UploadFile) for upload in uploads):
                 raise ClientError(400, "the 'file' field must be a file upload, not text")
-            return [(upload.filename or f"file {n}", await upload.read()) for n, upload in enumerate(uploads, 1)]
+            files = [(upload.filename or f"file {n}", await upload.read()) for n, upload in enumerate(uploads, 1)]
+            return files, {name: value for name, value in form.multi_items() if isinstance(value, str)}
     except HTTPException as error:  # Starlette's answer to a malformed multipart body, or too many files
         raise ClientError(400, f"malformed multipart body: {error.detail}") from None
 
 
-def image_from_json(body: bytes) -> bytes:
+async def labelled_image(request: Request, limits: Limits) -> tuple[bytes, str]:
+    """The image and its ``label`` of a correction: one 'file' and a 'label' field of a multipart
+    body, or JSON ``{"image": base64, "label": ...}``."""
+    body = await read_limited_body(request, limits)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        files, text = await multipart_fields(request, body, limits)
+        if len(files) != 1:
+            raise ClientError(400, f"a correction is one image; got {len(files)} 'file' fields")
+        content, label = files[0][1], text.get("label")
+    elif content_type == "application/json":
+        payload = json_object(body)
+        content, label = image_of(payload), payload.get("label")
+    else:
+        raise ClientError(415, "send multipart/form-data with 'file' and 'label' fields, or application/json")
+    if not isinstance(label, str):
+        raise ClientError(400, "a correction needs a 'label': the class's name, as a string")
+    return content, label
+
+
+def json_object(body: bytes) -> dict:
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ClientError(400, "malformed JSON") from None
     if not isinstance(payload, dict) or "image" not in payload:
         raise ClientError(400, "JSON body must be an object with an 'image' field")
+    return payload
+
+
+def image_from_json(body: bytes) -> bytes:
+    return image_of(json_object(body))
+
+
+def image_of(payload: dict) -> bytes:
+    """The image bytes of a JSON body's 'image': base64, or a data URL as a canvas's toDataURL gives."""
     image = payload["image"]
     if not isinstance(image, str):
         raise ClientError(400, "'image' must be a base64 string")

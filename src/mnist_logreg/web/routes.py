@@ -1,4 +1,5 @@
-"""The routes: the drawing page, ``POST /api/predict``, ``POST /api/read``, health and model information.
+"""The routes: the drawing page, ``POST /api/predict``, ``POST /api/read``, health and model information,
+and with ``serve --corrections``, ``POST /api/corrections`` and ``POST /api/tune``.
 
 Each route finds the worker's ``ModelService`` in ``request.app.state.service``.
 """
@@ -11,7 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..infer.number import NotADigitModel, check_reads_digits
-from .bodies import ClientError, image_from_json, images_from_multipart, read_limited_body
+from .bodies import ClientError, image_from_json, images_from_multipart, labelled_image, read_limited_body
+from .corrections import Corrections
 from .schemas import (
     ERRORS,
     ErrorAnswer,
@@ -19,9 +21,13 @@ from .schemas import (
     FileNumberReading,
     FilePrediction,
     Health,
+    LabelledImageJSON,
+    LabelledImageUpload,
     ModelAnswer,
     NumberReading,
     Prediction,
+    StoredCorrection,
+    TuneStarted,
     request_body,
 )
 from .service import ModelService
@@ -46,11 +52,14 @@ async def health() -> dict:
 
 @router.get("/api/model", response_model=ModelAnswer)
 async def model_info(request: Request) -> dict:
-    """The run's model.json and its test metrics."""
+    """The served run's model.json and its test metrics; with ``--corrections``, how many corrections
+    are kept, how many the served model learnt, and whether a tune is running."""
     service = service_of(request)
-    metrics = service.metrics
+    served = service.served
+    metrics = served.metrics
     test = None if metrics is None else {k: getattr(metrics, k) for k in ("test_acc", "test_loss", "val_acc")}
-    return {"run": service.run_dir.name, "model": service.info.to_json(), "metrics": test}
+    corrections = None if service.corrections is None else service.corrections.status(served.learnt)
+    return {"run": served.run_dir.name, "model": served.info.to_json(), "metrics": test, "corrections": corrections}
 
 
 async def answer_upload(request: Request, answer):
@@ -110,7 +119,58 @@ async def read(request: Request, explain: bool = False) -> dict | list:
     """
     service = service_of(request)
     try:
-        check_reads_digits(service.info)
+        check_reads_digits(service.served.info)
     except NotADigitModel as error:
         raise ClientError(409, str(error)) from None
     return await answer_upload(request, functools.partial(service.read, explain=explain))
+
+
+CORRECTIONS_OFF = {404: {"model": ErrorAnswer, "description": "corrections are off: serve with --corrections DIR"}}
+
+
+def corrections_of(request: Request) -> Corrections:
+    corrections = service_of(request).corrections
+    if corrections is None:
+        raise ClientError(404, "corrections are off: start the server with 'mnist-logreg serve RUN --corrections DIR'")
+    return corrections
+
+
+@router.post(
+    "/api/corrections",
+    status_code=201,
+    response_model=StoredCorrection,
+    responses={
+        **ERROR_ANSWERS,
+        **CORRECTIONS_OFF,
+        409: {"model": ErrorAnswer, "description": "the corrections folder holds the most it keeps"},
+        422: {
+            "model": ErrorAnswer,
+            "description": "a label that is not one of the run's classes, or no readable image",
+        },
+    },
+    openapi_extra={"requestBody": request_body(LabelledImageUpload, LabelledImageJSON)},
+)
+async def correct(request: Request) -> dict:
+    """Keep an image and the class it shows (``label``), to learn from at the next ``POST /api/tune``:
+    a multipart upload (fields ``file`` and ``label``) or JSON ``{"image": base64, "label": ...}``.
+    It is stored under a name the server makes, in the corrections folder's ``<label>/``."""
+    corrections = corrections_of(request)
+    service = service_of(request)
+    content, label = await labelled_image(request, service.limits)
+    return await service.off_the_loop(corrections.add, content, label)
+
+
+@router.post(
+    "/api/tune",
+    status_code=202,
+    response_model=TuneStarted,
+    responses={
+        **CORRECTIONS_OFF,
+        409: {"model": ErrorAnswer, "description": "a tune is already running, or there is no correction yet"},
+        500: ERROR_ANSWERS[500],
+    },
+)
+async def tune(request: Request) -> dict:
+    """Tune the served run on all corrections so far, in the background: the model is swapped when the
+    tune ends, and ``GET /api/model`` says so (``corrections.tuning``, ``corrections.learnt``)."""
+    return corrections_of(request).start_tune()

@@ -124,10 +124,44 @@ class Health(BaseModel):
     status: str
 
 
+class CorrectionsState(BaseModel):
+    stored: int = Field(description="corrections kept in the server's corrections folder")
+    learnt: int = Field(description="corrections the served model was tuned on (0: the run as trained)")
+    ready: bool = Field(description="the run's data is read and a tune starts at once (a tune asked before waits)")
+    tuning: bool = Field(description="a tune is running; the model is swapped when it ends")
+    error: str | None = Field(description="why the last tune failed; null if it did not")
+    limit: int = Field(description="the most corrections the folder keeps")
+
+
 class ModelAnswer(BaseModel):
-    run: str
+    run: str = Field(description="the served run's folder name: a tuned-NNNN once a tune has ended")
     model: dict = Field(description="the run's model.json")
     metrics: dict | None = Field(description="test_acc, test_loss, val_acc; null if the run has no metrics.json")
+    corrections: CorrectionsState | None = Field(description="null unless served with --corrections DIR")
+
+
+class LabelledImageJSON(ImageJSON):
+    """application/json: one image as base64, and the class it shows."""
+
+    label: str = Field(description="the class's name, one of the run's classes (model.json's classes)")
+
+
+class LabelledImageUpload(BaseModel):
+    """multipart/form-data: one image file and the class it shows."""
+
+    file: bytes = Field(json_schema_extra={"format": "binary"}, description="PNG, JPEG, GIF, BMP, TIFF or WebP")
+    label: str = Field(description="the class's name, one of the run's classes (model.json's classes)")
+
+
+class StoredCorrection(BaseModel):
+    name: str = Field(description="where it is kept, relative to the corrections folder: <class>/<name>")
+    label: str
+    stored: int = Field(description="corrections kept now")
+
+
+class TuneStarted(BaseModel):
+    status: Literal["tuning"]
+    corrections: int = Field(description="the corrections this tune learns from")
 
 
 ERRORS = {
@@ -140,12 +174,12 @@ ERRORS = {
 }
 
 
-def request_body() -> dict:
-    """The OpenAPI request body of /api/predict: one route, two content types, from the models above."""
+def request_body(multipart: type[BaseModel] = ImageUpload, json: type[BaseModel] = ImageJSON) -> dict:
+    """The OpenAPI request body of a route that takes an image: one route, two content types, from the models above."""
     return {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": ImageUpload.model_json_schema()},
-            "application/json": {"schema": ImageJSON.model_json_schema()},
+            "multipart/form-data": {"schema": multipart.model_json_schema()},
+            "application/json": {"schema": json.model_json_schema()},
         },
     }
