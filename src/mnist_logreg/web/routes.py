@@ -33,7 +33,14 @@ from .schemas import (
 from .service import ModelService
 
 router = APIRouter()
-ERROR_ANSWERS = {status: {"model": ErrorAnswer, "description": text} for status, text in ERRORS.items()}
+
+
+def error_answers(descriptions: dict[int, str]) -> dict:
+    """A route's error answers for its OpenAPI schema: each status, in the API's one error shape, and what it means."""
+    return {status: {"model": ErrorAnswer, "description": text} for status, text in descriptions.items()}
+
+
+CORRECTIONS_OFF = {404: "corrections are off: serve with --corrections DIR"}
 
 
 def service_of(request: Request) -> ModelService:
@@ -85,7 +92,7 @@ async def answer_upload(request: Request, answer):
     "/api/predict",
     response_model=Prediction | list[FilePrediction | FileError],
     response_model_exclude_unset=True,  # no "evidence": null unless it was asked for; a rejected label stays null
-    responses=ERROR_ANSWERS,
+    responses=error_answers(ERRORS),
     openapi_extra={"requestBody": request_body()},
 )
 async def predict(request: Request, explain: bool = False) -> dict:
@@ -104,10 +111,7 @@ async def predict(request: Request, explain: bool = False) -> dict:
     "/api/read",
     response_model=NumberReading | list[FileNumberReading | FileError],
     response_model_exclude_unset=True,  # no "evidence": null unless it was asked for; a rejected label stays null
-    responses={
-        **ERROR_ANSWERS,
-        409: {"model": ErrorAnswer, "description": "the run's model does not read digits (Fashion-MNIST)"},
-    },
+    responses=error_answers({**ERRORS, 409: "the run's model does not read digits (Fashion-MNIST)"}),
     openapi_extra={"requestBody": request_body()},
 )
 async def read(request: Request, explain: bool = False) -> dict | list:
@@ -125,9 +129,6 @@ async def read(request: Request, explain: bool = False) -> dict | list:
     return await answer_upload(request, functools.partial(service.read, explain=explain))
 
 
-CORRECTIONS_OFF = {404: {"model": ErrorAnswer, "description": "corrections are off: serve with --corrections DIR"}}
-
-
 def corrections_of(request: Request) -> Corrections:
     corrections = service_of(request).corrections
     if corrections is None:
@@ -139,15 +140,14 @@ def corrections_of(request: Request) -> Corrections:
     "/api/corrections",
     status_code=201,
     response_model=StoredCorrection,
-    responses={
-        **ERROR_ANSWERS,
-        **CORRECTIONS_OFF,
-        409: {"model": ErrorAnswer, "description": "the corrections folder holds the most it keeps"},
-        422: {
-            "model": ErrorAnswer,
-            "description": "a label that is not one of the run's classes, or no readable image",
-        },
-    },
+    responses=error_answers(
+        {
+            **ERRORS,
+            **CORRECTIONS_OFF,
+            409: "the corrections folder holds the most it keeps",
+            422: "a label that is not one of the run's classes, or no readable image",
+        }
+    ),
     openapi_extra={"requestBody": request_body(LabelledImageUpload, LabelledImageJSON)},
 )
 async def correct(request: Request) -> dict:
@@ -164,11 +164,13 @@ async def correct(request: Request) -> dict:
     "/api/tune",
     status_code=202,
     response_model=TuneStarted,
-    responses={
-        **CORRECTIONS_OFF,
-        409: {"model": ErrorAnswer, "description": "a tune is already running, or there is no correction yet"},
-        500: ERROR_ANSWERS[500],
-    },
+    responses=error_answers(
+        {
+            **CORRECTIONS_OFF,
+            409: "a tune is already running, or there is no correction yet",
+            500: ERRORS[500],
+        }
+    ),
 )
 async def tune(request: Request) -> dict:
     """Tune the served run on all corrections so far, in the background: the model is swapped when the
