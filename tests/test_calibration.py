@@ -111,3 +111,14 @@ def test_the_reject_output_has_one_name_in_answers_maps_and_figures():
     shapes = ["bar", "circle", "cross"]  # a folder run's classes
     assert output_name(shapes, 3) == rejected_name(shapes) == "none of the classes"
     assert output_name(shapes, 1) == "circle"
+
+
+def test_the_fitted_temperature_is_the_minimum_of_the_loss():
+    """Newton's steps end where the loss is lowest: no temperature a little either side does better."""
+    logits, labels = sampled(1.7, n=5000, seed=3)
+    temperature = fit_temperature(logits, labels)
+
+    def loss(t: float) -> float:
+        return float(-np.mean(np.log(softmax(logits, t)[np.arange(len(labels)), labels])))
+
+    assert loss(temperature * 0.999) > loss(temperature) < loss(temperature * 1.001)

@@ -43,6 +43,7 @@ from ..model.run_folder import (
     package_version,
     read_history,
     read_info,
+    read_metrics,
     real_run_dir,
     write_run,
 )
@@ -109,9 +110,18 @@ class Tuner:
         self.settings = settings
         self.splits = run_splits(self.info, data_dir)
         self.replay = replay_pool(self.info, self.splits, data_dir, settings.seed, log)
-        self.test_before = _read(self.model, self.info, *self.splits.tensors("test"))
+        self.test_before = self._scored_before()
         self.history = read_history(self.source)
         self.log = log
+
+    def _scored_before(self) -> dict:
+        """The run's test split read as ``_read`` reads it: from its metrics.json, which holds the same
+        figures, or scored afresh where it has none."""
+        try:
+            metrics = read_metrics(self.source)
+        except RunError:
+            return _read(self.model, self.info, *self.splits.tensors("test"))
+        return _test({"test_acc": metrics.test_acc, "reject": metrics.reject}, self.splits.size("test"))
 
     def tune(self, writer: Writer, out: Path | str, started: float | None = None) -> TuneResult:
         """A tuned copy of the run written to ``out``, whole or not at all: it is written beside
@@ -269,7 +279,7 @@ def _read(model: MNISTModel, info: RunInfo, images: torch.Tensor, labels: torch.
 
 def _test(scores: dict, images: int) -> dict:
     """``_read``'s figures of the test split, from what ``score_run`` measured of it after tuning."""
-    taken = scores["reject"]["test_accepted"] if "reject" in scores else 1.0  # no reject class: all taken
+    taken = scores["reject"]["test_accepted"] if scores.get("reject") else 1.0  # no reject class: all taken
     return {"images": images, "acc": scores["test_acc"], "accepted": taken}
 
 
