@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -16,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_logreg.config import Limits
+from mnist_logreg.config import Limits, TrainConfig
+from mnist_logreg.data.folders import open_folder
+from mnist_logreg.train.run import train_run
 from mnist_logreg.web.bodies import ClientError
 from mnist_logreg.web.service import ModelService
-from tests.helpers import assert_clean_error, cli, lying
+from tests.helpers import assert_clean_error, cli, lying, write_shape_folder
 from tests.servers import correct, multipart, request, server_pid, serving
 
 FRESH = {"stored": 0, "learnt": 0, "tuning": False, "error": None, "limit": 10_000}  # and "ready", true or not yet
@@ -170,3 +173,20 @@ def test_serve_refuses_corrections_it_cannot_keep_in_one_line(shapes_run, tmp_pa
     assert_clean_error(
         cli("serve", shapes_run, "--corrections", tmp_path / "c", "--workers", "2"), "serves with one worker"
     )
+
+
+def test_a_tune_that_cannot_run_says_why_and_the_served_model_stays(tmp_path):
+    """A run whose images are gone (its folder deleted): the tune fails, GET /api/model says why in
+    one line, the run is still served, and the correction is kept."""
+    folder = write_shape_folder(tmp_path / "shapes", per_class=10)
+    config = TrainConfig(epochs=2, lr=0.05, batch_size=16, optimizer="sgd", val_size=6, seed=1)
+    train_run(open_folder(folder), config, preset="test", run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    shutil.rmtree(folder)
+    with serving(tmp_path / "run", options=("--corrections", str(tmp_path / "corrections"))) as url:
+        assert correct(url, lying(1), "bar")[0] == 201
+        assert request(f"{url}/api/tune", b"", method="POST")[0] == 202
+        answer = tuned(url)
+        read_as(url, lying(2))  # still answering
+    assert answer["run"] == "run" and answer["corrections"]["learnt"] == 0 and answer["corrections"]["stored"] == 1
+    error = answer["corrections"]["error"]
+    assert error.startswith(f"no folder at {folder}") and "\n" not in error, error

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape
+from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape, untrained_run
 
 
 def write_own_hand(root: Path, train: int = 5, test: int = 10, seed: int = 7, classes=SHAPES) -> Path:
@@ -75,6 +76,12 @@ def test_tune_refuses_what_it_cannot_learn_from_in_one_line(shapes_run, tmp_path
     assert_clean_error(cli("tune", tmp_path / "empty", "--dataset", writer), "run 'mnist-logreg train' first")
     assert_clean_error(cli("tune", shapes_run, "--dataset", writer, "--out", shapes_run), "never changes")
     assert_clean_error(cli("tune", shapes_run, "--dataset", writer, "--out", strange), "choose another --out")
+    untrained_run(tmp_path / "made-by-hand")  # a digits model.json with no splits: nothing to replay
+    digits = write_own_hand(tmp_path / "digits", train=3, test=1, classes=("bar", "cross"))
+    (digits / "train" / "bar").rename(digits / "train" / "1")
+    (digits / "train" / "cross").rename(digits / "train" / "7")
+    shutil.rmtree(digits / "test")
+    assert_clean_error(cli("tune", tmp_path / "made-by-hand", "--dataset", digits / "train"), "records no splits")
 
 
 def test_a_tuned_run_appears_whole_and_a_stopped_tunes_leftovers_are_cleared(shapes_run, tmp_path):

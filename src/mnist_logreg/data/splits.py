@@ -17,11 +17,11 @@ import torch
 from torch.utils.data import random_split
 
 from ..config import DEFAULT_SEED, LESSON_VAL_SIZE, SPLITS
-from ..errors import SettingError
+from ..errors import RunError, SettingError
 from ..images.inputs import apply_input_transform
 from .arrays import DataArrays, read_dataset, reopen_run_data
 from .catalog import DEFAULT_DATA_DIR, DatasetSpec, get_spec
-from .folders import FolderDataset
+from .folders import FolderDataset, check_can_move
 
 
 @dataclass
@@ -183,6 +183,11 @@ def run_splits(
 ) -> Splits:
     """The splits a run (``info``, its RunInfo) was trained on: its images reopened as
     ``arrays.reopen_run_data`` reopens them, split with its seed and sizes."""
+    check_can_move(info.source, moved_to, info.dataset)  # a wrong --dataset is the first thing to say
+    if "val" not in info.splits:  # a model.json written by hand, or by a tool of its own
+        raise RunError(
+            'this run\'s model.json records no splits ("splits": {"val": ...}): its data cannot be split as it was'
+        )
     arrays, source = reopen_run_data(info, data_dir, dataset, moved_to)
     place = source.path if isinstance(source, FolderDataset) else Path(data_dir)
     return _split(source, place, arrays, info.splits["val"], info.seed)

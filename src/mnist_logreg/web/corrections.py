@@ -163,9 +163,12 @@ class Corrections:
             writer = learning_from_all(job.pixels, job.labels, record)
             result = self.tuner.result().tune(writer, self._next_run())
             self.on_tuned(result.run_dir)
-        except Exception as error:  # shown on the page and in GET /api/model; the served model stays
+        except UserError as error:  # the run's data gone, say: one line, shown on the page and in GET /api/model
+            log.warning("tuning on %d corrections failed: %s", len(job.files), error)
+            self.error = str(error)
+        except Exception as error:  # ours: the traceback logged; the served model stays either way
             log.exception("tuning on %d corrections failed", len(job.files))
-            self.error = str(error) if isinstance(error, UserError) else f"tuning failed: {error}"
+            self.error = f"tuning failed: {error}"
         finally:
             with self.lock:
                 self.tuning = False
