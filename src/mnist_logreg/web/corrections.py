@@ -149,10 +149,7 @@ class Corrections:
     def _prepare(self, data_dir):
         from ..train.tune import Tuner
 
-        tuner = Tuner(self.run_dir, data_dir, TuneSettings(), log=lambda message: None)
-        import torch._dynamo  # noqa: F401  torch.optim imports it on first use (2 s): here, not in a tune
-
-        return tuner
+        return Tuner(self.run_dir, data_dir, TuneSettings(), log=lambda message: None)
 
     def _tune(self, job: TuneJob) -> None:
         from ..train.tune import learning_from_all
