@@ -111,9 +111,16 @@ def multipart(field: str, filename: str, content: bytes, content_type: str = "ap
     return multipart_files([(field, filename, content)], content_type)
 
 
-def multipart_files(files: list[tuple[str, str, bytes]], content_type: str = "application/octet-stream"):
-    """(body, headers) of a multipart/form-data upload with several (field, filename, content) parts."""
+def multipart_files(
+    files: list[tuple[str, str, bytes]], content_type: str = "application/octet-stream", fields: dict | None = None
+):
+    """(body, headers) of a multipart/form-data upload with several (field, filename, content) parts,
+    and text ``fields`` before them."""
     boundary = "----mnist-logreg-test-boundary"
+    texts = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in (fields or {}).items()
+    )
     body = b"".join(
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
@@ -123,12 +130,10 @@ def multipart_files(files: list[tuple[str, str, bytes]], content_type: str = "ap
         + b"\r\n"
         for field, filename, content in files
     )
-    return body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return texts + body + f"--{boundary}--\r\n".encode(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def correct(url: str, content: bytes, label: str, filename: str = "drawing.png"):
     """POST /api/corrections: one image and its label, as multipart; (status, answer)."""
-    body, headers = multipart("file", filename, content, "image/png")
-    boundary = headers["Content-Type"].split("boundary=")[1]
-    label_part = f'--{boundary}\r\nContent-Disposition: form-data; name="label"\r\n\r\n{label}\r\n'.encode()
-    return request(f"{url}/api/corrections", label_part + body, headers)
+    body, headers = multipart_files([("file", filename, content)], "image/png", fields={"label": label})
+    return request(f"{url}/api/corrections", body, headers)

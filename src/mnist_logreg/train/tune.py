@@ -278,7 +278,7 @@ def _read(model: MNISTModel, info: RunInfo, images: torch.Tensor, labels: torch.
 
 
 def _test(scores: dict, images: int) -> dict:
-    """``_read``'s figures of the test split, from what ``score_run`` measured of it after tuning."""
+    """``_read``'s figures of the test split, from what scoring measured of it (``score_logits`` or metrics.json)."""
     taken = scores["reject"]["test_accepted"] if scores.get("reject") else 1.0  # no reject class: all taken
     return {"images": images, "acc": scores["test_acc"], "accepted": taken}
 

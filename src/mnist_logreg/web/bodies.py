@@ -38,6 +38,11 @@ def image_errors_answered():
         raise ClientError(422, f"image: {error}") from None
 
 
+def media_type(request: Request) -> str:
+    """The request's Content-Type without its parameters: ``multipart/form-data``, ``application/json``, ..."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def read_limited_body(request: Request, limits: Limits) -> bytes:
     """The body, or a 413 once it passes ``limits.upload_bytes`` (counted as it arrives, chunked or not).
 
@@ -85,7 +90,7 @@ async def labelled_image(request: Request, limits: Limits) -> tuple[bytes, str]:
     """The image and its ``label`` of a correction: one 'file' and a 'label' field of a multipart
     body, or JSON ``{"image": base64, "label": ...}``."""
     body = await read_limited_body(request, limits)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "multipart/form-data":
         files, text = await multipart_fields(request, body, limits)
         if len(files) != 1:

@@ -135,7 +135,7 @@ class Corrections:
         """The newest run in DIR/.runs tuned from the served run (its model.json digest): a server
         started again serves what it had learnt."""
         digest = info_digest(self.run_dir)
-        for run in sorted((self.folder / RUNS_FOLDER).glob(TUNED_NAME.replace("{:04d}", "[0-9]*")), reverse=True):
+        for run in reversed(self._tuned_runs()):
             try:
                 tuned_from = read_info(run).tuned_from or {}
             except UserError:
@@ -170,9 +170,14 @@ class Corrections:
             with self.lock:
                 self.tuning = False
 
+    def _tuned_runs(self) -> list[Path]:
+        """DIR/.runs/tuned-NNNN, oldest first (the scratch folder of a tune under way is hidden, so not among them)."""
+        runs = [run for run in (self.folder / RUNS_FOLDER).glob("tuned-*") if _run_number(run) is not None]
+        return sorted(runs, key=_run_number)
+
     def _next_run(self) -> Path:
-        numbers = [int(run.name.partition("-")[2]) for run in (self.folder / RUNS_FOLDER).glob("tuned-[0-9]*")]
-        return self.folder / RUNS_FOLDER / TUNED_NAME.format(max(numbers, default=0) + 1)
+        runs = self._tuned_runs()
+        return self.folder / RUNS_FOLDER / TUNED_NAME.format(_run_number(runs[-1]) + 1 if runs else 1)
 
     def _read_stored(self) -> tuple[list, list, list]:
         """The corrections already in DIR (a server started again): each readable image of a class the run knows."""
@@ -210,3 +215,9 @@ def _write_durably(path: Path, content: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     partial.replace(path)
+
+
+def _run_number(run: Path) -> int | None:
+    """NNNN of a folder named as TUNED_NAME names them; None for any other name."""
+    number = run.name.removeprefix("tuned-")
+    return int(number) if number.isdigit() and number != run.name else None

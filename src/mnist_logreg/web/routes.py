@@ -12,7 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ..infer.number import NotADigitModel, check_reads_digits
-from .bodies import ClientError, image_from_json, images_from_multipart, labelled_image, read_limited_body
+from .bodies import (
+    ClientError,
+    image_from_json,
+    images_from_multipart,
+    labelled_image,
+    media_type,
+    read_limited_body,
+)
 from .corrections import Corrections
 from .schemas import (
     ERRORS,
@@ -73,7 +80,7 @@ async def answer_upload(request: Request, answer):
     """Read and check the body (multipart or JSON), then answer each image off the event loop."""
     service = service_of(request)
     body = await read_limited_body(request, service.limits)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type == "multipart/form-data":
         files = await images_from_multipart(request, body, service.limits)
     elif content_type == "application/json":
