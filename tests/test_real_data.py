@@ -738,21 +738,21 @@ def test_digits_in_handwriting_fonts_are_read_and_accepted(default_run):
 
 
 def test_tuning_on_one_writer_reads_that_hand_and_keeps_mnist(default_run, real_data_dir, tmp_path):
-    """The writer the default run reads worst of the fonts, learnt from 5 photos per digit: its 150
-    held-out photos read right, MNIST's test digits about as before, and the run itself unchanged."""
+    """The writer the default run reads worst of the fonts, learnt from 10 photos per digit: its 150
+    held-out photos read right, MNIST's test digits as before within 0.003, and the run itself unchanged."""
     from tests.letters import fonts
     from tests.writers import FOLDER_FONT, write_writer
 
     font = next(font for font in fonts() if font.stem == FOLDER_FONT)
-    folder = write_writer(tmp_path / "writer", font, k=5)
+    folder = write_writer(tmp_path / "writer", font, k=10)
     run = default_run.run_dir
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     tuned = run_process("tune", run, "--dataset", folder, "--out", tmp_path / "tuned", "--data-dir", real_data_dir)
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     result = json.loads((tmp_path / "tuned" / "model.json").read_text())["tuned_from"]
-    print(f"\ntuned on {FOLDER_FONT}, k = 5: before {result['before']}, after {result['after']}")
+    print(f"\ntuned on {FOLDER_FONT}, k = 10: before {result['before']}, after {result['after']}")
     assert result["before"]["writer"]["acc"] < 0.8 and result["after"]["writer"]["acc"] >= 0.95
-    assert result["after"]["test"]["acc"] >= result["before"]["test"]["acc"] - 0.01
+    assert result["after"]["test"]["acc"] >= result["before"]["test"]["acc"] - 0.003  # measured: 0.0018
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name in before} == before
 
 
