@@ -11,7 +11,9 @@ PATH; each line must exit 0. A `make` line runs in the repository itself, as it 
 clone. A line that starts a server (`mnist-logreg serve`) runs in the background until the last
 block has run, as a reader's terminal would keep it. A line an earlier block already ran word for
 word (its comment aside) in the same folder is checked once, unless it names runs/latest, which
-moves as runs are trained: a second `mnist-logreg train` would train the same default run again.
+moves as runs are trained. A `train` line met again points runs/latest back at the run it made the
+first time, as running it again would make anew: the same command trains a bitwise-identical
+model (test_real_data.py checks it).
 Python blocks run in a fresh interpreter.
 A block is skipped only where the line before it says why: ``<!-- docs-test: skip (reason) -->``.
 """
@@ -117,6 +119,7 @@ def environment(home: Path) -> dict:
 
 def test_every_code_block_runs_as_written(scratch, tmp_path):
     env, servers, ran, checked = environment(tmp_path / "home"), [], 0, set()
+    latest, trained = scratch / "runs" / "latest", {}  # a train line: the run it pointed runs/latest to
     (tmp_path / "home").mkdir()
     try:
         for page in PAGES:
@@ -134,6 +137,9 @@ def test_every_code_block_runs_as_written(scratch, tmp_path):
                     where = REPO_ROOT if line.startswith("make ") else scratch  # make acts on the clone itself
                     once = (where, without_comment(line))
                     if once in checked:
+                        if once in trained:
+                            latest.unlink()
+                            latest.symlink_to(trained[once], target_is_directory=True)
                         continue
                     if "runs/latest" not in line:
                         checked.add(once)
@@ -145,6 +151,7 @@ def test_every_code_block_runs_as_written(scratch, tmp_path):
                         servers.append(process)
                         wait_until_answering(f"http://127.0.0.1:{port[1] if port else 8000}/api/health", process)
                     else:
+                        pointed = os.readlink(latest) if latest.is_symlink() else None
                         done = subprocess.run(
                             ["bash", "-c", line], cwd=where, env=env, capture_output=True, text=True, timeout=600
                         )
@@ -152,6 +159,8 @@ def test_every_code_block_runs_as_written(scratch, tmp_path):
                             f"{page.name}: {line}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
                         )
                         assert "Traceback" not in done.stderr, f"{page.name}: {line}\n{done.stderr[-3000:]}"
+                        if re.match(r"mnist-logreg train\b", line) and os.readlink(latest) != pointed:
+                            trained[once] = os.readlink(latest)
                     ran += 1
     finally:
         for process in servers:
