@@ -121,10 +121,20 @@ def test_the_lessons_own_code_runs_unchanged_on_the_package(real_data_dir, tmp_p
     assert evaluate(model2, val_loader) == evaluate(model, val_loader)
 
 
-def test_the_cli_trains_evaluates_and_predicts(real_data_dir, tmp_path):
-    run = tmp_path / "run"
-    trained = run_process("train", "--epochs", "2", "--data-dir", real_data_dir, "--out", run, "--no-progress")
+def test_the_cli_trains_evaluates_and_predicts_and_the_same_command_twice_gives_a_bitwise_identical_model(
+    real_data_dir, tmp_path
+):
+    """The default preset for two epochs, as typed, twice: first with the progress bar (tqdm.auto, as a
+    user sees it) and no report, then without the bar and with the report. The bar draws no random
+    number and moves no batch, and the report reads the model without changing it: the two
+    model.pth files are the same bytes. The second run is then evaluated and predicted from."""
+    first, run = tmp_path / "first", tmp_path / "run"
+    command = ["train", "--epochs", "2", "--data-dir", real_data_dir]
+    shown = run_process(*command, "--out", first, "--no-report")
+    assert shown.returncode == 0, shown.stderr
+    trained = run_process(*command, "--out", run, "--no-progress")
     assert trained.returncode == 0, trained.stderr
+    assert_bitwise_identical(first, run)
     lines = trained.stdout.splitlines()
     assert lines[0].startswith("Epoch [0], val_loss: ")
     test_acc = float(next(line for line in lines if line.startswith("test_acc: ")).split()[1])
@@ -142,6 +152,17 @@ def test_the_cli_trains_evaluates_and_predicts(real_data_dir, tmp_path):
     out_of_range = run_process("predict", run, "--index", "10000", "--data-dir", real_data_dir)
     assert out_of_range.returncode == 1
     assert "--index 10000 is out of range: the test split has 10000 images" in out_of_range.stderr
+
+
+def assert_bitwise_identical(run_a, run_b) -> None:
+    """The same model.pth bytes, the same weights and the same last validation accuracy."""
+    assert (run_a / "model.pth").read_bytes() == (run_b / "model.pth").read_bytes()
+    first, second = (np.load(run / "weights.npz") for run in (run_a, run_b))
+    assert np.array_equal(first["weight"], second["weight"]) and np.array_equal(first["bias"], second["bias"])
+    assert (
+        json.loads((run_a / "history.json").read_text())[-1]["val_acc"]
+        == json.loads((run_b / "history.json").read_text())[-1]["val_acc"]
+    )
 
 
 def plain_resize(image: Image.Image):
@@ -235,28 +256,16 @@ def test_numbers_written_with_gaps_are_read_about_as_well_as_their_digits(defaul
     assert exact_rejecting >= exact - 15, (exact_rejecting, exact)
 
 
-@pytest.mark.parametrize("loader", ["memory", "dataloader"])
-def test_the_same_train_command_twice_gives_a_bitwise_identical_model(real_data_dir, tmp_path, loader):
-    runs = []
+def test_the_same_train_command_twice_through_the_dataloaders_gives_a_bitwise_identical_model(real_data_dir, tmp_path):
+    """The lesson's DataLoaders, first with the progress bar and then without. The raw preset: the
+    default's outliers and pen copies, 125,000 images an epoch, take a minute an epoch through the
+    DataLoaders, and test_loaders.py checks that both loaders draw the same sample of them each
+    epoch. The in-memory loader, with all of them, is checked by the test above."""
+    command = ["train", "--preset", "raw", "--epochs", "2", "--loader", "dataloader", "--data-dir", real_data_dir]
     for name, bar in (("first", []), ("second", ["--no-progress"])):
-        command = ["train", "--epochs", "2", "--loader", loader, "--data-dir", real_data_dir]
-        if loader == "dataloader":
-            # The raw preset: the default's outliers and pen copies, 125,000 images an epoch, take
-            # a minute an epoch through the lesson's DataLoaders, and test_loaders.py checks that both
-            # loaders draw the same sample of them each epoch. The memory run keeps them all.
-            command += ["--preset", "raw"]
-        # The first with the progress bar (tqdm.auto, as a user sees it), the second without: the
-        # bar draws no random number and moves no batch.
         done = run_process(*command, "--out", tmp_path / name, "--no-report", *bar)
         assert done.returncode == 0, done.stderr
-        runs.append(tmp_path / name)
-    assert (runs[0] / "model.pth").read_bytes() == (runs[1] / "model.pth").read_bytes()
-    first, second = (np.load(run / "weights.npz") for run in runs)
-    assert np.array_equal(first["weight"], second["weight"]) and np.array_equal(first["bias"], second["bias"])
-    assert (
-        json.loads((runs[0] / "history.json").read_text())[-1]["val_acc"]
-        == json.loads((runs[1] / "history.json").read_text())[-1]["val_acc"]
-    )
+    assert_bitwise_identical(tmp_path / "first", tmp_path / "second")
 
 
 def test_a_fetch_killed_mid_write_never_leaves_a_bad_file_where_torchvision_reads(real_data_dir, tmp_path):
@@ -514,7 +523,7 @@ def test_the_progress_bar_leaves_both_loaders_on_the_same_batches(real_data_dir,
     memory: one epoch ends on bitwise the same weights. The raw preset: the bar does not depend on
     the recipe, and test_loaders.py checks that both loaders see the same deskewed images and extras.
     The DataLoaders without the bar: two epochs of them, with and without it, end on the same
-    weights in test_the_same_train_command_twice_gives_a_bitwise_identical_model."""
+    weights in test_the_same_train_command_twice_through_the_dataloaders_gives_a_bitwise_identical_model."""
     weights = {}
     for loader, bars in (("dataloader", ["on"]), ("memory", ["on", "off"])):
         for bar in bars:
