@@ -124,6 +124,18 @@ def test_the_training_split_is_transformed_part_by_part_into_what_the_whole_spli
     assert torch.equal(loader.images, by_parts)
 
 
+def test_images_picked_from_the_training_split_by_position_are_those_of_the_whole_split(fake_data):
+    """A few of the training split's images, in any order, across the digits, copies and outliers,
+    gathered from its parts: the images and labels the joined split holds there."""
+    spec, data_dir = fake_data
+    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
+    whole, labels = splits.tensors("train")
+    positions = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))[:100]
+    assert {int(labels[p] == splits.outlier_label) for p in positions} == {0, 1}  # parts of both kinds
+    images, picked_labels = splits.train_images_at(positions)
+    assert torch.equal(images, whole[positions]) and torch.equal(picked_labels, labels[positions])
+
+
 def test_the_digits_are_all_in_every_epoch_and_the_pools_are_seen_over_the_run():
     from mnist_logreg.data.loaders import EpochSample
 

@@ -85,6 +85,18 @@ class Splits:
                 labels.append(torch.as_tensor(extra_labels, dtype=torch.int64))
         return parts, torch.cat(labels)
 
+    def train_images_at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images (n, 1, 28, 28) uint8 and labels (n,) at ``positions`` of the training split as
+        ``tensors("train")`` orders it, gathered from its parts with no copy of the whole split."""
+        parts, labels = self.parts("train")
+        images = torch.empty((len(positions), *parts[0].shape[1:]), dtype=torch.uint8)
+        start = 0
+        for part in parts:
+            here = (positions >= start) & (positions < start + len(part))
+            images[here] = part[positions[here] - start]
+            start += len(part)
+        return images, labels[positions]
+
     def _extras(self) -> list[tuple[torch.Tensor, np.ndarray]]:
         """The training split's images after its digits, with their labels: the pen copies, then the outliers."""
         extras = []

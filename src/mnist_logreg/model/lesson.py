@@ -79,6 +79,10 @@ class MNISTModel(nn.Module):
             )
         if self.input_transform != "none":
             xb = apply_input_transform(self.input_transform, xb.reshape(-1, SIDE, SIDE))
+        return self.mapped(xb, out)
+
+    def mapped(self, xb: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Images the input transform was applied to already, feature-mapped: what ``seen`` ends with."""
         if self.features != "pixels":
             return feature_map(self.features, xb, out)
         return xb.reshape(-1, self.input_size)  # (B, 784)

@@ -6,9 +6,10 @@ Each step mixes the writer's training images with a replay sample of the run's o
 digits, and pulls the weights towards the run's (an L2 penalty on the difference): the replay keeps
 the digits the writer did not show, the pull keeps what no image of the step speaks for, "not a
 digit" above all. The writer's images weigh a quarter of the replay's in the loss
-(``TuneSettings.writer_weight``): as much as the replay's, the hardest writer cost the MNIST test
-split 0.0044, and letters a run of capitals had never seen were learnt better. The temperature and the threshold are fitted again on the run's validation
-split, joined by the writer's training images when there are TUNE_CALIBRATION_MIN of them or more.
+(``TuneSettings.writer_weight``): weighing as much, the hardest writer cost the MNIST test split
+0.0044, though letters a run of capitals had never seen were learnt better. The temperature and the
+threshold are fitted again on the run's validation split, joined by the writer's training images
+when there are TUNE_CALIBRATION_MIN of them or more.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from ..data.loaders import EpochSample, TensorLoader, to_float_pixels, transform
 from ..data.prepared import DEFAULT_MAKING
 from ..data.splits import Splits, run_splits
 from ..errors import RunError, SettingError
-from ..images.inputs import feature_map
 from ..images.layout import FOLDER_LAYOUTS
 from ..model.calibration import accepted, softmax
 from ..model.lesson import MNISTModel
@@ -210,15 +210,14 @@ def replay_pool(info: RunInfo, splits: Splits, data_dir: Path | str, settings: T
     recipe = {name: value for name, value in info.recipe.items() if name in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**recipe)
     splits, _, _ = with_extras(splits, config, data_dir, replace(DEFAULT_MAKING, log=log))
-    images, labels = splits.tensors("train")
     generator = torch.Generator().manual_seed(settings.seed)
     groups = splits.epoch_groups()
     if groups is None:
-        order = torch.randperm(len(labels), generator=generator)
+        order = torch.randperm(splits.size("train") + splits.extra_count, generator=generator)
     else:
         order = EpochSample(splits.size("train"), groups, generator).order()
-    chosen = order[: settings.replay_pool]
-    return transform_all(info.input_transform, images[chosen]), labels[chosen]
+    images, labels = splits.train_images_at(order[: settings.replay_pool])
+    return transform_all(info.input_transform, images), labels
 
 
 def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSettings) -> None:
@@ -241,7 +240,7 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
         if replayed:
             chosen = torch.arange(step * replayed, (step + 1) * replayed) % len(labels)
             with torch.no_grad():
-                seen = _features(model, images[chosen], features)
+                seen = model.mapped(images[chosen], features)
             loss = loss + F.cross_entropy(model.linear(seen), labels[chosen])
         pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(parameters, anchor, strict=True))
         gradients = torch.autograd.grad(loss + settings.anchor * pull, parameters)
@@ -249,13 +248,6 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
             for parameter, gradient in zip(parameters, gradients, strict=True):
                 parameter -= settings.lr * gradient
     model.eval()
-
-
-def _features(model: MNISTModel, pixels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """What the linear layer sees of images the run's input transform was applied to already."""
-    if model.features == "pixels":
-        return pixels.reshape(len(pixels), model.input_size)
-    return feature_map(model.features, pixels, out)
 
 
 def _recalibrate(model: MNISTModel, info: RunInfo, writer: Writer, splits: Splits, settings: TuneSettings) -> dict:
