@@ -62,6 +62,8 @@ def test_every_command_works_on_a_tuned_run_and_the_report_shows_before_and_afte
     assert cli("report", tuned).returncode == 0
     page = (tuned / "report.html").read_text()
     assert "Tuned on one writer" in page and "the writer&#x27;s held-out images (30 images)" in page
+    weight = json.loads((tuned / "model.json").read_text())["tuned_from"]["writer_weight_reached"]
+    assert f"a writer&#x27;s image weighing {weight:g} of a replayed one" in page
     square = next((writer / "test" / "circle").glob("*.png"))
     predicted = cli("predict", tuned, square, "--json")
     assert predicted.returncode == 0 and json.loads(predicted.stdout)[0]["class"] == "circle"  # drawn square
@@ -98,3 +100,35 @@ def test_a_tuned_run_appears_whole_and_a_stopped_tunes_leftovers_are_cleared(sha
     ]  # fmt: skip
     second = tuner.tune(writer, tmp_path / "again")  # the tuner tunes from the run each time, not from the last tune
     assert second.after == first.after and second.before == first.before
+
+
+def test_the_writers_weight_doubles_only_while_its_images_are_read_worse_than_the_runs_own(shapes_run, tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from mnist_logreg.config import TuneSettings
+    from mnist_logreg.train.tune import Tuner, read_writer
+
+    tuner = Tuner(shapes_run, log=lambda m: None)
+    images, labels = tuner.replay  # a folder run of drawn shapes: no input transform, so forward() reads them alike
+    with torch.no_grad():
+        assert tuner.own_accuracy == float((tuner.model(images).argmax(1) == labels).float().mean()) > 0.5
+    writer = read_writer(write_own_hand(tmp_path / "writer"), tuner.info, log=lambda m: None)
+    # Each image twice, under two classes: never more than half read right, as with a wrong correction.
+    torn = replace(
+        writer,
+        train_images=torch.cat([writer.train_images, writer.train_images]),
+        train_labels=torch.cat([writer.train_labels, (writer.train_labels + 1) % len(SHAPES)]),
+    )
+
+    def reached(out: str, writer, **settings) -> float:
+        tuner.settings = replace(TuneSettings(), **settings)
+        tuner.tune(writer, tmp_path / out)
+        return json.loads((tmp_path / out / "model.json").read_text())["tuned_from"]["writer_weight_reached"]
+
+    assert reached("torn", torn) == 1.0  # 0.25, 0.5, then the most it may weigh
+    assert reached("capped", torn, writer_weight_max=0.4) == 0.4
+    assert reached("no-room", torn, writer_weight=0.3, writer_weight_max=0.3) == 0.3
+    tuner.own_accuracy = 0.0  # read as well as the run reads its own, however little is read right
+    assert reached("learnt", torn) == 0.25

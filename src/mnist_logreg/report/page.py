@@ -107,9 +107,11 @@ def tuned_section(info: RunInfo) -> str:
         ]
         for key, name in (("writer", "the writer's held-out images"), ("test", "the test split"))
     ]
+    weight = tuned.get("writer_weight_reached")  # recorded since the weight may grow
+    weighing = f" (a writer's image weighing {weight:g} of a replayed one)" if weight is not None else ""
     note = (
         f"Tuned from {tuned['run']} on {writer['train']} images of {writer['folder']}, each step replaying "
-        f"{tuned['replay']} of the run's training digits per image, the weights held near the run's."
+        f"{tuned['replay']} of the run's training digits per image{weighing}, the weights held near the run's."
     )
     header = ["images", "likeliest class right, before → after", "accepted, before → after"]
     return f"<h2>Tuned on one writer's hand</h2><p>{html.escape(note)}</p>{_table(header, rows)}"
