@@ -243,7 +243,7 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
     anchor = [p.detach().clone() for p in model.linear.parameters()]
     weight, taken = settings.writer_weight, 0
     while True:
-        _steps(model, inputs, writer.train_labels, replay, weight, anchor, taken, settings)
+        _steps(model, inputs, writer.train_labels, replay, weight=weight, anchor=anchor, taken=taken, settings=settings)
         taken += settings.steps
         if weight >= settings.writer_weight_max:
             return weight
@@ -254,7 +254,7 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
         weight = min(2 * weight, settings.writer_weight_max)
 
 
-def _steps(model, inputs, labels, replay, weight: float, anchor, taken: int, settings: TuneSettings) -> None:
+def _steps(model, inputs, labels, replay, *, weight: float, anchor, taken: int, settings: TuneSettings) -> None:
     """Full-batch steps on the writer's feature-mapped ``inputs``, each with the next images of the
     replay pool (round again when used up; ``taken`` steps were taken before), and the weights
     pulled towards ``anchor``.
