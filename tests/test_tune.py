@@ -132,3 +132,40 @@ def test_the_writers_weight_doubles_only_while_its_images_are_read_worse_than_th
     assert reached("no-room", torn, writer_weight=0.3, writer_weight_max=0.3) == 0.3
     tuner.own_accuracy = 0.0  # read as well as the run reads its own, however little is read right
     assert reached("learnt", torn) == 0.25
+
+
+def test_a_runs_replay_pool_is_kept_in_the_data_folder_and_read_back_as_it_was_drawn(fake_data, tmp_path):
+    import torch
+
+    from mnist_logreg.config import TuneSettings, get_preset
+    from mnist_logreg.data.splits import run_splits
+    from mnist_logreg.model.run_folder import info_digest, load_run
+    from mnist_logreg.train.run import train_run
+    from mnist_logreg.train.tune import replay_pool
+
+    spec, data_dir = fake_data
+    config = get_preset("default").updated(epochs=1, val_size=60)  # with pen copies and outliers
+    train_run(spec, config, data_dir=data_dir, run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
+    _, info = load_run(tmp_path / "run")
+    splits, settings = run_splits(info, data_dir, dataset=spec), TuneSettings(replay_pool=300)
+    said, run_digest = [], info_digest(tmp_path / "run")
+
+    def pool(digest=run_digest):
+        return replay_pool(info, splits, data_dir, settings, run_digest=digest, log=said.append)
+
+    drawn = pool()
+    [kept] = (data_dir / "replay").iterdir()
+    shutil.rmtree(data_dir / "outliers")
+    shutil.rmtree(data_dir / "pens")
+    read = pool()  # from the kept pool: the outliers and pen copies it came from are not needed
+    assert not (data_dir / "outliers").exists() and not (data_dir / "pens").exists()
+    assert len(drawn[1]) == 300 and all(torch.equal(a, b) for a, b in zip(drawn, read, strict=True))
+    assert read[0].dtype == torch.float32 and set(read[1].tolist()) >= {10}  # "not a digit" among them
+
+    kept.write_bytes(b"not a zip file")
+    said.clear()
+    again = pool()
+    assert any("is damaged" in line for line in said)  # drawn again, the same
+    assert all(torch.equal(a, b) for a, b in zip(drawn, again, strict=True))
+    pool(digest="another run")
+    assert len(list((data_dir / "replay").iterdir())) == 2  # each run its own

@@ -1,5 +1,6 @@
 """Training images made by code once and kept in the data folder: the outliers of "not a digit"
-(data/outliers.py) and the digits redrawn with other pens (data/pens.py).
+(data/outliers.py), the digits redrawn with other pens (data/pens.py), and the replay pool a run
+is tuned with (train/tune.py).
 
 Making them takes seconds; reading them back, a fraction of one. Each file is named after a
 digest of its ``key``, the text of all it depends on (the seed, the layout, the source files'
@@ -56,7 +57,7 @@ def code_digest(*modules: str) -> str:
 
 
 def prepared_path(data_dir: Path | str, kind: str, key: str) -> Path:
-    """Where the images of ``kind`` ("outliers", "pens") made for ``key`` are kept."""
+    """Where the images of ``kind`` ("outliers", "pens", "replay") made for ``key`` are kept."""
     return Path(data_dir) / kind / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 

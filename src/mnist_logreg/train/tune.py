@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from ..data.catalog import DEFAULT_DATA_DIR
 from ..data.folder_images import read_folder
 from ..data.folders import open_folder
 from ..data.loaders import EpochSample, TensorLoader, to_float_pixels, transform_all
-from ..data.prepared import DEFAULT_MAKING
+from ..data.prepared import DEFAULT_MAKING, code_digest, prepared_path, read_prepared, write_prepared
 from ..data.splits import Splits, run_splits
 from ..errors import RunError, SettingError
 from ..images.layout import FOLDER_LAYOUTS
@@ -115,7 +116,9 @@ class Tuner:
         self.source = real_run_dir(run_dir)
         self.settings = settings
         self.splits = run_splits(self.info, data_dir)
-        self.replay = replay_pool(self.info, self.splits, data_dir, settings, log)
+        self.replay = replay_pool(
+            self.info, self.splits, data_dir, settings, run_digest=info_digest(self.source), log=log
+        )
         self.test_before = self._scored_before()
         self.history = read_history(self.source)
         self.log = log
@@ -215,13 +218,46 @@ def learning_from_all(pixels: np.ndarray, labels: np.ndarray, record: dict) -> W
     )
 
 
-def replay_pool(info: RunInfo, splits: Splits, data_dir: Path | str, settings: TuneSettings, log=print):
+REPLAY_CACHE = "replay"  # in the data folder, beside the pen copies and outliers a pool is drawn from
+# The code a replay pool depends on: the split, the extras, the epoch's draw, the input transform.
+REPLAY_CODE = (
+    "train.tune", "train.run", "data.splits", "data.loaders", "data.pens", "data.outliers", "images.inputs",
+    "images.preprocess",
+)  # fmt: skip
+
+
+def replay_pool(
+    info: RunInfo, splits: Splits, data_dir: Path | str, settings: TuneSettings, *, run_digest: str, log=print
+) -> tuple[torch.Tensor, torch.Tensor]:
     """What the run trained on, to replay: ``settings.replay_pool`` of its training images (the digits,
     and the pen copies and outliers of "not a digit" it trained on beside them), drawn as training
     drew its epochs (loaders.EpochSample), input-transformed as the run transforms them; and their
-    labels."""
+    labels.
+
+    Where the run trained on pen copies or outliers, the pool is drawn from all of them (200,000
+    images read from the data folder to keep 8,192), so it is kept there itself (prepared.py),
+    under a key of the run's model.json (``run_digest``), the settings and the code, and read from
+    there the next time the run is tuned.
+    """
     recipe = {name: value for name, value in info.recipe.items() if name in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**recipe)
+    if not (config.pens or config.reject):
+        return _drawn_pool(info, splits, config, data_dir, settings, log=log)
+    key = json.dumps(
+        {"run": run_digest, "pool": settings.replay_pool, "seed": settings.seed, "code": code_digest(*REPLAY_CODE)},
+        sort_keys=True,
+    )
+    path = prepared_path(data_dir, REPLAY_CACHE, key)
+    kept = read_prepared(path, key, log)
+    if kept is not None and {"images", "labels"} <= kept.keys() and len(kept["images"]) == len(kept["labels"]):
+        return torch.from_numpy(kept["images"]), torch.from_numpy(kept["labels"])
+    images, labels = _drawn_pool(info, splits, config, data_dir, settings, log=log)
+    write_prepared(path, key, {"images": images.numpy(), "labels": labels.numpy()})
+    return images, labels
+
+
+def _drawn_pool(info: RunInfo, splits: Splits, config: TrainConfig, data_dir, settings: TuneSettings, *, log):
+    """The replay pool drawn from the run's training split and extras, as ``replay_pool`` says."""
     splits, _, _ = with_extras(splits, config, data_dir, replace(DEFAULT_MAKING, log=log))
     generator = torch.Generator().manual_seed(settings.seed)
     groups = splits.epoch_groups()
