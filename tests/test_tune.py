@@ -138,6 +138,7 @@ def test_a_runs_replay_pool_is_kept_in_the_data_folder_and_read_back_as_it_was_d
     import torch
 
     from mnist_logreg.config import TuneSettings, get_preset
+    from mnist_logreg.data.prepared import write_prepared
     from mnist_logreg.data.splits import run_splits
     from mnist_logreg.model.run_folder import info_digest, load_run
     from mnist_logreg.train.run import train_run
@@ -167,5 +168,11 @@ def test_a_runs_replay_pool_is_kept_in_the_data_folder_and_read_back_as_it_was_d
     again = pool()
     assert any("is damaged" in line for line in said)  # drawn again, the same
     assert all(torch.equal(a, b) for a, b in zip(drawn, again, strict=True))
+    with np.load(kept) as arrays:
+        key = str(arrays["key"])
+    write_prepared(kept, key, {"images": np.zeros((3, 1, 28, 28), np.float32)})  # its key, not its pool
+    said.clear()
+    assert all(torch.equal(a, b) for a, b in zip(drawn, pool(), strict=True))
+    assert any("does not hold the replay pool" in line for line in said)
     pool(digest="another run")
     assert len(list((data_dir / "replay").iterdir())) == 2  # each run its own

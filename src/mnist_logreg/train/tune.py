@@ -249,8 +249,10 @@ def replay_pool(
     )
     path = prepared_path(data_dir, REPLAY_CACHE, key)
     kept = read_prepared(path, key, log)
-    if kept is not None and {"images", "labels"} <= kept.keys() and len(kept["images"]) == len(kept["labels"]):
-        return torch.from_numpy(kept["images"]), torch.from_numpy(kept["labels"])
+    if kept is not None:
+        if {"images", "labels"} <= kept.keys() and len(kept["images"]) == len(kept["labels"]):
+            return torch.from_numpy(kept["images"]), torch.from_numpy(kept["labels"])
+        log(f"note: {path} does not hold the replay pool it names; drawing it again")
     images, labels = _drawn_pool(info, splits, config, data_dir, settings, log=log)
     write_prepared(path, key, {"images": images.numpy(), "labels": labels.numpy()})
     return images, labels
