@@ -39,7 +39,7 @@ from ..data.splits import Splits, run_splits
 from ..errors import RunError, SettingError
 from ..images.layout import FOLDER_LAYOUTS
 from ..model.calibration import accepted, softmax
-from ..model.lesson import MNISTModel
+from ..model.lesson import MNISTModel, accuracy
 from ..model.metrics import logits_and_labels
 from ..model.run_folder import (
     Metrics,
@@ -114,11 +114,12 @@ class Tuner:
     ) -> None:
         self.model, self.info = load_run(run_dir)
         self.source = real_run_dir(run_dir)
+        self.digest = info_digest(
+            self.source
+        )  # of the model.json read here: the pool's key, and what tuned runs record
         self.settings = settings
         self.splits = run_splits(self.info, data_dir)
-        self.replay = replay_pool(
-            self.info, self.splits, data_dir, settings, run_digest=info_digest(self.source), log=log
-        )
+        self.replay = replay_pool(self.info, self.splits, data_dir, settings, run_digest=self.digest, log=log)
         self.test_before = self._scored_before()
         self.history = read_history(self.source)
         self.log = log
@@ -130,8 +131,8 @@ class Tuner:
         first needed: a writer whose images are all read right after the first steps never needs it."""
         images, labels = self.replay  # input-transformed already: only the feature map is left to apply
         with torch.no_grad():
-            read = torch.cat([self.model.linear(self.model.mapped(chunk)).argmax(1) for chunk in images.split(1024)])
-        return float((read == labels).float().mean()) if len(labels) else 0.0
+            logits = torch.cat([self.model.linear(self.model.mapped(chunk)) for chunk in images.split(1024)])
+        return float(accuracy(logits, labels)) if len(labels) else 0.0
 
     def _scored_before(self) -> dict:
         """The run's test split read as ``_read`` reads it: from its metrics.json, which holds the same
@@ -158,7 +159,7 @@ class Tuner:
             "writer": _read(model, self.info, writer.test_images.unsqueeze(1), writer.test_labels),
             "test": _test(scores, self.splits.size("test")),
         }
-        tuned = _tuned_info(self.info, model, self.source, writer, self.settings)
+        tuned = _tuned_info(self.info, model, self.source, writer, self.settings, digest=self.digest)
         tuned.tuned_from |= {"writer_weight_reached": weight, "before": before, "after": after}
         seconds = time.perf_counter() - start
         out = Path(out)
@@ -286,7 +287,7 @@ def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSetting
         if weight >= settings.writer_weight_max:
             return weight
         with torch.no_grad():
-            read_right = float((model.linear(inputs).argmax(1) == writer.train_labels).float().mean())
+            read_right = float(accuracy(model.linear(inputs), writer.train_labels))
         if read_right == 1.0 or read_right >= own_accuracy():  # all read right: the run's own need not be measured
             return weight
         weight = min(2 * weight, settings.writer_weight_max)
@@ -357,8 +358,11 @@ def _test(scores: dict, images: int) -> dict:
     return {"images": images, "acc": scores["test_acc"], "accepted": taken}
 
 
-def _tuned_info(info: RunInfo, model: MNISTModel, source: Path, writer: Writer, settings: TuneSettings) -> RunInfo:
-    """The run's model.json, recalibrated, saying what it was tuned from and on which images."""
+def _tuned_info(
+    info: RunInfo, model: MNISTModel, source: Path, writer: Writer, settings: TuneSettings, *, digest: str
+) -> RunInfo:
+    """The run's model.json, recalibrated, saying what it was tuned from (``source``, whose model.json
+    has the sha256 ``digest``) and on which images."""
     reject = None if info.reject is None else info.reject | {"threshold": model.threshold}
     return replace(
         info,
@@ -366,7 +370,7 @@ def _tuned_info(info: RunInfo, model: MNISTModel, source: Path, writer: Writer, 
         reject=reject,
         tuned_from={
             "run": str(source),
-            "model_json_sha256": info_digest(source),
+            "model_json_sha256": digest,
             "writer": writer.record,
             **settings.to_json(),
         },
