@@ -64,19 +64,21 @@ def test_memory_and_dataloader_paths_see_the_same_deskewed_images(fake_data):
             assert torch.allclose(a, b, atol=1e-6)
 
 
-def with_extras(splits, copies: int, outliers: int, copies_per_epoch: int, outliers_per_epoch: int):
-    """``splits`` with ``copies`` copies of its first training digits and ``outliers`` blank outliers,
-    of which each epoch draws the numbers given."""
+def with_extras(splits, copies: int, outliers: int, copies_per_epoch: int, outliers_per_epoch: int, lit: int = 0):
+    """``splits`` with ``copies`` copies of its first training digits, ``outliers`` blank outliers and
+    after them ``lit`` white ones (a second source, all of it in each epoch), of which each epoch
+    draws the numbers given."""
     from dataclasses import replace
 
     digits = splits.train_images[splits.train_indices[:copies]]
+    blank, white = torch.zeros((outliers, 28, 28), dtype=torch.uint8), torch.full((lit, 28, 28), 255, dtype=torch.uint8)
     return replace(
         splits,
         copies=255 - digits,
         copy_labels=splits.train_labels[splits.train_indices[:copies]],
-        outliers=torch.zeros((outliers, 28, 28), dtype=torch.uint8),
+        outliers=torch.cat([blank, white]),
         copies_per_epoch=copies_per_epoch,
-        outliers_per_epoch=outliers_per_epoch,
+        outlier_draws=((outliers, outliers_per_epoch), (lit, lit)) if lit else ((outliers, outliers_per_epoch),),
     )
 
 
@@ -85,13 +87,14 @@ def epoch_labels(loader) -> list[torch.Tensor]:
 
 
 def test_each_epoch_draws_a_fresh_seeded_sample_of_the_extras_identical_in_both_loaders(fake_data):
+    """Each source of the outliers in its own number: 45 of the 150 blank ones, all 20 white ones."""
     spec, data_dir = fake_data
-    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
+    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45, lit=20)
     digits = splits.size("train")
     slow, fast = dataloaders(splits, 32, seed=3)[0], tensor_loaders(splits, 32, seed=3)[0]
     again = tensor_loaders(splits, 32, seed=3)[0]
     other = tensor_loaders(splits, 32, seed=4)[0]
-    assert len(slow) == len(fast) == -(-(digits + 30 + 45) // 32)
+    assert len(slow) == len(fast) == -(-(digits + 30 + 45 + 20) // 32)
     epochs = []
     for _epoch in range(3):
         ours, theirs = list(fast), list(slow)
@@ -99,8 +102,9 @@ def test_each_epoch_draws_a_fresh_seeded_sample_of_the_extras_identical_in_both_
         assert all(torch.equal(a, b) for a, b in zip(epoch_labels(again), [y for _, y in ours], strict=True))
         images = torch.cat([x for x, _ in ours])
         labels = torch.cat([y for _, y in ours])
-        assert len(labels) == digits + 30 + 45
-        assert (labels == splits.outlier_label).sum() == 45  # this epoch's outliers
+        assert len(labels) == digits + 30 + 45 + 20
+        outliers = images[labels == splits.outlier_label].flatten(1)
+        assert len(outliers) == 65 and int((outliers.amax(1) == 1).sum()) == 20  # this epoch's, of each source
         epochs.append(images.flatten(1).sum(1))  # each image's ink: which images the epoch drew
     assert not torch.equal(epochs[0], epochs[1])  # another sample, another order, each epoch
     assert not all(torch.equal(a, b) for a, b in zip(epoch_labels(other), epoch_labels(fast), strict=True))

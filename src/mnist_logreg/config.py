@@ -35,11 +35,14 @@ DRAWN_OUTLIERS_PER_DIGIT = 0.8
 # Pen variety (data/pens.py): copies of each training digit redrawn with other pens, and the share of
 # each pen among them (docs/not-a-digit.md has how they were chosen on the validation split).
 PEN_COPIES = 1
-# Each epoch trains on every digit and a fresh, seeded sample of the copies and of the outliers,
-# this many per training digit: the pools are seen over the run, and an epoch costs little more
-# than its digits (loaders.EpochSample).
-COPIES_PER_EPOCH = 0.5
-OUTLIERS_PER_EPOCH = 1.5
+# Each epoch trains on every digit and a fresh, seeded sample of the copies and of each source of
+# the outliers, this many per training digit: the pools are seen over the run, and an epoch costs
+# little more than its digits (loaders.EpochSample). Chosen on the validation split (val digits
+# redrawn with each pen, outliers drawn with another seed, Fashion-MNIST's test garments): the drawn
+# outliers teach where strokes stop being a digit, while the garments are told apart almost at once,
+# so most of an epoch's outliers are drawn ones (docs/not-a-digit.md). Keys: outliers.training_outliers' sources.
+COPIES_PER_EPOCH = 0.25
+OUTLIERS_PER_EPOCH = {"drawn": 0.4, "fashion-mnist": 0.1}
 # The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each
 # counting for more.
 REJECT_LOSS_WEIGHT = 1.0

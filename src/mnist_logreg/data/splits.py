@@ -44,11 +44,13 @@ class Splits:
     # uint8, and their labels (N,) int64.
     copies: torch.Tensor | None = None
     copy_labels: torch.Tensor | None = None
-    # Non-digits trained on as one more class, after the copies (data/outliers.py): (N, 28, 28) uint8.
+    # Non-digits trained on as one more class, after the copies (data/outliers.py): (N, 28, 28) uint8,
+    # one source after another (drawn, then garments).
     outliers: torch.Tensor | None = None
-    # How many of the copies and of the outliers each epoch draws afresh (EpochSample); None: all of them.
+    # How many of the copies each epoch draws afresh (EpochSample), and of the outliers (pool size,
+    # drawn each epoch) for each source in the order they are held; None: all of them.
     copies_per_epoch: int | None = None
-    outliers_per_epoch: int | None = None
+    outlier_draws: tuple[tuple[int, int], ...] | None = None
 
     def arrays(self) -> DataArrays:
         """The training and test files' images and labels as numpy arrays (views, not copies)."""
@@ -107,13 +109,13 @@ class Splits:
         return extras
 
     def epoch_groups(self) -> list[tuple[int, int]] | None:
-        """(pool size, drawn each epoch) of the copies and the outliers, after the digits; None when
-        every epoch trains on all of them (the digits are always all there)."""
+        """(pool size, drawn each epoch) of the copies and of each source of the outliers, after the
+        digits; None when every epoch trains on all of them (the digits are always all there)."""
         groups = []
         if self.copies is not None:
             groups.append((len(self.copies), self.copies_per_epoch or len(self.copies)))
         if self.outliers is not None:
-            groups.append((len(self.outliers), self.outliers_per_epoch or len(self.outliers)))
+            groups.extend(self.outlier_draws or [(len(self.outliers), len(self.outliers))])
         return groups if any(drawn < pool for pool, drawn in groups) else None
 
     @property

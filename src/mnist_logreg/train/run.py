@@ -457,8 +457,10 @@ def with_extras(
     if config.reject:
         digits = splits.size("train")
         outliers, outlier_counts = training_outliers(digits, config.seed, data_dir, making=making)
-        per_epoch = min(len(outliers), round(OUTLIERS_PER_EPOCH * digits))
-        splits = replace(splits, outliers=torch.from_numpy(outliers), outliers_per_epoch=per_epoch)
+        draws = tuple(
+            (count, min(count, round(OUTLIERS_PER_EPOCH[source] * digits))) for source, count in outlier_counts.items()
+        )
+        splits = replace(splits, outliers=torch.from_numpy(outliers), outlier_draws=draws)
     return splits, outlier_counts, pen_counts
 
 
@@ -533,7 +535,7 @@ def _run_info(training: Training) -> RunInfo:
             "threshold": model.threshold,
             "accept_rate": ACCEPT_RATE,
             "outliers": data.outliers,
-            "outliers_per_epoch": splits.outliers_per_epoch,
+            "outliers_per_epoch": dict(zip(data.outliers, (drawn for _, drawn in splits.outlier_draws), strict=True)),
             "loss_weight": REJECT_LOSS_WEIGHT,
         }
     return RunInfo(
