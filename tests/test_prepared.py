@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 
 import cv2
+import numpy as np
 
-from mnist_logreg.data.prepared import made_in_workers
+from mnist_logreg.data.prepared import made_in_workers, read_prepared, write_prepared
 from mnist_logreg.workers import spawned_pool
 
 
@@ -50,3 +51,23 @@ def test_a_spawned_pool_runs_its_own_initializer_after_setting_up_each_worker():
     with spawned_pool(2, remember, ("the run",)) as pool:
         assert pool.map(what_the_worker_remembers, [0, 1]) == ["the run", "the run"]
         assert pool.map(how_the_worker_runs, [0, 1]) == [[True, True], [True, True]]
+
+
+def test_a_kept_file_is_read_back_only_for_its_key_and_only_when_it_holds_what_it_names(tmp_path):
+    """No file, or another key's: nothing, silently. A damaged file, or arrays that are not what the
+    key names (a check that fails, or one that finds an array missing): nothing, and a line says so."""
+    path, said = tmp_path / "kind" / "kind-0.npz", []
+
+    def read(key="k", holds=lambda kept: kept["images"].shape == (2, 3)):
+        said.clear()
+        return read_prepared(path, key, said.append, what="images", holds=holds)
+
+    assert read() is None and said == []
+    write_prepared(path, "k", {"images": np.ones((2, 3), np.uint8)})
+    assert np.array_equal(read()["images"], np.ones((2, 3))) and said == []
+    assert read(key="another") is None and said == []
+    assert read(holds=lambda kept: kept["images"].shape == (5, 3)) is None
+    assert said == [f"note: {path} does not hold the images it names; making it again"]
+    assert read(holds=lambda kept: kept["labels"] is not None) is None and "does not hold" in said[0]
+    path.write_bytes(b"not a zip file")
+    assert read() is None and "is damaged" in said[0]

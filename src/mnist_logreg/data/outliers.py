@@ -20,7 +20,6 @@ the model learns what users' non-digits look like after the same cleaning.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -73,7 +72,8 @@ def training_outliers(
     count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
     key = cache_key(count, seed, making.layout, with_garments)
     path = prepared_path(data_dir, CACHE_FOLDER, key)
-    found = _usable(read_prepared(path, key, making.log), path, making.log) if making.cache else None
+    kept = read_prepared(path, key, making.log, what="outliers", holds=_holds_outliers) if making.cache else None
+    found = (kept["images"], json.loads(str(kept["counts"]))) if kept is not None else None
     garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name) if with_garments and not found else None
     if found is not None:
         making.log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
@@ -117,18 +117,10 @@ def cache_key(count: int, seed: int, layout: Layout, with_garments: bool) -> str
     )
 
 
-def _usable(kept: dict | None, path: Path, log: Callable[[str], None]) -> tuple[np.ndarray, dict[str, int]] | None:
-    """The outliers and their counts from a kept file's arrays, if they are what it names."""
-    if kept is None:
-        return None
-    try:
-        images, counts = kept["images"], json.loads(str(kept["counts"]))
-    except (KeyError, ValueError):
-        images, counts = None, {}
-    if images is None or images.dtype != np.uint8 or images.shape != (sum(counts.values()), SIDE, SIDE):
-        log(f"note: {path} does not hold the outliers it names; drawing them again")
-        return None
-    return images, counts
+def _holds_outliers(kept: dict[str, np.ndarray]) -> bool:
+    """Whether a kept file's arrays are outliers and their counts: as many bytes images as counted."""
+    counts = json.loads(str(kept["counts"]))
+    return kept["images"].dtype == np.uint8 and kept["images"].shape == (sum(counts.values()), SIDE, SIDE)
 
 
 def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:

@@ -232,8 +232,13 @@ def training_copies(
         sort_keys=True,
     )
     path = prepared.prepared_path(data_dir, "pens", key_text)
-    kept = prepared.read_prepared(path, key_text, making.log) if making.cache else None
-    if kept is not None and kept.get("images", np.empty(0)).shape == (PEN_COPIES * len(digits), SIDE, SIDE):
+    shape = (PEN_COPIES * len(digits), SIDE, SIDE)
+
+    def holds(kept: dict[str, np.ndarray]) -> bool:
+        return kept["images"].shape == shape and kept["kinds"].shape == shape[:1]
+
+    kept = prepared.read_prepared(path, key_text, making.log, what="pen copies", holds=holds) if making.cache else None
+    if kept is not None:
         making.log(f"{len(kept['images']):,} digits redrawn with other pens from {path}")
         copies, kinds = kept["images"], kept["kinds"]
     else:

@@ -61,18 +61,33 @@ def prepared_path(data_dir: Path | str, kind: str, key: str) -> Path:
     return Path(data_dir) / kind / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
-def read_prepared(path: Path, key: str, log: Callable[[str], None]) -> dict[str, np.ndarray] | None:
-    """The arrays kept at ``path`` for ``key``; None where there are none, or none usable (said)."""
+def read_prepared(
+    path: Path, key: str, log: Callable[[str], None], *, what: str, holds: Callable[[dict[str, np.ndarray]], bool]
+) -> dict[str, np.ndarray] | None:
+    """The arrays kept at ``path`` for ``key``; None where there are none, or none usable: a damaged
+    file, or arrays that ``holds`` finds are not ``what`` the key names (each said in a line)."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as kept:
             if str(kept["key"]) != key:
                 return None
-            return {name: kept[name] for name in kept.files if name != "key"}
+            arrays = {name: kept[name] for name in kept.files if name != "key"}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         log(f"note: {path} is damaged ({type(error).__name__}); making it again")
         return None
+    if not _holds(holds, arrays):
+        log(f"note: {path} does not hold the {what} it names; making it again")
+        return None
+    return arrays
+
+
+def _holds(holds: Callable[[dict[str, np.ndarray]], bool], arrays: dict[str, np.ndarray]) -> bool:
+    """Whether ``holds(arrays)``; a missing array or one that cannot be read as expected is a no."""
+    try:
+        return bool(holds(arrays))
+    except (KeyError, ValueError, TypeError):
+        return False
 
 
 def write_prepared(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:

@@ -249,11 +249,11 @@ def replay_pool(
         sort_keys=True,
     )
     path = prepared_path(data_dir, REPLAY_CACHE, key)
-    kept = read_prepared(path, key, log)
+    kept = read_prepared(
+        path, key, log, what="replay pool", holds=lambda kept: len(kept["images"]) == len(kept["labels"])
+    )
     if kept is not None:
-        if {"images", "labels"} <= kept.keys() and len(kept["images"]) == len(kept["labels"]):
-            return torch.from_numpy(kept["images"]), torch.from_numpy(kept["labels"])
-        log(f"note: {path} does not hold the replay pool it names; drawing it again")
+        return torch.from_numpy(kept["images"]), torch.from_numpy(kept["labels"])
     images, labels = _drawn_pool(info, splits, config, data_dir, settings, log=log)
     write_prepared(path, key, {"images": images.numpy(), "labels": labels.numpy()})
     return images, labels
