@@ -40,7 +40,8 @@ PEN_COPIES = 1
 # little more than its digits (loaders.EpochSample). Chosen on the validation split (val digits
 # redrawn with each pen, outliers drawn with another seed, Fashion-MNIST's test garments): the drawn
 # outliers teach where strokes stop being a digit, while the garments are told apart almost at once,
-# so most of an epoch's outliers are drawn ones (docs/not-a-digit.md). Keys: outliers.training_outliers' sources.
+# so most of an epoch's outliers are drawn ones (docs/presets.md has the table). The keys are the
+# sources outliers.training_outliers counts.
 COPIES_PER_EPOCH = 0.25
 OUTLIERS_PER_EPOCH = {"drawn": 0.4, "fashion-mnist": 0.1}
 # The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..config import SCHEDULES, TrainConfig
-from ..model.lesson import MNISTModel
+from ..model.lesson import FEATURE_CHUNK, MNISTModel
 from . import distributed
 
 OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
@@ -69,10 +69,6 @@ def evaluate(model: nn.Module, val_loader: Iterable) -> dict:
 def _to(batch, device: torch.device):
     images, labels = batch
     return images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-
-
-# Images whose pixel-pair features (5 MB) stay in the cache between the two products (best of 64 to 512 here).
-FEATURE_CHUNK = 128
 
 
 class ClosedFormStep:
