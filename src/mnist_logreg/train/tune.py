@@ -114,9 +114,8 @@ class Tuner:
     ) -> None:
         self.model, self.info = load_run(run_dir)
         self.source = real_run_dir(run_dir)
-        self.digest = info_digest(
-            self.source
-        )  # of the model.json read here: the pool's key, and what tuned runs record
+        # The digest of the model.json read here: the replay pool's key, and what tuned runs record.
+        self.digest = info_digest(self.source)
         self.settings = settings
         self.splits = run_splits(self.info, data_dir)
         self.replay = replay_pool(self.info, self.splits, data_dir, settings, run_digest=self.digest, log=log)
