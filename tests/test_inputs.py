@@ -190,11 +190,18 @@ def test_an_unknown_input_transform_is_refused():
 def test_the_pixel_conversions_round_trip_every_level_and_agree_with_totensor():
     import torch
 
-    from mnist_logreg.data.loaders import to_float_pixels
+    from mnist_logreg.data.loaders import to_byte_pixels, to_float_pixels
     from mnist_logreg.images.inputs import byte_pixels, unit_pixels
 
     levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
     unit = unit_pixels(levels)
     assert unit.dtype == np.float32 and np.array_equal(unit, to_float_pixels(torch.from_numpy(levels)).numpy())
     assert np.array_equal(byte_pixels(unit), levels)
-    assert byte_pixels(np.array([-0.3, 0.0, 0.5, 1.0, 1.2])).tolist() == [0, 0, 128, 255, 255]  # clipped, rounded
+    assert np.array_equal(to_byte_pixels(torch.from_numpy(unit)).numpy(), levels)
+    beyond = np.array([-0.3, 0.0, 0.5, 1.0, 1.2], dtype=np.float32)
+    assert byte_pixels(beyond).tolist() == [0, 0, 128, 255, 255]  # clipped, rounded
+    between = np.random.default_rng(0).uniform(-0.1, 1.1, 10_000).astype(np.float32)  # the torch twin, bit for bit
+    assert np.array_equal(
+        to_byte_pixels(torch.from_numpy(np.concatenate([beyond, between]))).numpy(),
+        byte_pixels(np.concatenate([beyond, between])),
+    )

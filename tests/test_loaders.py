@@ -51,8 +51,10 @@ def test_tensor_loader_without_shuffle_keeps_order_and_a_short_last_batch():
 
 
 def test_memory_and_dataloader_paths_see_the_same_deskewed_images(fake_data):
-    from mnist_logreg.data.loaders import dataloaders, tensor_loaders
-    from mnist_logreg.data.splits import load_splits
+    """Bitwise the same batches; the training split rounded to 8 bits after deskewing, in both
+    paths, and held as bytes in memory; validation and test as a saved model sees them."""
+    from mnist_logreg.data.loaders import to_byte_pixels, to_float_pixels
+    from mnist_logreg.images.inputs import deskew
 
     spec, data_dir = fake_data
     splits = load_splits(spec, data_dir, val_size=60, seed=3)
@@ -61,7 +63,13 @@ def test_memory_and_dataloader_paths_see_the_same_deskewed_images(fake_data):
     for ours, theirs in zip(memory, lesson, strict=True):
         for (a, a_labels), (b, b_labels) in zip(ours, theirs, strict=True):
             assert torch.equal(a_labels, b_labels)
-            assert torch.allclose(a, b, atol=1e-6)
+            assert torch.equal(a, b)
+    train, val, test = memory
+    deskewed = deskew(to_float_pixels(splits.tensors("train")[0]))
+    assert train.images.dtype == torch.uint8 and torch.equal(train.images, to_byte_pixels(deskewed))
+    assert (to_float_pixels(train.images) - deskewed).abs().max() <= 0.5 / 255 + 1e-7  # the nearest level
+    assert val.images.dtype == test.images.dtype == torch.float32
+    assert torch.equal(val.images, deskew(to_float_pixels(splits.tensors("val")[0])))
 
 
 def with_extras(splits, copies: int, outliers: int, copies_per_epoch: int, outliers_per_epoch: int, lit: int = 0):
@@ -113,7 +121,7 @@ def test_each_epoch_draws_a_fresh_seeded_sample_of_the_extras_identical_in_both_
 def test_the_training_split_is_transformed_part_by_part_into_what_the_whole_split_gives(fake_data):
     """The digits, copies and outliers are deskewed into one tensor a part at a time (no bytes copy
     of the whole split): the same images, bitwise, as the joined split deskewed at once."""
-    from mnist_logreg.data.loaders import transform_all
+    from mnist_logreg.data.loaders import to_byte_pixels, transform_all
 
     spec, data_dir = fake_data
     splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
@@ -124,8 +132,10 @@ def test_the_training_split_is_transformed_part_by_part_into_what_the_whole_spli
     by_parts = transform_all("deskew", parts)
     assert torch.equal(by_parts, transform_all("deskew", whole))
     assert not torch.equal(by_parts, whole.float() / 255)  # deskewed, not merely scaled
+    as_bytes = transform_all("deskew", parts, as_bytes=True)
+    assert torch.equal(as_bytes, to_byte_pixels(by_parts))
     loader = tensor_loaders(splits, 32, seed=3, input_transform="deskew")[0]
-    assert torch.equal(loader.images, by_parts)
+    assert torch.equal(loader.images, as_bytes)
 
 
 def test_images_picked_from_the_training_split_by_position_are_those_of_the_whole_split(fake_data):

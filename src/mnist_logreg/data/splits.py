@@ -126,25 +126,33 @@ class Splits:
     def torchvision_sets(self, input_transform: str = "none"):
         """The lesson's datasets: torchvision with ToTensor, the same random_split (train, val), and test.
 
-        ``input_transform`` (one of config.INPUT_TRANSFORMS, applied by images/inputs.py) follows ToTensor.
+        ``input_transform`` (one of config.INPUT_TRANSFORMS, applied by images/inputs.py) follows
+        ToTensor; the training split's transformed images are then rounded to 8 bits, as the
+        in-memory loaders hold them (loaders.as_held).
         """
         from torch.utils.data import ConcatDataset, Subset
         from torchvision import transforms
 
-        to_tensor = transforms.ToTensor()
+        from .loaders import as_held
+
+        seen = held = transforms.ToTensor()
         if input_transform != "none":
-            to_tensor = transforms.Compose([to_tensor, functools.partial(apply_input_transform, input_transform)])
-        if isinstance(self.spec, FolderDataset):  # the decoded images, through the same ToTensor
-            full = Labelled(self.train_images.numpy(), self.train_labels.numpy(), to_tensor)
-            test = Labelled(self.test_images.numpy(), self.test_labels.numpy(), to_tensor)
-        else:
-            full = self.spec.torchvision_class(root=str(self.data_dir), train=True, transform=to_tensor)
-            test = self.spec.torchvision_class(root=str(self.data_dir), train=False, transform=to_tensor)
-        train = Subset(full, self.train_indices)
-        extras = [Labelled(images.numpy(), labels, to_tensor) for images, labels in self._extras()]
+            seen = transforms.Compose([seen, functools.partial(apply_input_transform, input_transform)])
+            held = transforms.Compose([seen, as_held])
+        full, test = (self._torchvision_set(train, seen) for train in (True, False))
+        train = Subset(full if held is seen else self._torchvision_set(True, held), self.train_indices)
+        extras = [Labelled(images.numpy(), labels, held) for images, labels in self._extras()]
         if extras:
             train = ConcatDataset([train, *extras])
         return train, Subset(full, self.val_indices), test
+
+    def _torchvision_set(self, train: bool, transform):
+        """The training or test file as a dataset with ``transform``: torchvision's class, or for a
+        folder its decoded images, through the same transform."""
+        if isinstance(self.spec, FolderDataset):
+            images, labels = (self.train_images, self.train_labels) if train else (self.test_images, self.test_labels)
+            return Labelled(images.numpy(), labels.numpy(), transform)
+        return self.spec.torchvision_class(root=str(self.data_dir), train=train, transform=transform)
 
 
 class Labelled:

@@ -268,7 +268,8 @@ def _drawn_pool(info: RunInfo, splits: Splits, config: TrainConfig, data_dir, se
     else:
         order = EpochSample(splits.size("train"), groups, generator).order()
     images, labels = splits.train_images_at(order[: settings.replay_pool])
-    return transform_all(info.input_transform, images), labels
+    # Input-transformed and rounded to 8 bits, as the run's training split held its images
+    return to_float_pixels(transform_all(info.input_transform, images, as_bytes=True)), labels
 
 
 def _fit_writer(model: MNISTModel, writer: Writer, replay, settings: TuneSettings, own_accuracy) -> float:
