@@ -55,6 +55,9 @@ def test_pixel_pairs_are_the_loops_in_numpy_and_in_torch():
     got = feature_map("pixel-pairs", torch.from_numpy(images).unsqueeze(1))
     assert isinstance(got, torch.Tensor) and got.shape == (5, 10192)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-7)
+    # Written into a buffer, as training does (strided views, a direction at a time): the same bits
+    buffer = torch.full((5, 10192), float("nan"))
+    assert feature_map("pixel-pairs", torch.from_numpy(images), buffer) is buffer and torch.equal(buffer, got)
 
 
 def test_plain_pixels_are_the_lessons_784_inputs():

@@ -43,7 +43,9 @@ MAX_SLANT = 1.0  # shear at most 45°: a flat dash has an ill-defined slant, and
 
 # Neighbour offsets (rows down, columns right) of the pair channels, in channel order: right,
 # down, down-right and down-left, each at distance 1, 2 and 3.
-PAIR_OFFSETS = tuple((dr * d, dc * d) for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)) for d in (1, 2, 3))
+DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
+DISTANCES = (1, 2, 3)
+PAIR_OFFSETS = tuple((dr * d, dc * d) for dr, dc in DIRECTIONS for d in DISTANCES)
 CHANNELS = {"pixels": 1, "pixel-pairs": 1 + len(PAIR_OFFSETS)}
 REACH = max(max(abs(dr), abs(dc)) for dr, dc in PAIR_OFFSETS)  # the farthest neighbour, in pixels
 
@@ -227,9 +229,26 @@ def feature_map(name: str, pixels, out=None):
         multiply = np.multiply
     channels = out.reshape(n, CHANNELS[name], SIDE, SIDE)
     channels[:, 0] = x
-    for channel, (dr, dc) in enumerate(PAIR_OFFSETS, start=1):
-        multiply(root, padded[:, dr : dr + SIDE, REACH + dc : REACH + dc + SIDE], out=channels[:, channel])
+    # A direction's neighbours at distance 1, 2 and 3 lie one step apart in the padded images'
+    # memory: one strided view holds all three, and one multiply fills their three channels.
+    rows, width = padded.shape[1:]
+    for k, (dr, dc) in enumerate(DIRECTIONS):
+        step = dr * width + dc
+        shape, strides = (n, len(DISTANCES), SIDE, SIDE), (rows * width, step, width, 1)
+        neighbours = _strided(padded, shape, strides, offset=REACH + step)
+        first = 1 + k * len(DISTANCES)
+        multiply(root[:, None], neighbours, out=channels[:, first : first + len(DISTANCES)])
     return out
+
+
+def _strided(padded, shape: tuple, strides: tuple, offset: int):
+    """A view of contiguous ``padded`` (numpy or torch) with ``strides`` in elements, from element ``offset``."""
+    if _is_torch(padded):
+        return padded.as_strided(shape, strides, storage_offset=padded.storage_offset() + offset)
+    start = padded.reshape(len(padded), -1)[:, offset:]
+    return np.lib.stride_tricks.as_strided(
+        start, shape, [stride * padded.itemsize for stride in strides], writeable=False
+    )
 
 
 def _overlap(dr: int, dc: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
