@@ -212,7 +212,7 @@ def feature_map(name: str, pixels, out=None):
 
         x = pixels.reshape(n, SIDE, SIDE)
         x = x if x.dtype == torch.float64 else x.to(torch.float32)  # float64 stays, as in numpy
-        root = x.sqrt()
+        root = _torch_sqrt(x)
         padded = F.pad(root, (REACH, REACH, 0, REACH))  # zeros below, left and right: off-image neighbours
         if out is None or out.shape != (n, feature_count(name)) or out.dtype != x.dtype:
             # Without a buffer, no writes in place: the ONNX exporter traces this path.
@@ -239,6 +239,25 @@ def feature_map(name: str, pixels, out=None):
         first = 1 + k * len(DISTANCES)
         multiply(root[:, None], neighbours, out=channels[:, first : first + len(DISTANCES)])
     return out
+
+
+def tracing() -> bool:
+    """Whether torch is tracing the computation (ONNX export): only torch operations may run."""
+    import torch
+
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
+def _torch_sqrt(x):
+    """The square roots of a torch tensor. On the CPU, numpy's: correctly rounded, the numpy feature
+    map's to the bit, and as fast on images mostly zero, as digits are, as on any other; torch's CPU
+    kernel is neither here (one root in about 750 an ulp off, and ten times slower on zeros). Traced,
+    with gradients, or on a GPU: torch's."""
+    if x.device.type != "cpu" or x.requires_grad or tracing():
+        return x.sqrt()
+    import torch
+
+    return torch.from_numpy(np.sqrt(x.numpy()))
 
 
 def _strided(padded, shape: tuple, strides: tuple, offset: int):

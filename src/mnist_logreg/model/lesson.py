@@ -15,6 +15,7 @@ from ..images.inputs import (
     check_input_transform,
     feature_count,
     feature_map,
+    tracing,
 )
 
 NUM_CLASSES = 10
@@ -23,11 +24,6 @@ NUM_CLASSES = 10
 # here); without gradients (validating, scoring, predicting), whole batches of them (21 MB for 512)
 # left the allocator holding 270 MB more at the peak of a default train.
 FEATURE_CHUNK = 128
-
-
-def _tracing() -> bool:
-    """Whether the forward pass is being traced (ONNX export): the graph must take any batch at once."""
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -76,7 +72,8 @@ class MNISTModel(nn.Module):
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
-        if self.features != "pixels" and not torch.is_grad_enabled() and not _tracing() and len(xb) > FEATURE_CHUNK:
+        # In chunks without gradients only, and never traced: an exported graph must take any batch at once
+        if self.features != "pixels" and not torch.is_grad_enabled() and not tracing() and len(xb) > FEATURE_CHUNK:
             return torch.cat([self.linear(self.seen(part)) for part in xb.split(FEATURE_CHUNK)])
         return self.linear(self.seen(xb))  # (B, 10) logits
 
