@@ -86,10 +86,17 @@ def draw(page, strokes) -> None:
         page.mouse.up()
 
 
+# The page asks while the pen moves too: on a loaded machine an answer to half a drawing can be
+# showing when the pen lifts. The drawing as it stands has been answered once no request of the
+# page's is in flight or queued behind one (its own variables).
+ANSWERED = "!inFlight && !queued"
+
+
 def wait_for_prediction(page, digit: str) -> str:
+    """The answer shown once the drawing as it stands has been answered and read as ``digit``."""
     prediction = page.get_by_test_id("prediction")
     page.wait_for_function(
-        "d => document.querySelector('[data-testid=prediction]').textContent.startsWith(d + ' ')",
+        f"d => {ANSWERED} && document.querySelector('[data-testid=prediction]').textContent.startsWith(d + ' ')",
         arg=digit,
         timeout=10_000,
     )
@@ -385,7 +392,7 @@ def test_corrections_teach_the_run_a_digit_it_read_wrong(browser, default_run, r
         for dx in (0.0, -0.04, 0.04):
             page.get_by_test_id("clear").click()
             draw(page, shifted(FLAGGED_ONE, dx))
-            page.wait_for_function(f"/\\d/.test({SHOWN})", timeout=10_000)  # an answer, once the hand rests
+            page.wait_for_function(f"{ANSWERED} && /\\d/.test({SHOWN})", timeout=10_000)  # the whole drawing's answer
             before = page.get_by_test_id("prediction").text_content()
             assert not before.startswith("1 "), before
             page.get_by_test_id("correct-1").click()
