@@ -70,6 +70,13 @@ def test_on_the_cpu_torch_computes_numpys_pixel_pairs_to_the_bit():
     assert np.array_equal(feature_map("pixel-pairs", torch.from_numpy(images), buffer).numpy(), expected)
 
 
+def test_an_empty_batch_has_no_rows_of_features():
+    for empty in (np.zeros((0, SIDE, SIDE), np.float32), torch.zeros(0, SIDE, SIDE)):
+        assert tuple(feature_map("pixel-pairs", empty).shape) == (0, feature_count("pixel-pairs"))
+    buffer = torch.empty(0, feature_count("pixel-pairs"))
+    assert feature_map("pixel-pairs", torch.zeros(0, 1, SIDE, SIDE), buffer) is buffer
+
+
 def test_plain_pixels_are_the_lessons_784_inputs():
     images = small_images()
     assert feature_count("pixels") == INPUT_SIZE

@@ -262,8 +262,9 @@ def tensor_loaders(
     Without a transform the images stay bytes, scaled per batch; with one, every image is
     transformed once, here, a chunk at a time (with ``progress``, under a bar: on a whole dataset
     it takes seconds). The training split, digits, pen copies and outliers, is then held as bytes
-    again (``as_held``: a quarter of the memory, 470 MB less in a default run); validation and
-    test as float32, as a saved model sees its inputs.
+    again (``transform_all(..., as_bytes=True)``, as the DataLoader path rounds it with
+    ``as_held``): a quarter of the memory, 470 MB less in a default run. Validation and test stay
+    float32, as a saved model sees its inputs.
     """
     from tqdm.auto import tqdm
 

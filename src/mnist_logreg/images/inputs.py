@@ -217,7 +217,7 @@ def feature_map(name: str, pixels, out=None):
         if out is None or out.shape != (n, feature_count(name)) or out.dtype != x.dtype:
             # Without a buffer, no writes in place: the ONNX exporter traces this path.
             pairs = [root * padded[:, dr : dr + SIDE, REACH + dc : REACH + dc + SIDE] for dr, dc in PAIR_OFFSETS]
-            return torch.stack([x, *pairs], 1).reshape(n, -1)
+            return torch.stack([x, *pairs], 1).reshape(n, feature_count(name))
         multiply = torch.mul
     else:
         x = np.asarray(pixels)
@@ -264,7 +264,8 @@ def _strided(padded, shape: tuple, strides: tuple, offset: int):
     """A view of contiguous ``padded`` (numpy or torch) with ``strides`` in elements, from element ``offset``."""
     if _is_torch(padded):
         return padded.as_strided(shape, strides, storage_offset=padded.storage_offset() + offset)
-    start = padded.reshape(len(padded), -1)[:, offset:]
+    images, rows, width = padded.shape
+    start = padded.reshape(images, rows * width)[:, offset:]
     return np.lib.stride_tricks.as_strided(
         start, shape, [stride * padded.itemsize for stride in strides], writeable=False
     )
