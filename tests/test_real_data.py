@@ -784,4 +784,4 @@ def test_the_documented_letters_folder_trains_and_reads_unseen_fonts(tmp_path):
     assert info["classes"] == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ") and info["source"]["unreadable"] == 0
     # 2,145 training letters make 5 batches of 512 an epoch: the small-dataset rule takes 85 (25 an epoch)
     assert info["batch_rule"] == {"min_steps_per_epoch": 25, "preset_batch_size": 512, "batch_size": 85}
-    assert metrics["test_acc"] >= 0.91  # 0.9003 in batches of 512; 0.9402 in batches of 85 (2026-12-04)
+    assert metrics["test_acc"] >= 0.91  # 0.9003 in batches of 512; 0.9274 in batches of 85 (2026-12-04)
