@@ -198,6 +198,16 @@ def test_whole_datasets_are_deskewed_in_chunks_with_the_same_result(monkeypatch)
     assert torch.allclose(chunked, whole, atol=1e-6)
 
 
+def test_numpy_deskews_many_images_a_chunk_at_a_time_with_the_same_result(monkeypatch):
+    import mnist_logreg.images.inputs as inputs
+
+    batch = np.stack([slanted_bar(s).numpy() for s in np.linspace(-0.6, 0.6, 10)])
+    whole = deskew(batch)
+    monkeypatch.setattr(inputs, "DESKEW_CHUNK", 3)  # 3 + 3 + 3 + 1
+    assert np.array_equal(deskew(batch), whole) and not np.array_equal(whole, batch)
+    assert deskew(batch[:, None]).shape == (10, 1, SIDE, SIDE) and deskew(batch[:0]).shape == (0, SIDE, SIDE)
+
+
 def test_an_unknown_input_transform_is_refused():
     with pytest.raises(ValueError, match="input_transform='blur' is not one of"):
         apply_input_transform("blur", torch.zeros(1, 28, 28))
