@@ -24,6 +24,20 @@ def test_a_model_with_a_transform_applies_it_to_every_input():
     assert torch.allclose(deskewing(images.reshape(3, 784)), expected, atol=1e-6)  # the lesson's flat input too
 
 
+def test_without_gradients_wide_features_are_weighed_by_chunks_to_the_same_logits():
+    """A deskewing pixel-pair model: its logits by chunks (no gradients) are those of the whole batch
+    at once (with gradients), and so are those of its images deskewed beforehand (``weighed``)."""
+    from mnist_logreg.model.lesson import FEATURE_CHUNK
+
+    torch.manual_seed(0)
+    model = MNISTModel(input_transform="deskew", features="pixel-pairs", reject=True)
+    images, _ = random_batch(2 * FEATURE_CHUNK + 44)  # two whole chunks and a short one
+    whole = model(images).detach()
+    with torch.no_grad():
+        assert torch.equal(model(images), whole)
+        assert torch.equal(model.weighed(deskew(images)), whole)
+
+
 def test_accuracy_and_predict_helpers():
     outputs = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert accuracy(outputs, torch.tensor([1, 0, 0])).item() == pytest.approx(2 / 3)

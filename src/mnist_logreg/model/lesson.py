@@ -72,10 +72,18 @@ class MNISTModel(nn.Module):
 
     def forward(self, xb: torch.Tensor) -> torch.Tensor:
         """Logits (B, 10) of images (B, 1, 28, 28), (B, 28, 28) or flattened (B, 784)."""
-        # In chunks without gradients only, and never traced: an exported graph must take any batch at once
+        return self._by_chunks(xb, lambda part: self.linear(self.seen(part)))  # (B, 10) logits
+
+    def weighed(self, transformed: torch.Tensor) -> torch.Tensor:
+        """Logits of images the input transform was applied to already (a tune's replay pool)."""
+        return self._by_chunks(transformed, lambda part: self.linear(self.mapped(part)))
+
+    def _by_chunks(self, xb: torch.Tensor, logits_of) -> torch.Tensor:
+        """``logits_of(xb)``, FEATURE_CHUNK images at a time for wide features without gradients;
+        never traced: an exported graph must take any batch at once."""
         if self.features != "pixels" and not torch.is_grad_enabled() and not tracing() and len(xb) > FEATURE_CHUNK:
-            return torch.cat([self.linear(self.seen(part)) for part in xb.split(FEATURE_CHUNK)])
-        return self.linear(self.seen(xb))  # (B, 10) logits
+            return torch.cat([logits_of(part) for part in xb.split(FEATURE_CHUNK)])
+        return logits_of(xb)
 
     def seen(self, xb: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """The images as the linear layer sees them: checked, input-transformed, feature-mapped (B, features).

@@ -130,7 +130,7 @@ class Tuner:
         first needed: a writer whose images are all read right after the first steps never needs it."""
         images, labels = self.replay  # input-transformed already: only the feature map is left to apply
         with torch.no_grad():
-            logits = torch.cat([self.model.linear(self.model.mapped(chunk)) for chunk in images.split(1024)])
+            logits = self.model.weighed(images)
         return float(accuracy(logits, labels)) if len(labels) else 0.0
 
     def _scored_before(self) -> dict:
