@@ -138,6 +138,36 @@ def test_the_training_split_is_transformed_part_by_part_into_what_the_whole_spli
     assert torch.equal(loader.images, as_bytes)
 
 
+def test_a_kept_transformed_training_split_is_read_back_as_made_and_made_anew_when_an_image_changes(
+    fake_data, tmp_path
+):
+    """The deskewed training split kept in a data folder: made and kept once, read back bit for bit
+    the next time, a second file for a split that differs in one pixel, a damaged file made again,
+    and nothing written without a folder to keep it in."""
+    from mnist_logreg.data.loaders import held_training_split, transform_all
+
+    spec, data_dir = fake_data
+    splits = with_extras(load_splits(spec, data_dir, val_size=60, seed=7), 90, 150, 30, 45)
+    parts, _ = splits.parts("train")
+    made = transform_all("deskew", parts, as_bytes=True)
+    said = []
+
+    def held(parts):
+        return held_training_split("deskew", parts, keep_in=tmp_path, log=said.append)
+
+    assert torch.equal(held(parts), made) and said[-1].startswith("applying the input transform 'deskew'")
+    (kept,) = (tmp_path / "transformed").iterdir()
+    assert torch.equal(held(parts), made) and said[-1].endswith(f"from {kept}")
+    changed = [part.clone() for part in parts]
+    changed[-1][-1, 0, 5, 5] = 255  # one pixel of the last outlier
+    assert torch.equal(held(changed)[:-1], made[:-1]) and said[-1].startswith("applying")
+    assert len(list((tmp_path / "transformed").iterdir())) == 2
+    kept.write_bytes(kept.read_bytes()[:1000])
+    assert torch.equal(held(parts), made) and any("is damaged" in line for line in said[-2:])
+    assert torch.equal(held_training_split("deskew", parts), made)  # made here, kept nowhere
+    assert len(list((tmp_path / "transformed").iterdir())) == 2
+
+
 def test_images_picked_from_the_training_split_by_position_are_those_of_the_whole_split(fake_data):
     """A few of the training split's images, in any order, across the digits, copies and outliers,
     gathered from its parts: the images and labels the joined split holds there."""

@@ -135,7 +135,7 @@ def test_a_damaged_cache_is_drawn_again_and_replaced(tmp_path):
     assert said[-2].endswith(f"from {kept}")  # rewritten whole
 
 
-def test_a_run_with_cached_outliers_has_the_weights_of_one_that_drew_them(fake_data, tmp_path):
+def test_a_run_with_kept_outliers_copies_and_deskewed_split_has_the_weights_of_one_that_made_them(fake_data, tmp_path):
     from mnist_logreg.train.run import train_run
 
     spec, data_dir = fake_data
@@ -146,8 +146,9 @@ def test_a_run_with_cached_outliers_has_the_weights_of_one_that_drew_them(fake_d
         return train_run(spec, config, data_dir=data_dir, run_dir=tmp_path / name, cache=cache, **quiet).model
 
     drew = train("drew", cache=False)
-    assert not (data_dir / "outliers").exists()
-    kept = train("kept", cache=True)  # draws them and keeps them
+    assert not any((data_dir / kind).exists() for kind in ("outliers", "pens", "transformed"))
+    kept = train("kept", cache=True)  # draws them and keeps them, and the deskewed training split
     read = train("read", cache=True)  # reads them back
+    assert all(len(list((data_dir / kind).iterdir())) == 1 for kind in ("outliers", "pens", "transformed"))
     for name, value in drew.state_dict().items():
         assert torch.equal(value, kept.state_dict()[name]) and torch.equal(value, read.state_dict()[name]), name

@@ -71,3 +71,28 @@ def test_a_kept_file_is_read_back_only_for_its_key_and_only_when_it_holds_what_i
     assert read(holds=lambda kept: kept["labels"] is not None) is None and "does not hold" in said[0]
     path.write_bytes(b"not a zip file")
     assert read() is None and "is damaged" in said[0]
+
+
+def test_kept_arrays_are_mapped_from_the_file_as_written_and_writing_to_them_leaves_it_alone(tmp_path):
+    """Every kind of array a kept file holds comes back equal, dtype and shape included, mapped from
+    the file rather than read (np.memmap): bytes, a 0-d text, an empty batch, a Fortran-ordered
+    float64. Writing into what was read changes neither the file nor the next read."""
+    path = tmp_path / "kind" / "kind-0.npz"
+    arrays = {
+        "images": np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28),
+        "counts": np.array('{"drawn": 2}'),
+        "none": np.zeros((0, 1, 28, 28), np.float32),
+        "columns": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    }
+    write_prepared(path, "k", arrays)
+    read = read_prepared(path, "k", print, what="arrays", holds=lambda kept: True)
+    assert sorted(read) == sorted(arrays)
+    for name, array in arrays.items():
+        assert isinstance(read[name], np.memmap), name
+        assert read[name].dtype == array.dtype and np.array_equal(read[name], array), name
+    before = path.read_bytes()
+    read["images"][:] = 0
+    assert path.read_bytes() == before
+    assert np.array_equal(
+        read_prepared(path, "k", print, what="arrays", holds=lambda kept: True)["images"], arrays["images"]
+    )

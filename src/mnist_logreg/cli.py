@@ -171,7 +171,8 @@ def add_train(commands) -> None:
     train.add_argument(
         "--no-cache",
         action="store_true",
-        help="keep nothing for the next run: decode a folder's images and draw the outliers each time",
+        help="keep nothing for the next run: decode a folder's images, draw the outliers and pen copies, "
+        "and deskew the training split each time",
     )
     add_recipe_args(train)
     add_run_args(train)

@@ -73,14 +73,17 @@ def make_loaders(
     input_transform: str = "none",
     processes: distributed.Processes = distributed.SINGLE,
     progress: bool = False,
+    keep_in: Path | str | None = None,
+    log: Callable[[str], None] = lambda message: None,
 ):
     """Train, validation and test loaders that yield images with ``input_transform`` already applied
-    (in memory, under a progress bar with ``progress``).
+    (in memory, under a progress bar with ``progress``; the training split kept in the data folder
+    ``keep_in`` for the next run, and ``log`` told what is done: loaders.tensor_loaders).
 
     In data-parallel training the train loader gives this process its shard of every batch.
     """
     if loader == "memory":
-        loaders = tensor_loaders(splits, batch_size, seed, input_transform, progress)
+        loaders = tensor_loaders(splits, batch_size, seed, input_transform, progress, keep_in=keep_in, log=log)
         train, val, test = (each.to(device) for each in loaders)
     elif loader == "dataloader":
         train, val, test = dataloaders(splits, batch_size, seed, input_transform)
@@ -173,8 +176,9 @@ def train_run(
     Once written, ``latest`` beside it points to it. With ``min_steps_per_epoch``, a training split
     too small for the batch to give that many optimizer steps an epoch trains in smaller batches
     (``config.with_enough_steps``; the command line asks for it unless --batch-size is given).
-    ``cache`` keeps the outliers of a reject class in the data folder for the next run, and reads
-    them from there (outliers.training_outliers). Where they are not kept yet, ``workers`` processes
+    ``cache`` keeps the outliers of a reject class, the pen copies and the input-transformed training
+    split in the data folder for the next run, and reads them from there (outliers.training_outliers,
+    pens.training_copies, loaders.held_training_split). Where they are not kept yet, ``workers`` processes
     make them and the pen copies (fresh ones, spawned: a script that calls this with more than one
     needs Python's ``if __name__ == "__main__":`` guard); the same images however many.
 
@@ -290,19 +294,21 @@ def _train(spec, config: TrainConfig, state: dict, context: RunContext) -> RunRe
     if state.get("min_steps_per_epoch") and "history" not in state:  # a checkpoint holds the batch its run chose
         config = _enough_steps(config, state, data.splits.size("train"), context.log)
     # The loaders apply the input transform once, up front, so the model trains on transformed
-    # pixels with the fast closed-form step; the saved model then applies it to each input.
-    if config.input_transform != "none" and state["loader"] == "memory":
-        context.log(f"applying the input transform '{config.input_transform}' to every image once ...")
-    loaders = make_loaders(
-        data.splits,
-        config.batch_size,
-        config.seed,
-        state["loader"],
-        device,
-        input_transform=config.input_transform,
-        processes=processes,
-        progress=shown,
-    )
+    # pixels with the fast closed-form step; the saved model then applies it to each input. One
+    # process a machine keeps the transformed split; the others then read it.
+    with distributed.each_machine_first():
+        loaders = make_loaders(
+            data.splits,
+            config.batch_size,
+            config.seed,
+            state["loader"],
+            device,
+            input_transform=config.input_transform,
+            processes=processes,
+            progress=shown,
+            keep_in=context.data_dir if state.get("cache", True) else None,
+            log=context.log,
+        )
     model = _new_model(len(spec.classes), config, device)
     checkpoint = Checkpoint(state, context.run_dir, processes.is_main)
     checkpoint.resume(model, loaders[0].generator)
