@@ -7,6 +7,7 @@
 # make bench-serve : the server under ApacheBench (writes bench/serve-results.json and bench/RESULTS.md)
 # make bench-predict : a folder of photos predicted with 1 and 2 workers (bench/RESULTS.md)
 # make bench-parallel : training in 1 process against 2 under torchrun (bench/RESULTS.md)
+# make bench-shares : the default run's per-epoch shares of pen copies and outliers, on validation (docs/presets.md)
 # make serve : the drawing demo on http://127.0.0.1:8000/ for a freshly trained default run
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run deps test-data test test-fast lint bench bench-serve bench-predict bench-parallel serve venv clean chromium apache-bench demo-screenshot fonts
+.PHONY: run deps test-data test test-fast lint bench bench-serve bench-predict bench-parallel bench-shares serve venv clean chromium apache-bench demo-screenshot fonts
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -113,6 +114,12 @@ bench-serve: $(VENV)/.installed-web apache-bench
 bench-predict: $(VENV)/.installed
 	$(CLI) fetch --dataset mnist
 	$(BIN)/python -m bench.predict_folder
+
+# The default run's per-epoch shares of pen copies and outliers: candidates on the validation split.
+bench-shares: $(VENV)/.installed
+	$(CLI) fetch --dataset mnist
+	$(CLI) fetch --dataset fashion-mnist
+	$(BIN)/python -m bench.shares
 
 # Training in one process against two under torchrun.
 bench-parallel: $(VENV)/.installed

@@ -41,7 +41,9 @@ def test_default_preset_reaches_its_target_on_mnist(real_data_dir, default_run):
     result = default_run
     tmp_path = result.run_dir.parent
     assert (result.info.input_transform, result.info.features) == ("deskew", "pixel-pairs")
-    assert result.metrics.test_acc >= 0.985  # one linear layer on deskewed pixels and their neighbours' pairs
+    # One linear layer on deskewed pixels and their neighbours' pairs: 0.9850 here (2026-12-04); the
+    # bound leaves ten test digits to another CPU's rounding over eight epochs.
+    assert result.metrics.test_acc >= 0.984
     # The weight images read as templates: the rarely inked border no longer outweighs the digit.
     from mnist_logreg.images.inputs import fold_to_pixels
 

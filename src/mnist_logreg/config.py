@@ -40,13 +40,13 @@ PEN_COPIES = 1
 # little more than its digits (loaders.EpochSample). Chosen on the validation split (val digits
 # redrawn with each pen, outliers drawn with another seed, Fashion-MNIST's test garments): the drawn
 # outliers teach where strokes stop being a digit, while the garments are told apart almost at once,
-# so most of an epoch's outliers are drawn ones (docs/presets.md has the table). The keys are the
-# sources outliers.training_outliers counts.
+# so most of an epoch's outliers are drawn ones (bench/shares.py measures the candidates;
+# docs/presets.md has the table). The keys are the sources outliers.training_outliers counts.
 COPIES_PER_EPOCH = 0.25
-OUTLIERS_PER_EPOCH = {"drawn": 0.4, "fashion-mnist": 0.1}
+OUTLIERS_PER_EPOCH = {"drawn": 0.2, "fashion-mnist": 0.05}
 # The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each
-# counting for more.
-REJECT_LOSS_WEIGHT = 1.0
+# counting for more (chosen with the shares above).
+REJECT_LOSS_WEIGHT = 2.0
 PEN_SHARES = {"thick": 1.0, "fine": 1.0, "blurred": 2.0, "low-res": 2.0, "faint": 1.0, "warped": 1.0}
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error
 # A small training split under a preset's batch takes a handful of steps and learns little (171
