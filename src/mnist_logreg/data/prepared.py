@@ -2,11 +2,12 @@
 (data/outliers.py), the digits redrawn with other pens (data/pens.py), a training split with its
 input transform applied (data/loaders.py), and the replay pool a run is tuned with (train/tune.py).
 
-Making them takes seconds; reading them back, a fraction of one. Each file is named after a
-digest of its ``key``, the text of all it depends on (the seed, the layout, the source files'
-checksums, the code that makes them), and holds that key: a file made by other code or for
-other settings is never read as this one. Files are written atomically; a damaged one is made
-again; only the newest KEPT of each kind stay.
+Making them takes seconds; reading them back, a fraction of one: the arrays are mapped from the
+file, not copied (``mapped``). Each file is named after a digest of its ``key``, the text of all
+it depends on (the seed, the layout, the source files' checksums, the code that makes them), and
+holds that key: a file made by other code or for other settings is never read as this one. Files
+are written atomically; a damaged one (cut short, or no longer a zip file) is made again; only
+the newest KEPT of each kind stay.
 """
 
 from __future__ import annotations
