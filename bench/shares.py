@@ -63,16 +63,15 @@ def validation_sets(splits) -> dict:
 
 
 def measure(run_dir: Path, sets: dict) -> dict:
-    from mnist_logreg.images.inputs import apply_input_transform, feature_map, unit_pixels
     from mnist_logreg.model.calibration import accepted
-    from mnist_logreg.model.linear import load_weights, probabilities
+    from mnist_logreg.model.linear import load_weights
+    from mnist_logreg.report.scores import calibrated
 
     weights, info = load_weights(run_dir)
     digits = len(info.classes)
 
     def answers(images: np.ndarray) -> np.ndarray:
-        seen = apply_input_transform(weights.input_transform, unit_pixels(images))
-        return probabilities(weights, feature_map(weights.features, seen))
+        return calibrated(weights, images)[2]  # the calibrated probabilities, as the report reads images
 
     def share_accepted(images: np.ndarray) -> float:
         return round(float(accepted(answers(images), digits, weights.threshold).mean()), 3)

@@ -59,7 +59,7 @@ def code_digest(*modules: str) -> str:
 
 
 def prepared_path(data_dir: Path | str, kind: str, key: str) -> Path:
-    """Where the images of ``kind`` ("outliers", "pens", "replay") made for ``key`` are kept."""
+    """Where the images of ``kind`` ("outliers", "pens", "transformed", "replay") made for ``key`` are kept."""
     return Path(data_dir) / kind / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -71,11 +71,15 @@ def read_prepared(
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as kept:
-            if str(kept["key"]) != key:
-                return None
-            names = [name for name in kept.files if name != "key"]
-        arrays = {name: mapped(path, name) for name in names}
+        with zipfile.ZipFile(path) as archive, path.open("rb") as raw:  # one opening for the key and every array
+            with archive.open("key.npy") as stream:
+                if str(np.lib.format.read_array(stream, allow_pickle=False)) != key:
+                    return None
+            arrays = {
+                member.removesuffix(".npy"): mapped(archive, raw, member)
+                for member in archive.namelist()
+                if member != "key.npy"
+            }
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         log(f"note: {path} is damaged ({type(error).__name__}); making it again")
         return None
@@ -85,27 +89,25 @@ def read_prepared(
     return arrays
 
 
-def mapped(path: Path, name: str) -> np.ndarray:
-    """The array ``name`` of the .npz at ``path`` (np.savez's, which stores members uncompressed),
-    mapped from the file rather than read into memory: its pages come from the system's file cache
-    as they are used, with nothing copied (reading a default run's 200,000 images took 0.1 to 0.6 s,
-    most of it fresh memory). Private to this process: writing to it changes nothing on disk."""
-    member = f"{name}.npy"
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(member)
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise ValueError(f"{member} is compressed")
-        with archive.open(info) as stream:
-            version = np.lib.format.read_magic(stream)
-            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = header(stream)
-            header_size = stream.tell()
-    with path.open("rb") as raw:  # the member's local header: 30 bytes, then its name and extra field
-        raw.seek(info.header_offset)
-        name_size, extra_size = struct.unpack("<HH", raw.read(30)[26:30])
+def mapped(archive: zipfile.ZipFile, raw, member: str) -> np.ndarray:
+    """The array ``member`` ("images.npy") of an .npz open as ``archive`` and as the binary file
+    ``raw`` (np.savez's, which stores members uncompressed), mapped from the file rather than read
+    into memory: its pages come from the system's file cache as they are used, with nothing copied
+    (reading a default run's 200,000 images took 0.1 to 0.6 s, most of it fresh memory). Private to
+    this process: writing to it changes nothing on disk."""
+    info = archive.getinfo(member)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{member} is compressed")
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = header(stream)
+        header_size = stream.tell()
+    raw.seek(info.header_offset)  # the member's local header: 30 bytes, then its name and extra field
+    name_size, extra_size = struct.unpack("<HH", raw.read(30)[26:30])
     start = info.header_offset + 30 + name_size + extra_size + header_size
     order = "F" if fortran_order else "C"
-    return np.memmap(path, dtype=dtype, mode="c", offset=start, shape=shape, order=order)
+    return np.memmap(raw, dtype=dtype, mode="c", offset=start, shape=shape, order=order)
 
 
 def _holds(holds: Callable[[dict[str, np.ndarray]], bool], arrays: dict[str, np.ndarray]) -> bool:
