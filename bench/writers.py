@@ -170,14 +170,14 @@ def table(results: dict) -> str:
         )
     medians = {k: statistics.median(row[f"k{k}"] for row in hard) for k in KS} if hard else {}
     drops = [row["test_before"] - row["test_after"] for row in rows]
-    letters = [results["letters_refused_before"] - row["letters_refused_after"] for row in rows]
+    letters = [row["letters_refused_after"] - results["letters_refused_before"] for row in rows]
     lines += [
         "",
         f"Writers read below {HARD} before tuning: {len(hard)}; their median accuracy after k = 1, 3, 5, 10: "
         + ", ".join(f"{medians[k]:.3f}" for k in KS)
         + f". MNIST test accuracy after k = 10: median drop {statistics.median(drops):.4f}, largest {max(drops):.4f}. "
-        f"Letters refused before tuning {results['letters_refused_before']:.3f}; after k = 10 the median drop is "
-        f"{statistics.median(letters):.3f}, the largest {max(letters):.3f}. `tune` on 50 images took "
+        f"Letters refused before tuning {results['letters_refused_before']:.3f}; after k = 10 they change by "
+        f"{statistics.median(letters):+.3f} (median), the largest drop {-min(letters):.3f}. `tune` on 50 images took "
         f"{statistics.median(results['command_seconds']):.1f} s as a whole process (median of "
         f"{len(results['command_seconds'])}, best {min(results['command_seconds']):.1f} s; the run's first tune, "
         f"which draws the images it replays and keeps them in `data/replay/`, {results['first_command_seconds']:.1f} s), "

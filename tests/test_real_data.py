@@ -763,7 +763,7 @@ def test_tuning_on_one_writer_reads_that_hand_and_keeps_mnist(default_run, real_
     result = json.loads((tmp_path / "tuned" / "model.json").read_text())["tuned_from"]
     print(f"\ntuned on {FOLDER_FONT}, k = 10: before {result['before']}, after {result['after']}")
     assert result["before"]["writer"]["acc"] < 0.8 and result["after"]["writer"]["acc"] >= 0.95
-    assert result["after"]["test"]["acc"] >= result["before"]["test"]["acc"] - 0.003  # measured: 0.0018
+    assert result["after"]["test"]["acc"] >= result["before"]["test"]["acc"] - 0.003  # measured: 0.0025
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name in before} == before
 
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.helpers import SHAPES, assert_clean_error, cli, draw_shape, untrained_run
 
@@ -138,17 +139,19 @@ def test_the_writers_weight_doubles_only_while_its_images_are_read_worse_than_th
 def test_a_runs_replay_pool_is_kept_in_the_data_folder_and_read_back_as_it_was_drawn(fake_data, tmp_path):
     import torch
 
-    from mnist_logreg.config import TuneSettings, get_preset
+    from mnist_logreg.config import REJECT_LOSS_WEIGHT, TuneSettings, get_preset
     from mnist_logreg.data.prepared import write_prepared
     from mnist_logreg.data.splits import run_splits
     from mnist_logreg.model.run_folder import info_digest, load_run
     from mnist_logreg.train.run import train_run
-    from mnist_logreg.train.tune import replay_pool
+    from mnist_logreg.train.tune import replay_pool, trained_class_weight
 
     spec, data_dir = fake_data
     config = get_preset("default").updated(epochs=1, val_size=60)  # with pen copies and outliers
     train_run(spec, config, data_dir=data_dir, run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
     _, info = load_run(tmp_path / "run")
+    # The replay weighs "not a digit" as the run's training did, from what model.json recorded of it
+    assert trained_class_weight(info).tolist() == [1.0] * 10 + [REJECT_LOSS_WEIGHT] != [1.0] * 11
     splits, settings = run_splits(info, data_dir, dataset=spec), TuneSettings(replay_pool=300)
     said, run_digest = [], info_digest(tmp_path / "run")
 
@@ -177,3 +180,22 @@ def test_a_runs_replay_pool_is_kept_in_the_data_folder_and_read_back_as_it_was_d
     assert any("does not hold the replay pool" in line for line in said)
     pool(digest="another run")
     assert len(list((data_dir / "replay").iterdir())) == 2  # each run its own
+
+
+def test_the_replays_loss_weighs_each_class_as_training_did_and_older_runs_weigh_all_alike(tmp_path):
+    import torch
+
+    from mnist_logreg.model.lesson import weighted_cross_entropy
+    from mnist_logreg.model.run_folder import read_info
+    from mnist_logreg.train.tune import trained_class_weight
+    from tests.helpers import REJECT_INFO, rejecting_run
+
+    older = read_info(rejecting_run(tmp_path / "older"))  # its reject record predates loss_weight
+    weighing = read_info(rejecting_run(tmp_path / "weighing", reject=REJECT_INFO | {"loss_weight": 3.0}))
+    plain = read_info(untrained_run(tmp_path / "plain"))  # no reject class
+    assert trained_class_weight(older) is None and trained_class_weight(plain) is None
+    weight = trained_class_weight(weighing)
+    assert weight.tolist() == [1.0] * 10 + [3.0]
+    logits, labels = torch.zeros(2, 11), torch.tensor([4, 10])  # each image's loss is log 11
+    assert weighted_cross_entropy(logits, labels, weight).item() == pytest.approx((1 + 3) / 2 * np.log(11))
+    assert weighted_cross_entropy(logits, labels, None).item() == pytest.approx(np.log(11))

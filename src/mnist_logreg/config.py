@@ -88,7 +88,8 @@ class TuneSettings:
     steps: int = 100  # full-batch steps on the writer's images
     lr: float = 0.1  # plain SGD
     # The writer's images' loss against 1 for the replay's: a quarter took what the hardest writer cost
-    # the MNIST test split from 0.0044 to 0.0018 (bench.writers). A hand far from every other (the
+    # the MNIST test split from 0.0044 to 0.0018 (bench.writers; 0.0025 since the replay's outliers weigh
+    # what they weighed in training, train/tune.py). A hand far from every other (the
     # letters example's held-out families) is not learnt in ``steps`` at a quarter: while the run reads
     # the writer's images worse than it reads its own training images, the steps are taken again at
     # twice the weight, up to ``writer_weight_max``.

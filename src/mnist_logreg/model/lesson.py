@@ -32,6 +32,22 @@ def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.tensor(torch.sum(preds == labels).item() / len(preds))
 
 
+def reject_class_weight(classes: int, reject_weight: float) -> torch.Tensor:
+    """Each output's weight in the training loss: 1 for each of the ``classes``, ``reject_weight`` for
+    the reject class after them (its outliers counting for more, as if an epoch held more of them)."""
+    return torch.tensor([1.0] * classes + [float(reject_weight)])
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor | None
+) -> torch.Tensor:
+    """The mean cross-entropy of ``logits`` at ``labels``, each image's times its class's weight
+    (``class_weight``; None: all 1)."""
+    if class_weight is None:
+        return F.cross_entropy(logits, labels)
+    return (F.cross_entropy(logits, labels, reduction="none") * class_weight[labels]).mean()
+
+
 class MNISTModel(nn.Module):
     """Logistic regression on flattened 28×28 images, with the lesson's training hooks.
 
@@ -109,10 +125,7 @@ class MNISTModel(nn.Module):
 
     def training_step(self, batch) -> torch.Tensor:
         images, labels = batch
-        out = self(images)
-        if self.class_weight is None:
-            return F.cross_entropy(out, labels)
-        return (F.cross_entropy(out, labels, reduction="none") * self.class_weight[labels]).mean()
+        return weighted_cross_entropy(self(images), labels, self.class_weight)
 
     def validation_step(self, batch) -> dict:
         images, labels = batch

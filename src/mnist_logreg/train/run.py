@@ -46,7 +46,7 @@ from ..model.calibration import (
     fit_temperature,
     softmax,
 )
-from ..model.lesson import INPUT_SIZE, MNISTModel
+from ..model.lesson import INPUT_SIZE, MNISTModel, reject_class_weight
 from ..model.metrics import confusion_matrix, logits_and_labels, per_class_metrics
 from ..model.run_folder import INFO_FILE, Epoch, Metrics, RunInfo, load_run, package_version, real_run_dir, write_run
 from . import distributed
@@ -339,7 +339,7 @@ def _new_model(classes: int, config: TrainConfig, device: torch.device) -> MNIST
     # is the model's own from the start, computed per batch.
     model = MNISTModel(INPUT_SIZE, classes, features=config.features, reject=config.reject).to(device)
     if config.reject:  # the outliers count for more in the loss than a digit (config.REJECT_LOSS_WEIGHT)
-        model.class_weight = torch.tensor([1.0] * classes + [REJECT_LOSS_WEIGHT], device=device)
+        model.class_weight = reject_class_weight(classes, REJECT_LOSS_WEIGHT).to(device)
     return model
 
 
