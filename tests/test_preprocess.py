@@ -303,3 +303,30 @@ def test_a_small_scan_is_cleaned_grown_so_that_the_median_filter_keeps_its_strok
     large = Image.new("L", (1200, 900), 255)
     ImageDraw.Draw(large).line([(600, 100), (600, 800)], fill=0, width=30)
     assert ink_of(large).shape == (288, WORKING_SIDE)
+
+
+def test_an_image_placed_already_is_taken_as_it_is_and_any_other_is_placed():
+    """An MNIST digit saved as a file, light on black or inverted, reads back exactly as it was; the
+    same digit off-centre, too small for the box or on grey paper is placed as a photo is."""
+    from mnist_logreg.images.inputs import byte_pixels, unit_pixels
+    from mnist_logreg.images.preprocess import centre_of_mass, preprocess_file
+
+    digit = byte_pixels(as_array(preprocess_image(seven())))  # as MNIST holds one: placed, in 8 bits
+    assert np.array_equal(preprocess_file(image_bytes(Image.fromarray(digit))), unit_pixels(digit))
+    inverted = preprocess_file(image_bytes(Image.fromarray(255 - digit)))  # dark on white: 1 - grey
+    assert np.allclose(inverted, unit_pixels(digit), rtol=0, atol=1e-6)
+
+    def placed_again(moved: np.ndarray) -> np.ndarray:
+        pixels = preprocess_file(image_bytes(Image.fromarray(moved)))
+        rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (20, 21)  # scaled into the box
+        assert np.allclose(centre_of_mass(pixels), (14, 14), atol=0.5)  # and centred
+        return pixels
+
+    off_centre = np.roll(digit, (3, -3), axis=(0, 1))
+    small = np.zeros_like(digit)
+    small[7:21, 7:21] = np.asarray(Image.fromarray(digit).resize((14, 14), Image.Resampling.LANCZOS))
+    for moved in (off_centre, small):
+        assert not np.array_equal(placed_again(moved), unit_pixels(moved))
+    on_grey = (128 - digit // 2).astype(np.uint8)  # dark ink on mid-grey paper: the photo path cleans it
+    assert not np.array_equal(placed_again(on_grey), unit_pixels(255 - on_grey))
