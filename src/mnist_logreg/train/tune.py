@@ -5,9 +5,9 @@ run folder that records what it was tuned from. The run it started from is never
 Each step mixes the writer's training images with a replay sample of the run's own training
 digits, and pulls the weights towards the run's (an L2 penalty on the difference): the replay keeps
 the digits the writer did not show, the pull keeps what no image of the step speaks for. The
-replay's outliers of "not a digit" weigh in its loss what they weighed in training's
-(``trained_class_weight``): weighing 1, half what they taught, a tune on the hardest writer took the
-share of handwritten letters refused from 0.807 to 0.756, against 0.777 weighing 2 (bench.writers).
+replay's outliers of "not a digit" weigh in its loss what they weighed in training
+(``trained_class_weight``): weighing 1, half of that, a tune on the hardest writer took the share of
+handwritten letters refused from 0.807 to 0.756, against 0.777 weighing 2 (bench.writers).
 The writer's images weigh a quarter of the replay's in the loss (``TuneSettings.writer_weight``):
 weighing as much, the hardest writer cost the MNIST test split 0.0044. A hand far from all the run
 knew (letters of a family a run of capitals never saw) is still read worse after those steps than
