@@ -42,6 +42,7 @@ from .prepared import (
     prepared_path,
     progress_bar,
     read_prepared,
+    started_in_workers,
     write_prepared,
 )
 
@@ -65,8 +66,8 @@ def training_outliers(
     Making them takes seconds (one line says what is made, and with ``making.progress`` a bar
     shows it), so they are kept in ``data_dir/outliers/`` under a key of all they depend on
     (``cache_key``) and read from there the next time; ``making.cache=False`` neither reads nor
-    writes that file. ``making.workers`` processes place the garments; the drawn ones come from
-    one random stream, here.
+    writes that file. ``making.workers`` processes place the garments while the drawn ones, which
+    come from one random stream, are drawn here.
     """
     fashion = DATASETS["fashion-mnist"]
     with_garments = not missing_files(fashion, data_dir)
@@ -88,11 +89,15 @@ def training_outliers(
         )
     if found is not None:
         return found
-    with progress_bar(count + (len(garments) if with_garments else 0), "outliers", making.progress) as bar:
-        images = drawn_outliers(count, seed, making.layout, bar.update)
+    jobs = _garment_jobs(garments, making.layout) if with_garments else []
+    with (
+        progress_bar(count + (len(garments) if with_garments else 0), "outliers", making.progress) as bar,
+        started_in_workers(_placed_garments, jobs, bar.update, making.workers) as placed_garments,
+    ):
+        images = drawn_outliers(count, seed, making.layout, bar.update)  # here, while the workers place garments
         counts = {"drawn": len(images)}
         if with_garments:
-            images = np.concatenate([images, garment_outliers(garments, making.layout, bar.update, making.workers)])
+            images = np.concatenate([images, *placed_garments])
             counts[fashion.name] = len(garments)
     if making.cache:
         write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
@@ -147,8 +152,12 @@ def garment_outliers(
     """Fashion-MNIST images (N, 28, 28) uint8 placed as photos of them would be: ink cropped, scaled
     into the layout's box and centred, PROGRESS_STEP at a time by ``workers`` processes. ``done(n)``
     is told of every n placed."""
-    jobs = [(images[start : start + PROGRESS_STEP], layout) for start in range(0, len(images), PROGRESS_STEP)]
+    jobs = _garment_jobs(images, layout)
     return np.concatenate(made_in_workers(_placed_garments, jobs, done, workers)) if jobs else np.empty_like(images)
+
+
+def _garment_jobs(images: np.ndarray, layout: Layout) -> list[tuple[np.ndarray, Layout]]:
+    return [(images[start : start + PROGRESS_STEP], layout) for start in range(0, len(images), PROGRESS_STEP)]
 
 
 def _placed_garments(job: tuple[np.ndarray, Layout]) -> np.ndarray:

@@ -16,7 +16,8 @@ import hashlib
 import importlib.util
 import struct
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,11 +141,24 @@ def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None],
     """``make(job)`` for each of ``jobs``, in order: one array of images per job, ``done(n)`` told of
     each job's n, and spread over ``workers`` processes (workers.py). Each job draws from its own
     random stream, so the result is the same however many make it."""
+    with started_in_workers(make, jobs, done, workers) as made:
+        return list(made)
+
+
+@contextmanager
+def started_in_workers(
+    make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int
+) -> Iterator[Iterator[np.ndarray]]:
+    """``made_in_workers`` begun: with more than one worker, they make the jobs while the caller does
+    other work in the ``with`` block; the iterator it gives yields each job's images, in order, as
+    they are needed (with one worker, only then are they made). Leaving the block early stops the
+    workers."""
     workers = min(workers, len(jobs))
     if workers <= 1:
-        return [_reported(make(job), done) for job in jobs]
+        yield (_reported(make(job), done) for job in jobs)
+        return
     with spawned_pool(workers) as pool:
-        return [_reported(made, done) for made in pool.imap(make, jobs)]
+        yield (_reported(made, done) for made in pool.imap(make, jobs))
 
 
 def _reported(made: np.ndarray, done: Callable[[int], None]) -> np.ndarray:
