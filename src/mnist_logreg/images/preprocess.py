@@ -202,12 +202,17 @@ def _otsu(values: np.ndarray) -> float:
     return float(threshold) / 255
 
 
+def _border_level(grey: np.ndarray) -> np.floating:
+    """The median grey level of the image's outermost pixels: its background, mostly."""
+    return np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+
+
 def ink_from_grey(grey: np.ndarray) -> np.ndarray:
     """Ink intensity in [0, 1], light on dark, from grey levels in [0, 1], with background lighting
     and noise removed."""
     # Polarity: the border is mostly background. Ink is whatever lies far from it: if the
     # background sits nearer the light end of the image's range, the ink is dark, so invert.
-    border_level = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+    border_level = _border_level(grey)
     darkest, lightest = _percentiles(grey, (0.001, 0.999))  # robust to stray pixels; ink may be under 1 %
     if lightest - border_level < border_level - darkest:
         grey = 1.0 - grey
@@ -354,7 +359,7 @@ def already_placed(grey: np.ndarray, layout: Layout) -> np.ndarray | None:
     """
     if grey.shape != (SIDE, SIDE):
         return None
-    level = float(np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])))
+    level = float(_border_level(grey))
     if PLACED_BACKGROUND < level < 1 - PLACED_BACKGROUND:
         return None
     ink = np.clip(1 - grey if level > 0.5 else grey, 0, 1).astype(np.float32)

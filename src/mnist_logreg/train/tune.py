@@ -303,8 +303,17 @@ def _fit_writer(
     anchor = [p.detach().clone() for p in model.linear.parameters()]
     weight, taken = settings.writer_weight, 0
     while True:
-        step = {"class_weight": class_weight, "weight": weight, "anchor": anchor, "taken": taken}
-        _steps(model, inputs, writer.train_labels, replay, settings=settings, **step)
+        _steps(
+            model,
+            inputs,
+            writer.train_labels,
+            replay,
+            class_weight=class_weight,
+            weight=weight,
+            anchor=anchor,
+            taken=taken,
+            settings=settings,
+        )
         taken += settings.steps
         if weight >= settings.writer_weight_max:
             return weight
