@@ -760,10 +760,14 @@ def test_tuning_on_one_writer_reads_that_hand_and_keeps_mnist(default_run, real_
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     tuned = run_process("tune", run, "--dataset", folder, "--out", tmp_path / "tuned", "--data-dir", real_data_dir)
     assert tuned.returncode == 0, tuned.stderr[-3000:]
-    result = json.loads((tmp_path / "tuned" / "model.json").read_text())["tuned_from"]
-    print(f"\ntuned on {FOLDER_FONT}, k = 10: before {result['before']}, after {result['after']}")
+    tuned_info = json.loads((tmp_path / "tuned" / "model.json").read_text())
+    result, threshold = tuned_info["tuned_from"], tuned_info["reject"]["threshold"]
+    print(
+        f"\ntuned on {FOLDER_FONT}, k = 10: before {result['before']}, after {result['after']}, threshold {threshold}"
+    )
+    assert threshold >= json.loads((run / "model.json").read_text())["reject"]["threshold"]  # never lowered by a tune
     assert result["before"]["writer"]["acc"] < 0.8 and result["after"]["writer"]["acc"] >= 0.95
-    assert result["after"]["test"]["acc"] >= result["before"]["test"]["acc"] - 0.003  # measured: 0.0025
+    assert result["after"]["test"]["acc"] >= result["before"]["test"]["acc"] - 0.003  # measured: 0.0019
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name in before} == before
 
 

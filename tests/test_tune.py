@@ -109,12 +109,14 @@ def test_the_writers_weight_doubles_only_while_its_images_are_read_worse_than_th
     import torch
 
     from mnist_logreg.config import TuneSettings
+    from mnist_logreg.data.loaders import to_float_pixels
     from mnist_logreg.train.tune import Tuner, read_writer
 
     tuner = Tuner(shapes_run, log=lambda m: None)
     images, labels = tuner.replay  # a folder run of drawn shapes: no input transform, so forward() reads them alike
     with torch.no_grad():
-        assert tuner.own_accuracy == float((tuner.model(images).argmax(1) == labels).float().mean()) > 0.5
+        logits = tuner.model(to_float_pixels(images))
+    assert tuner.own_accuracy == float((logits.argmax(1) == labels).float().mean()) > 0.5
     writer = read_writer(write_own_hand(tmp_path / "writer"), tuner.info, log=lambda m: None)
     # Each image twice, under two classes: never more than half read right, as with a wrong correction.
     torn = replace(
@@ -165,7 +167,7 @@ def test_a_runs_replay_pool_is_kept_in_the_data_folder_and_read_back_as_it_was_d
     read = pool()  # from the kept pool: the outliers and pen copies it came from are not needed
     assert not (data_dir / "outliers").exists() and not (data_dir / "pens").exists()
     assert len(drawn[1]) == 300 and all(torch.equal(a, b) for a, b in zip(drawn, read, strict=True))
-    assert read[0].dtype == torch.float32 and set(read[1].tolist()) >= {10}  # "not a digit" among them
+    assert read[0].dtype == torch.uint8 and set(read[1].tolist()) >= {10}  # "not a digit" among them
 
     kept.write_bytes(b"not a zip file")
     said.clear()
@@ -199,3 +201,30 @@ def test_the_replays_loss_weighs_each_class_as_training_did_and_older_runs_weigh
     logits, labels = torch.zeros(2, 11), torch.tensor([4, 10])  # each image's loss is log 11
     assert weighted_cross_entropy(logits, labels, weight).item() == pytest.approx((1 + 3) / 2 * np.log(11))
     assert weighted_cross_entropy(logits, labels, None).item() == pytest.approx(np.log(11))
+
+
+def test_a_refitted_threshold_is_never_lower_than_the_floor_it_is_given():
+    """A tune refits the threshold no lower than the run's own (train/tune.py): score_logits' floor."""
+    from mnist_logreg.train.run import score_logits
+
+    rng = np.random.default_rng(0)
+    val_logits, test_logits = (
+        rng.normal(0, 2, (400, 11)).astype(np.float32),
+        rng.normal(0, 2, (200, 11)).astype(np.float32),
+    )
+    val_logits[:, 10] = -10  # "not a digit" likeliest for none of them: a threshold can accept 0.96
+    # Read right two times in three: a temperature that leaves the digits unsure of themselves
+    val_labels = np.where(rng.random(400) < 2 / 3, val_logits[:, :10].argmax(1), rng.integers(0, 10, 400))
+    test_labels = rng.integers(0, 10, 200)
+    names = [str(n) for n in range(10)]
+
+    def scored(floor: float) -> dict:
+        return score_logits(
+            val_logits, val_labels, test_logits, test_labels, names=names, reject=True, threshold_floor=floor
+        )
+
+    refitted = scored(0.0)
+    assert refitted["reject"]["val_accepted"] >= 0.96 and 0 < refitted["threshold"] < 0.9
+    assert scored(refitted["threshold"] - 0.1)["threshold"] == refitted["threshold"]  # a floor below: the refit stands
+    raised = scored(0.9)
+    assert raised["threshold"] == 0.9 and raised["reject"]["val_accepted"] < refitted["reject"]["val_accepted"]

@@ -577,8 +577,10 @@ def score_run(model, val_loader, test_loader, names: list[str], reject: bool) ->
     return score_logits(*val, *test, names=names, reject=reject)
 
 
-def score_logits(val_logits, val_labels, test_logits, test_labels, *, names: list[str], reject: bool) -> dict:
-    """``score_run`` of logits already computed."""
+def score_logits(
+    val_logits, val_labels, test_logits, test_labels, *, names: list[str], reject: bool, threshold_floor: float = 0.0
+) -> dict:
+    """``score_run`` of logits already computed; the threshold no lower than ``threshold_floor``."""
     classes = len(names)
     temperature = fit_temperature(val_logits, val_labels)
     predicted = test_logits[:, :classes].argmax(axis=1)
@@ -597,7 +599,9 @@ def score_logits(val_logits, val_labels, test_logits, test_labels, *, names: lis
         },
     }
     if reject:
-        threshold = choose_threshold(digit_scores(softmax(val_logits, temperature), classes), ACCEPT_RATE)
+        threshold = max(
+            choose_threshold(digit_scores(softmax(val_logits, temperature), classes), ACCEPT_RATE), threshold_floor
+        )
         taken = accepted(after, classes, threshold)
         scores["threshold"] = threshold
         scores["reject"] = {
