@@ -152,6 +152,11 @@ def timed_server(run: Path, font: Path, scratch: Path, tunes: int = 3) -> list[f
     return seconds
 
 
+def _largest_drop(changes: list[float]) -> str:
+    """The largest fall among the writers' changes in letters refused, or that none fell."""
+    return f"the largest drop {-min(changes):.3f}" if min(changes) < 0 else "no writer's tune refused fewer"
+
+
 def table(results: dict) -> str:
     rows = results["writers"]
     hard = [row for row in rows if row["before"] < HARD]
@@ -177,7 +182,7 @@ def table(results: dict) -> str:
         + ", ".join(f"{medians[k]:.3f}" for k in KS)
         + f". MNIST test accuracy after k = 10: median drop {statistics.median(drops):.4f}, largest {max(drops):.4f}. "
         f"Letters refused before tuning {results['letters_refused_before']:.3f}; after k = 10 they change by "
-        f"{statistics.median(letters):+.3f} (median), the largest drop {-min(letters):.3f}. `tune` on 50 images took "
+        f"{statistics.median(letters):+.3f} (median), {_largest_drop(letters)}. `tune` on 50 images took "
         f"{statistics.median(results['command_seconds']):.1f} s as a whole process (median of "
         f"{len(results['command_seconds'])}, best {min(results['command_seconds']):.1f} s; the run's first tune, "
         f"which draws the images it replays and keeps them in `data/replay/`, {results['first_command_seconds']:.1f} s), "
