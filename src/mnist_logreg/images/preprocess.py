@@ -198,7 +198,8 @@ def _percentiles(grey: np.ndarray, fractions: tuple[float, ...]) -> list[float]:
 
 def _otsu(values: np.ndarray) -> float:
     """Otsu's threshold of values in [0, 1], to 1/255: the cut that maximises the between-class variance."""
-    threshold, _ = cv2.threshold(byte_pixels(values), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    levels = cv2.convertScaleAbs(values, alpha=255)  # byte_pixels' levels, rounded alike, in one pass
+    threshold, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return float(threshold) / 255
 
 
@@ -246,8 +247,8 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
         raise NoInk("no ink found: nothing is left after removing the background")
 
     def span(mass: np.ndarray) -> tuple[int, int]:
-        cumulative = np.cumsum(mass) / total
-        return int(np.searchsorted(cumulative, 0.002)), int(np.searchsorted(cumulative, 0.998)) + 1
+        start, end = np.searchsorted(np.cumsum(mass) / total, (0.002, 0.998)).tolist()
+        return start, end + 1
 
     top, bottom = span(rows)
     left, right = span(cols)
@@ -281,7 +282,14 @@ def stroke_width(ink: np.ndarray) -> float:
     mask = (ink > 0.5 * float(ink.max())).astype(np.uint8)
     distance = cv2.distanceTransform(_framed(mask, (1, 1, 1, 1)), cv2.DIST_L2, 5)[1:-1, 1:-1]
     ridge = (distance > 0) & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)) - 1e-6)
-    return 2 * float(np.median(distance[ridge])) if ridge.any() else 0.0
+    return 2 * _median(distance[ridge]) if ridge.any() else 0.0
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a few hundred values, exactly, in a tenth of its time (it costs where every training
+    copy and outlier is placed): the middle value once sorted, or the mean of the middle two."""
+    ordered = np.sort(values)
+    return float((ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2)
 
 
 def even_stroke_width(ink: np.ndarray, scale: float) -> np.ndarray:
