@@ -448,8 +448,8 @@ RECIPES = {  # what each rung adds, for the table; the numbers beside them are m
     "raw": "Adam, lr 0.02 with cosine decay, batch 512, 6 epochs, pixels in [0, 1]",
     "deskewed": "`raw` on deskewed digits, with an L2 penalty of 1e-4 (it keeps the weight images readable)",
     "default": "the most accurate for the dataset: `deskewed` with pixel pairs (10,192 inputs), 8 epochs, and on "
-    'MNIST the class "not a digit" (100,000 outliers) and the digits redrawn with other pens, each epoch the '
-    "50,000 digits and a fresh sample of both; on Fashion-MNIST without deskewing, the penalty, that class or the pens",
+    'MNIST the class "not a digit" and the digits redrawn with other pens, each epoch the 50,000 digits '
+    "and a fresh sample of the outliers and the pen copies; on Fashion-MNIST without deskewing, the penalty, that class or the pens",
 }
 
 

@@ -125,7 +125,7 @@ def table(results: dict) -> str:
         "",
         "Shares of the default run's pen copies: "
         + ", ".join(f"{pen} {count:,}" for pen, count in with_pens["pens_record"]["counts"].items())
-        + " (one copy of each training digit).",
+        + f" (copies of {with_pens['pens_record']['copies_per_digit']:.0%} of the training digits).",
         "",
         "| measure | default | without pens |",
         "| --- | --- | --- |",

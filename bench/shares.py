@@ -1,14 +1,17 @@
-"""How many pen copies and outliers a default epoch draws: candidate shares, on the validation split.
+"""How many pen copies and outliers a default epoch draws, and from pools of what size: candidates,
+on the validation split.
 
 Each candidate trains the default recipe with its shares per training digit (pen copies, drawn
 outliers, Fashion-MNIST garments) and the outliers' loss weight, and is measured on validation
 data alone: the validation digits' accuracy; outliers drawn with another seed and Fashion-MNIST's
 test garments, the share not accepted; validation digits redrawn with each pen at training's
 parameters, the share accepted. The default (config.COPIES_PER_EPOCH, OUTLIERS_PER_EPOCH,
-REJECT_LOSS_WEIGHT) is chosen from this table: docs/presets.md holds it. Results go to
-bench/shares-results.json.
+REJECT_LOSS_WEIGHT) is chosen from this table. A second table trains the default shares on pools
+of other sizes (config.PEN_COPIES_PER_DIGIT, DRAWN_OUTLIERS_PER_DIGIT, GARMENTS_PER_DIGIT), made
+anew for each and timed as `train --no-cache` makes them. docs/presets.md holds both. Results go
+to bench/shares-results.json.
 
-    python -m bench.shares      # about 20 s a candidate on two cores
+    python -m bench.shares      # about 20 s a candidate on two cores, 40 s a pool
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ CANDIDATES = [
     (0.25, 0.2, 0.05, 2.0),
     (0.2, 0.25, 0.05, 2.0),
     (0.2, 0.2, 0.05, 2.0),
+]
+# (pen copies, drawn outliers, garments) per training digit, the pools an epoch's sample comes from:
+# the first is what the default made before (a copy of every digit, 40,000 drawn, all 60,000 garments).
+POOLS = [
+    (1.0, 0.8, 1.2),
+    (0.5, 0.4, 0.4),
+    (0.25, 0.4, 0.12),
+    (0.25, 0.2, 0.12),
 ]
 
 
@@ -99,6 +110,47 @@ def train(copies: float, drawn: float, garments: float, weight: float, out: Path
     return run.train_run("mnist", config, preset="default", data_dir=DATA_DIR, run_dir=out, **quiet).run_dir
 
 
+def with_pools(copies: float, drawn: float, garments: float, out: Path) -> tuple[Path, float]:
+    """The default recipe trained on pools of these sizes per training digit (set on the modules that
+    make them), and the seconds its pools took to make anew over the cores."""
+    import time
+    from dataclasses import replace
+
+    import mnist_logreg.data.outliers as outliers
+    import mnist_logreg.data.pens as pens
+    from mnist_logreg.config import COPIES_PER_EPOCH, OUTLIERS_PER_EPOCH, REJECT_LOSS_WEIGHT, get_preset
+    from mnist_logreg.data.prepared import Making
+    from mnist_logreg.data.splits import load_splits
+    from mnist_logreg.train.run import with_extras
+    from mnist_logreg.workers import cores
+
+    kept = pens.PEN_COPIES_PER_DIGIT, outliers.DRAWN_OUTLIERS_PER_DIGIT, outliers.GARMENTS_PER_DIGIT
+    pens.PEN_COPIES_PER_DIGIT, outliers.DRAWN_OUTLIERS_PER_DIGIT, outliers.GARMENTS_PER_DIGIT = copies, drawn, garments
+    try:
+        config = get_preset("default")
+        splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
+        start = time.perf_counter()
+        with_extras(splits, config, DATA_DIR, replace(Making(log=lambda message: None, workers=cores()), cache=False))
+        seconds = time.perf_counter() - start
+        shares = (COPIES_PER_EPOCH, OUTLIERS_PER_EPOCH["drawn"], OUTLIERS_PER_EPOCH["fashion-mnist"])
+        return train(*shares, REJECT_LOSS_WEIGHT, out), seconds
+    finally:
+        pens.PEN_COPIES_PER_DIGIT, outliers.DRAWN_OUTLIERS_PER_DIGIT, outliers.GARMENTS_PER_DIGIT = kept
+
+
+def images_per_epoch(shares: tuple[float, float, float], digits: int) -> int:
+    """The images one epoch of these shares trains on: the digits, and of each pool what the share
+    draws, or the whole pool where it holds fewer (the default's pools, config)."""
+    from mnist_logreg.config import DRAWN_OUTLIERS_PER_DIGIT, GARMENTS_PER_DIGIT, PEN_COPIES_PER_DIGIT
+    from mnist_logreg.data.catalog import DATASETS
+
+    garments_in_file = DATASETS["fashion-mnist"].files[0].shape[0]
+    pools = (PEN_COPIES_PER_DIGIT, DRAWN_OUTLIERS_PER_DIGIT, min(GARMENTS_PER_DIGIT, garments_in_file / digits))
+    return digits + sum(
+        min(round(share * digits), round(pool * digits)) for share, pool in zip(shares, pools, strict=True)
+    )
+
+
 def table(results: dict) -> str:
     lines = [
         f"Measured by `python -m bench.shares` on {results['date']}, on the validation split only "
@@ -119,6 +171,25 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def pools_table(results: dict) -> str:
+    lines = [
+        f"Measured by `python -m bench.shares` on {results['date']}, on the same validation data, each pool made "
+        "anew over the cores as `train --no-cache` makes it (seconds: one run on a shared machine):",
+        "",
+        "| pen copies | drawn outliers | garments | images made | made in | val accuracy | drawn refused "
+        "| garments refused | pens accepted: mean, blurred |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in results["pools"]:
+        copies, drawn, garments = row["pools"]
+        lines.append(
+            f"| {copies} | {drawn} | {garments} | {row['images_made']:,} | {row['seconds']:.1f} s "
+            f"| {row['val_acc']:.4f} | {row['drawn_refused']:.3f} | {row['garments_refused']:.3f} "
+            f"| {row['pens_mean']:.3f}, {row['pens']['blurred']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     from mnist_logreg.config import get_preset
     from mnist_logreg.data.splits import load_splits
@@ -127,16 +198,24 @@ def main() -> None:
     splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
     sets = validation_sets(splits)
     digits = splits.size("train")
-    rows = []
+    rows, pools = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for n, shares in enumerate(CANDIDATES):
             run_dir = train(*shares, Path(tmp) / str(n))
-            row = {"shares": list(shares), "images_per_epoch": round(digits * (1 + sum(shares[:3])))}
+            row = {"shares": list(shares), "images_per_epoch": images_per_epoch(shares[:3], digits)}
             rows.append(row | measure(run_dir, sets))
             print(json.dumps(rows[-1]), flush=True)
-    results = {"date": datetime.date.today().isoformat(), "candidates": rows}
+        for n, sizes in enumerate(POOLS):
+            run_dir, seconds = with_pools(*sizes, Path(tmp) / f"pools-{n}")
+            info = json.loads((run_dir / "model.json").read_text())
+            made = sum(info["pens"]["counts"].values()) + sum(info["reject"]["outliers"].values())
+            pools.append({"pools": list(sizes), "images_made": made, "seconds": round(seconds, 2)})
+            pools[-1] |= measure(run_dir, sets)
+            print(json.dumps(pools[-1]), flush=True)
+    results = {"date": datetime.date.today().isoformat(), "candidates": rows, "pools": pools}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     update_docs("shares", table(results))
+    update_docs("pools", pools_table(results))
 
 
 if __name__ == "__main__":

@@ -380,7 +380,7 @@ def test_train_says_what_it_is_doing_before_each_step_that_takes_a_while(tmp_pat
     assert said == [
         f"training the default preset on {digits} ...",
         f"reading 120 images of {digits} (digits layout) ...",
-        "drawing 69 outliers for the class 'not a digit' ...",
+        "drawing 34 outliers for the class 'not a digit' ...",
         "applying the input transform 'deskew' to every image once ...",
         "drawing the figures and writing report.html ...",
     ]

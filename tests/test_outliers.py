@@ -10,7 +10,13 @@ import torch
 
 from mnist_logreg.config import get_preset
 from mnist_logreg.data.loaders import to_float_pixels
-from mnist_logreg.data.outliers import DRAWN_KINDS, drawn_outliers, garment_outliers, training_outliers
+from mnist_logreg.data.outliers import (
+    DRAWN_KINDS,
+    chosen_garments,
+    drawn_outliers,
+    garment_outliers,
+    training_outliers,
+)
 from mnist_logreg.data.prepared import Making
 from mnist_logreg.data.splits import load_splits
 from mnist_logreg.images.layout import Layout
@@ -22,6 +28,23 @@ def test_drawn_outliers_are_the_same_for_a_seed_and_differ_between_seeds():
     assert first.shape == (60, 28, 28) and first.dtype == np.uint8
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_drawn_outliers_are_the_same_made_here_or_spread_over_two_processes():
+    told: list[int] = []
+    here, spread = drawn_outliers(1100, 1), drawn_outliers(1100, 1, done=told.append, workers=2)
+    assert np.array_equal(here, spread) and told == [1000, 100]  # each chunk told of once, in order
+    assert np.array_equal(here[:60], drawn_outliers(60, 1))  # a chunk's images do not depend on how many follow
+
+
+def test_a_seeded_choice_of_garments_is_placed_in_the_order_of_the_file():
+    garments = np.arange(50, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)  # each its own grey
+    chosen = chosen_garments(garments, 12, 0)
+    firsts = chosen[:, 0, 0].tolist()
+    assert len(chosen) == 12 and firsts == sorted(set(firsts))
+    assert np.array_equal(chosen, chosen_garments(garments, 12, 0))
+    assert not np.array_equal(chosen, chosen_garments(garments, 12, 1))
+    assert len(chosen_garments(garments, 80, 0)) == 50  # never more than the file holds
 
 
 def test_garments_are_placed_the_same_here_or_spread_over_two_processes():
@@ -50,17 +73,17 @@ def test_every_kind_is_drawn_in_turn_and_placed_like_a_photos_ink():
 def test_without_fashion_mnist_the_outliers_are_drawn_ones_and_one_line_says_so(tmp_path):
     said = []
     images, counts = training_outliers(100, 0, tmp_path, making=Making(log=said.append))
-    assert counts == {"drawn": 80} and len(images) == 80  # 0.8 per training digit
-    assert said[0] == "drawing 80 outliers for the class 'not a digit' ..."
+    assert counts == {"drawn": 40} and len(images) == 40  # 0.4 per training digit
+    assert said[0] == "drawing 40 outliers for the class 'not a digit' ..."
     assert len(said) == 2 and "drawn outliers only" in said[1] and "fetch --dataset fashion-mnist" in said[1]
 
 
 def test_making_the_outliers_says_what_it_does_and_shows_a_bar_when_asked(tmp_path, capsys):
     said = []
     images, _ = training_outliers(1300, 0, tmp_path, making=Making(log=said.append, progress=True))
-    assert said[0] == "drawing 1,040 outliers for the class 'not a digit' ..."
+    assert said[0] == "drawing 520 outliers for the class 'not a digit' ..."
     bar = capsys.readouterr().err
-    assert "outliers:" in bar and "/1040 [" in bar
+    assert "outliers:" in bar and "/520 [" in bar
     assert np.array_equal(
         images, training_outliers(1300, 0, tmp_path, making=Making(log=said.append))[0]
     )  # the bar changes nothing
@@ -72,7 +95,7 @@ def test_a_run_with_a_reject_class_trains_on_its_outliers_and_records_them(fake_
     spec, data_dir = fake_data
     result = train_preset(spec, "default", data_dir, tmp_path / "run", epochs=6, val_size=60)
     info = json.loads((tmp_path / "run" / "model.json").read_text())
-    assert info["reject"]["class"] == "not a digit" and info["reject"]["outliers"] == {"drawn": 192}
+    assert info["reject"]["class"] == "not a digit" and info["reject"]["outliers"] == {"drawn": 96}
     assert 0 <= info["reject"]["threshold"] <= 1 and info["temperature"] > 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(metrics["reject"]) == {"val_accepted", "test_accepted", "test_acc_accepted"}
@@ -83,7 +106,7 @@ def test_a_run_with_a_reject_class_trains_on_its_outliers_and_records_them(fake_
     splits = load_splits(spec, data_dir, val_size=60)
     with_outliers = type(splits)(**{**vars(splits), "outliers": result.splits.outliers})
     images, labels = with_outliers.tensors("train")
-    assert len(labels) == 240 + 192 and (labels[240:] == 10).all() and (labels[:240] < 10).all()
+    assert len(labels) == 240 + 96 and (labels[240:] == 10).all() and (labels[:240] < 10).all()
     torchvision_train = with_outliers.torchvision_sets()[0]
     assert len(torchvision_train) == len(labels)
     image, label = torchvision_train[300]
@@ -102,7 +125,7 @@ def test_the_outliers_are_kept_in_the_data_folder_and_read_back_the_same(tmp_pat
     [kept] = (tmp_path / "outliers").iterdir()
     again, counts_again = training_outliers(200, 3, tmp_path, making=Making(log=said.append))
     assert np.array_equal(made, again) and counts == counts_again and again.dtype == np.uint8
-    assert said[-2] == f"160 outliers for the class 'not a digit' from {kept}"  # then the note on Fashion-MNIST
+    assert said[-2] == f"80 outliers for the class 'not a digit' from {kept}"  # then the note on Fashion-MNIST
     uncached, _ = training_outliers(200, 3, tmp_path / "elsewhere", making=Making(log=said.append, cache=False))
     assert np.array_equal(made, uncached) and not (tmp_path / "elsewhere").exists()  # cache=False writes nothing
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mnist_logreg.data.pens import PENS, pen_copies, redraw, redrawn_ink, training_copies
+from mnist_logreg.data.pens import PENS, chosen_digits, pen_copies, redraw, redrawn_ink, training_copies
 from mnist_logreg.data.prepared import Making
 from mnist_logreg.images.preprocess import stroke_width
 
@@ -50,6 +50,12 @@ def test_copies_are_the_same_made_here_or_spread_over_two_processes():
     spread, spread_kinds = pen_copies(digits, shares, 5, done=told.append, workers=2)
     assert np.array_equal(here, spread) and np.array_equal(kinds, spread_kinds)
     assert told == [1000, 106]  # each chunk told of once, in order
+
+
+def test_a_seeded_quarter_of_the_training_digits_is_redrawn():
+    chosen = chosen_digits(1000, 3)
+    assert len(chosen) == 250 and len(set(chosen.tolist())) == 250 and (np.diff(chosen) > 0).all()
+    assert np.array_equal(chosen, chosen_digits(1000, 3)) and not np.array_equal(chosen, chosen_digits(1000, 4))
 
 
 def test_a_share_of_zero_draws_no_copy_of_that_pen():
@@ -102,8 +108,8 @@ def test_copies_are_kept_under_a_key_and_made_again_when_it_changes(tmp_path):
     made, made_labels, counts = training_copies(
         digits, labels, {"split": "a"}, 3, tmp_path, making=Making(log=said.append)
     )
-    assert said[-1].startswith("redrawing 12 digits") and np.array_equal(made_labels, labels)
-    assert sum(counts.values()) == 12
+    assert said[-1].startswith("redrawing 3 digits")  # a quarter of them (PEN_COPIES_PER_DIGIT)
+    assert np.array_equal(made_labels, labels[chosen_digits(12, 3)]) and sum(counts.values()) == 3
     read, _, read_counts = training_copies(digits, labels, {"split": "a"}, 3, tmp_path, making=Making(log=said.append))
     assert "from" in said[-1] and np.array_equal(made, read) and read_counts == counts
     training_copies(digits, labels, {"split": "a"}, 4, tmp_path, making=Making(log=said.append))  # another seed

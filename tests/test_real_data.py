@@ -691,12 +691,12 @@ FONT_FLOOR = {"top_right": 0.90, "accepted": 0.83}
 
 
 def test_the_default_run_trains_on_each_pen_and_records_it(default_run):
-    from mnist_logreg.config import PEN_SHARES
+    from mnist_logreg.config import PEN_COPIES_PER_DIGIT, PEN_SHARES
     from mnist_logreg.data.pens import PENS
 
     pens = default_run.info.pens
-    assert set(pens["counts"]) == set(PEN_SHARES) == set(PENS) and pens["copies_per_digit"] == 1
-    assert sum(pens["counts"].values()) == default_run.info.splits["train"]  # one copy of each training digit
+    assert set(pens["counts"]) == set(PEN_SHARES) == set(PENS) and pens["copies_per_digit"] == PEN_COPIES_PER_DIGIT
+    assert sum(pens["counts"].values()) == default_run.info.splits["train"] / 4  # a copy of a quarter of the digits
     share = {pen: count / sum(pens["counts"].values()) for pen, count in pens["counts"].items()}
     total = sum(PEN_SHARES.values())
     assert all(abs(share[pen] - PEN_SHARES[pen] / total) < 0.01 for pen in PEN_SHARES), share

@@ -29,15 +29,18 @@ FEATURES = ("pixels", "pixel-pairs")  # the 784 pixels, or each pixel and its ne
 # (docs/presets.md, how the recipes were chosen).
 ACCEPT_RATE = 0.96
 REJECT_CLASS = "not a digit"  # the eleventh class's name, and what a rejected image is called
-# Non-digits drawn by code per training digit (scribbles, strokes, shapes, blobs, noise, blanks):
-# 40,000 for MNIST's 50,000; fewer let through more held-out letters (docs/presets.md).
-DRAWN_OUTLIERS_PER_DIGIT = 0.8
-# Pen variety (data/pens.py): copies of each training digit redrawn with other pens, and the share of
-# each pen among them (docs/not-a-digit.md has how they were chosen on the validation split).
-PEN_COPIES = 1
+# The pools an epoch's sample is drawn from (COPIES_PER_EPOCH, OUTLIERS_PER_EPOCH below), per training
+# digit: non-digits drawn by code (scribbles, strokes, shapes, blobs, noise, blanks), a seeded choice
+# of Fashion-MNIST's training garments, and copies of a seeded choice of the training digits redrawn
+# with other pens. Each is made anew where a run finds it not kept, so its size is the first run's
+# wait; larger pools measured no better on the validation split (bench/shares.py, docs/presets.md).
+DRAWN_OUTLIERS_PER_DIGIT = 0.4
+GARMENTS_PER_DIGIT = 0.12
+PEN_COPIES_PER_DIGIT = 0.25
 # Each epoch trains on every digit and a fresh, seeded sample of the copies and of each source of
-# the outliers, this many per training digit: the pools are seen over the run, and an epoch costs
-# little more than its digits (loaders.EpochSample). Chosen on the validation split (val digits
+# the outliers, this many per training digit (all of a pool that holds no more: the pen copies in
+# the default): the pools are seen over the run, and an epoch costs little more than its digits
+# (loaders.EpochSample). Chosen on the validation split (val digits
 # redrawn with each pen, outliers drawn with another seed, Fashion-MNIST's test garments): the drawn
 # outliers teach where strokes stop being a digit, while the garments are told apart almost at once,
 # so most of an epoch's outliers are drawn ones (bench/shares.py measures the candidates;
@@ -47,6 +50,7 @@ OUTLIERS_PER_EPOCH = {"drawn": 0.2, "fashion-mnist": 0.05}
 # The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each
 # counting for more (chosen with the shares above).
 REJECT_LOSS_WEIGHT = 2.0
+# Each pen's share among the pen copies (docs/not-a-digit.md has how they were chosen on the validation split).
 PEN_SHARES = {"thick": 1.0, "fine": 1.0, "blurred": 2.0, "low-res": 2.0, "faint": 1.0, "warped": 1.0}
 CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error
 # A small training split under a preset's batch takes a handful of steps and learns little (171

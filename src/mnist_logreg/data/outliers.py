@@ -7,8 +7,8 @@ digit, learns where the digits end. Two kinds of outliers come with the project:
 - ``drawn_outliers``: images drawn by code, deterministic given the seed: scribbles of several
   strokes, shapes (stars, crosses, grids, zigzags, polygons), filled blobs (what a single dot
   becomes once scaled into the digit box), noise, and blank or near-blank images;
-- garments: Fashion-MNIST's training images (``garment_outliers``), placed as a photo of one
-  would be (``preprocess.place_ink``), when that dataset has been fetched.
+- garments: a seeded choice of Fashion-MNIST's training images (``garment_outliers``), placed as
+  a photo of one would be (``preprocess.place_ink``), when that dataset has been fetched.
 
 The letters, symbols and handwriting the tests check the reject class on come from none of
 these sources (tests/letters.py renders them from handwriting fonts).
@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import DRAWN_OUTLIERS_PER_DIGIT
+from ..config import DRAWN_OUTLIERS_PER_DIGIT, GARMENTS_PER_DIGIT
 from ..images.inputs import SIDE, byte_pixels, unit_pixels
 from ..images.layout import Layout
 from ..images.preprocess import place_ink
@@ -42,7 +42,6 @@ from .prepared import (
     prepared_path,
     progress_bar,
     read_prepared,
-    started_in_workers,
     write_prepared,
 )
 
@@ -59,46 +58,44 @@ def training_outliers(
     making: Making = DEFAULT_MAKING,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The outliers a reject class learns from beside ``digits`` training digits, (N, 28, 28) uint8,
-    and how many of each source: the drawn ones, then Fashion-MNIST's training garments where that
-    dataset has been fetched into ``data_dir``. Without it, the drawn ones alone, and one line says
-    so: training never downloads a second dataset unasked.
+    and how many of each source: DRAWN_OUTLIERS_PER_DIGIT drawn ones, then GARMENTS_PER_DIGIT of
+    Fashion-MNIST's training garments (a seeded choice) where that dataset has been fetched into
+    ``data_dir``. Without it, the drawn ones alone, and one line says so: training never
+    downloads a second dataset unasked.
 
     Making them takes seconds (one line says what is made, and with ``making.progress`` a bar
     shows it), so they are kept in ``data_dir/outliers/`` under a key of all they depend on
     (``cache_key``) and read from there the next time; ``making.cache=False`` neither reads nor
-    writes that file. ``making.workers`` processes place the garments while the drawn ones, which
-    come from one random stream, are drawn here.
+    writes that file. ``making.workers`` processes draw and place them.
     """
     fashion = DATASETS["fashion-mnist"]
     with_garments = not missing_files(fashion, data_dir)
     count = round(DRAWN_OUTLIERS_PER_DIGIT * digits)
-    key = cache_key(count, seed, making.layout, with_garments)
+    garment_count = round(GARMENTS_PER_DIGIT * digits) if with_garments else 0
+    key = cache_key(count, seed, making.layout, garment_count)
     path = prepared_path(data_dir, CACHE_FOLDER, key)
     kept = read_prepared(path, key, making.log, what="outliers", holds=_holds_outliers) if making.cache else None
-    found = (kept["images"], json.loads(str(kept["counts"]))) if kept is not None else None
-    garments = read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name) if with_garments and not found else None
-    if found is not None:
-        making.log(f"{len(found[0]):,} outliers for the class 'not a digit' from {path}")
+    if kept is not None:
+        making.log(f"{len(kept['images']):,} outliers for the class 'not a digit' from {path}")
     else:
-        placed = f" and placing {len(garments):,} Fashion-MNIST garments" if with_garments else ""
+        placed = f" and placing {garment_count:,} Fashion-MNIST garments" if with_garments else ""
         making.log(f"drawing {count:,} outliers{placed} for the class 'not a digit' ...")
     if not with_garments:
         making.log(
             f"note: Fashion-MNIST is not in {data_dir} ('mnist-logreg fetch --dataset fashion-mnist' brings it); "
             "'not a digit' is learnt from drawn outliers only"
         )
-    if found is not None:
-        return found
-    jobs = _garment_jobs(garments, making.layout) if with_garments else []
-    with (
-        progress_bar(count + (len(garments) if with_garments else 0), "outliers", making.progress) as bar,
-        started_in_workers(_placed_garments, jobs, bar.update, making.workers) as placed_garments,
-    ):
-        images = drawn_outliers(count, seed, making.layout, bar.update)  # here, while the workers place garments
-        counts = {"drawn": len(images)}
-        if with_garments:
-            images = np.concatenate([images, *placed_garments])
-            counts[fashion.name] = len(garments)
+    if kept is not None:
+        return kept["images"], json.loads(str(kept["counts"]))
+    jobs = [(_drawn_chunk, job) for job in _drawn_jobs(count, seed, making.layout)]
+    counts = {"drawn": count}
+    if with_garments:
+        garments = chosen_garments(read_idx(fashion.raw_dir(data_dir) / fashion.files[0].name), garment_count, seed)
+        jobs += [(_placed_garments, job) for job in _garment_jobs(garments, making.layout)]
+        counts[fashion.name] = len(garments)
+    with progress_bar(sum(counts.values()), "outliers", making.progress) as bar:
+        made = made_in_workers(_made, jobs, bar.update, making.workers)
+    images = np.concatenate(made) if made else _no_images()
     if making.cache:
         write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
     return images, counts
@@ -107,16 +104,16 @@ def training_outliers(
 CACHE_FOLDER = "outliers"  # in the data folder, beside the datasets the outliers are made with
 
 
-def cache_key(count: int, seed: int, layout: Layout, with_garments: bool) -> str:
-    """All that the outliers depend on, as text: how many are drawn, the seed, the layout, whether
-    (and which, by checksum) garments join them, and the code that draws and places them."""
+def cache_key(count: int, seed: int, layout: Layout, garments: int) -> str:
+    """All that the outliers depend on, as text: how many are drawn, the seed, the layout, how many
+    garments join them (and from which file, by checksum), and the code that draws and places them."""
     fashion = DATASETS["fashion-mnist"]
     return json.dumps(
         {
             "drawn": count,
             "seed": seed,
             "layout": asdict(layout),
-            "garments": fashion.files[0].sha256 if with_garments else None,
+            "garments": [garments, fashion.files[0].sha256] if garments else None,
             "code": code_digest("data.outliers", "images.preprocess"),  # drawing, and place_ink
         },
         sort_keys=True,
@@ -129,21 +126,50 @@ def _holds_outliers(kept: dict[str, np.ndarray]) -> bool:
     return kept["images"].dtype == np.uint8 and kept["images"].shape == (sum(counts.values()), SIDE, SIDE)
 
 
-def drawn_outliers(count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None) -> np.ndarray:
-    """``count`` drawn non-digits, (count, 28, 28) uint8, light on black; the same for the same seed.
-    ``done(n)`` is told of every n made."""
-    rng = np.random.default_rng([seed, 22])  # a stream of its own: the split's and the weights' stay as they were
-    makers = [_scribble, _strokes, _shape, _blob, _noise, _blank]
-    images = np.empty((count, SIDE, SIDE), dtype=np.uint8)
-    for n in range(count):
-        pixels = makers[n % len(makers)](rng, layout)
-        images[n] = byte_pixels(pixels)
-        if n % PROGRESS_STEP == PROGRESS_STEP - 1 or n == count - 1:
-            done(n % PROGRESS_STEP + 1)
+def drawn_outliers(
+    count: int, seed: int, layout: Layout = MNIST_LAYOUT, done=lambda n: None, workers: int = 1
+) -> np.ndarray:
+    """``count`` drawn non-digits, (count, 28, 28) uint8, light on black, the kinds in turn; the same
+    for the same seed, made by any number of ``workers`` processes. ``done(n)`` is told of every n made."""
+    jobs = _drawn_jobs(count, seed, layout)
+    return np.concatenate(made_in_workers(_drawn_chunk, jobs, done, workers)) if jobs else _no_images()
+
+
+PROGRESS_STEP = 1000  # images made from one random stream, and between two updates of a progress bar
+
+
+def _drawn_jobs(count: int, seed: int, layout: Layout) -> list[tuple[int, int, list[int], Layout]]:
+    """(first, how many, random stream, layout) of each chunk: each chunk draws from a stream of its
+    own (the split's and the weights' stay as they were), so that no chunk depends on another."""
+    return [
+        (start, min(PROGRESS_STEP, count - start), [seed, 22, start // PROGRESS_STEP], layout)
+        for start in range(0, count, PROGRESS_STEP)
+    ]
+
+
+def _drawn_chunk(job: tuple[int, int, list[int], Layout]) -> np.ndarray:
+    start, size, stream, layout = job
+    rng = np.random.default_rng(stream)
+    images = np.empty((size, SIDE, SIDE), dtype=np.uint8)
+    for n in range(size):
+        images[n] = byte_pixels(_MAKERS[(start + n) % len(_MAKERS)](rng, layout))
     return images
 
 
-PROGRESS_STEP = 1000  # images made between two updates of a progress bar
+def _made(job: tuple) -> np.ndarray:
+    """A job of either kind, (how it is made, what with), so that one pool of workers makes both."""
+    make, arguments = job
+    return make(arguments)
+
+
+def _no_images() -> np.ndarray:
+    return np.empty((0, SIDE, SIDE), dtype=np.uint8)
+
+
+def chosen_garments(garments: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` of ``garments`` (N, 28, 28), a seeded choice, in the order they come in the file."""
+    chosen = np.random.default_rng([seed, 23]).permutation(len(garments))[: min(count, len(garments))]
+    return garments[np.sort(chosen)]
 
 
 def garment_outliers(
@@ -153,7 +179,7 @@ def garment_outliers(
     into the layout's box and centred, PROGRESS_STEP at a time by ``workers`` processes. ``done(n)``
     is told of every n placed."""
     jobs = _garment_jobs(images, layout)
-    return np.concatenate(made_in_workers(_placed_garments, jobs, done, workers)) if jobs else np.empty_like(images)
+    return np.concatenate(made_in_workers(_placed_garments, jobs, done, workers)) if jobs else _no_images()
 
 
 def _garment_jobs(images: np.ndarray, layout: Layout) -> list[tuple[np.ndarray, Layout]]:
@@ -313,3 +339,6 @@ def _blank(rng: np.random.Generator, layout: Layout) -> np.ndarray:
     count = int(rng.integers(1, 6))
     pixels[rng.integers(0, SIDE, count), rng.integers(0, SIDE, count)] = rng.uniform(0.2, 1, count)
     return pixels
+
+
+_MAKERS = (_scribble, _strokes, _shape, _blob, _noise, _blank)  # DRAWN_KINDS', in turn

@@ -3,7 +3,7 @@
 Every MNIST digit was written with one kind of pen and scanned one way. Users write with thick
 markers, fine pens and pencils, photograph out of focus and scan at low resolution; a model
 that never saw such strokes learns that they are "not a digit". The default recipe trains on
-copies of its training digits, each redrawn with one of these pens (``PENS``) and then placed
+copies of a seeded choice of its training digits (config.PEN_COPIES_PER_DIGIT), each redrawn with one of these pens (``PENS``) and then placed
 as a photo's ink is placed (``preprocess.place_ink``, after the photo path's cleaning):
 
 - ``thick``: a marker, the strokes dilated;
@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import PEN_COPIES, PEN_SHARES
+from ..config import PEN_COPIES_PER_DIGIT, PEN_SHARES
 from ..images.inputs import SIDE, byte_pixels, unit_pixels
 from ..images.layout import Layout
 from ..images.preprocess import NoInk, clean_ink, place_ink
@@ -211,8 +211,9 @@ def training_copies(
     *,
     making: prepared.Making = prepared.DEFAULT_MAKING,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """The pen copies a run trains on beside its training ``digits`` (N, 28, 28) uint8: PEN_COPIES
-    copies of each, of the kinds in PEN_SHARES; their labels; and how many of each kind.
+    """The pen copies a run trains on beside its training ``digits`` (N, 28, 28) uint8: one copy of
+    each of a seeded choice of PEN_COPIES_PER_DIGIT × N of them, of the kinds in PEN_SHARES; their
+    labels; and how many of each kind.
 
     ``key`` names the digits (the dataset's checksum and the split): with the seed, the layout,
     the shares and this code, it is what the copies are kept under in ``data_dir/pens/``, read
@@ -225,14 +226,15 @@ def training_copies(
             "digits": key,
             "seed": seed,
             "layout": asdict(making.layout),
-            "copies": PEN_COPIES,
+            "copies": PEN_COPIES_PER_DIGIT,
             "shares": PEN_SHARES,
             "code": prepared.code_digest("data.pens", "images.preprocess"),
         },
         sort_keys=True,
     )
     path = prepared.prepared_path(data_dir, "pens", key_text)
-    shape = (PEN_COPIES * len(digits), SIDE, SIDE)
+    chosen = chosen_digits(len(digits), seed)
+    shape = (len(chosen), SIDE, SIDE)
 
     def holds(kept: dict[str, np.ndarray]) -> bool:
         return kept["images"].shape == shape and kept["kinds"].shape == shape[:1]
@@ -242,22 +244,34 @@ def training_copies(
         making.log(f"{len(kept['images']):,} digits redrawn with other pens from {path}")
         copies, kinds = kept["images"], kept["kinds"]
     else:
-        making.log(f"redrawing {PEN_COPIES * len(digits):,} digits with other pens ({', '.join(names)}) ...")
-        sources = np.concatenate([digits] * PEN_COPIES)
-        with prepared.progress_bar(len(sources), "pens", making.progress) as bar:
+        making.log(f"redrawing {len(chosen):,} digits with other pens ({', '.join(names)}) ...")
+        with prepared.progress_bar(len(chosen), "pens", making.progress) as bar:
             copies, kinds = pen_copies(
-                sources, PEN_SHARES, seed, layout=making.layout, which="train", done=bar.update, workers=making.workers
+                digits[chosen],
+                PEN_SHARES,
+                seed,
+                layout=making.layout,
+                which="train",
+                done=bar.update,
+                workers=making.workers,
             )
         if making.cache:
             prepared.write_prepared(path, key_text, {"images": copies, "kinds": kinds})
     counts = {name: int((kinds == n).sum()) for n, name in enumerate(names)}
-    return copies, np.concatenate([labels] * PEN_COPIES), counts
+    return copies, labels[chosen], counts
+
+
+def chosen_digits(count: int, seed: int) -> np.ndarray:
+    """The indices of the training digits a run redraws with other pens, of ``count``: a seeded
+    choice of PEN_COPIES_PER_DIGIT of them, in order."""
+    chosen = np.random.default_rng([seed, 31]).permutation(count)[: round(PEN_COPIES_PER_DIGIT * count)]
+    return np.sort(chosen)
 
 
 def pens_record(counts: dict[str, int]) -> dict:
     """What model.json records of a run's pen copies (RunInfo.pens)."""
     return {
-        "copies_per_digit": PEN_COPIES,
+        "copies_per_digit": PEN_COPIES_PER_DIGIT,
         "shares": dict(PEN_SHARES),
         "counts": counts,
         "parameters": {name: list(PENS[name].train) for name in PEN_SHARES},

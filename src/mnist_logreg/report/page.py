@@ -72,7 +72,7 @@ def pens_section(info: RunInfo, rows: list[dict] | None) -> str:
     if not rows:
         return ""
     trained = (
-        f"The run trained on {info.pens['copies_per_digit']} copy per digit, of each pen in the share shown."
+        f"The run trained on copies of {info.pens['copies_per_digit']:.0%} of its digits, each pen in the share shown."
         if info.pens
         else "The run trained on MNIST's own pen only."
     )
