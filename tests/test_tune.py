@@ -228,3 +228,24 @@ def test_a_refitted_threshold_is_never_lower_than_the_floor_it_is_given():
     assert scored(refitted["threshold"] - 0.1)["threshold"] == refitted["threshold"]  # a floor below: the refit stands
     raised = scored(0.9)
     assert raised["threshold"] == 0.9 and raised["reject"]["val_accepted"] < refitted["reject"]["val_accepted"]
+
+
+def test_the_writers_non_digit_shapes_are_its_digits_mirrored_or_turned_and_only_for_a_run_of_digits(tmp_path):
+    import torch
+
+    from mnist_logreg.model.run_folder import read_info
+    from mnist_logreg.train.tune import MIRRORED_DIGITS, TURNED_DIGITS, Writer, non_digit_shapes
+    from tests.helpers import rejecting_run
+
+    labels = torch.arange(10).repeat(2)  # two of each digit, each image a single bright pixel left of the middle
+    images = torch.zeros(20, 28, 28, dtype=torch.uint8)
+    images[torch.arange(20), 10, labels + 2] = 255
+    writer = Writer(images, labels, images[:0], labels[:0], record={})
+    shapes = non_digit_shapes(writer, read_info(rejecting_run(tmp_path / "digits")))
+    assert len(shapes) == 2 * (len(MIRRORED_DIGITS) + len(TURNED_DIGITS))  # 0 and 8 are never made into shapes
+    mirrored, turned = shapes[: 2 * len(MIRRORED_DIGITS)], shapes[2 * len(MIRRORED_DIGITS) :]
+    columns = [int(image[10].argmax()) for image in mirrored]  # digit d's pixel was at column d + 2, row 10
+    assert columns == [27 - (d + 2) for d in labels.tolist() if str(d) in MIRRORED_DIGITS]
+    rows = [int(image.flatten().argmax()) // 28 for image in turned]  # a quarter turn: column c goes to row 27 - c
+    assert rows == [27 - (d + 2) for d in labels.tolist() if str(d) in TURNED_DIGITS]
+    assert len(non_digit_shapes(writer, read_info(untrained_run(tmp_path / "plain")))) == 0  # no "not a digit"

@@ -99,7 +99,7 @@ class TuneSettings:
     # are taken again at twice the weight, up to ``writer_weight_max``.
     writer_weight: float = 0.25
     writer_weight_max: float = 1.0
-    replay: int = 8  # the run's own training images replayed per writer image in each step
+    replay: int = 8  # the run's own training images replayed per image taught (the writer's, its shapes) a step
     replay_min: int = 128  # and at least this many: a few corrections must not outweigh what the run knew
     # The distinct training images the steps replay, in turn: input-transformed once, when the run is
     # made ready, instead of each step transforming new ones (deskewing 40,000 took 0.8 s of a tune).
