@@ -33,18 +33,19 @@ REJECT_CLASS = "not a digit"  # the eleventh class's name, and what a rejected i
 # digit: non-digits drawn by code (scribbles, strokes, shapes, blobs, noise, blanks), a seeded choice
 # of Fashion-MNIST's training garments, and copies of a seeded choice of the training digits redrawn
 # with other pens. Each is made anew where a run finds it not kept, so its size is the first run's
-# wait; larger pools measured no better on the validation split (bench/shares.py, docs/presets.md).
+# wait: four times as many images (the pools of before) took more than three times as long and moved
+# no validation figure by more than 0.006 (bench/shares.py, docs/presets.md).
 DRAWN_OUTLIERS_PER_DIGIT = 0.4
 GARMENTS_PER_DIGIT = 0.12
 PEN_COPIES_PER_DIGIT = 0.25
 # Each epoch trains on every digit and a fresh, seeded sample of the copies and of each source of
 # the outliers, this many per training digit (all of a pool that holds no more: the pen copies in
 # the default): the pools are seen over the run, and an epoch costs little more than its digits
-# (loaders.EpochSample). Chosen on the validation split (val digits
-# redrawn with each pen, outliers drawn with another seed, Fashion-MNIST's test garments): the drawn
-# outliers teach where strokes stop being a digit, while the garments are told apart almost at once,
-# so most of an epoch's outliers are drawn ones (bench/shares.py measures the candidates;
-# docs/presets.md has the table). The keys are the sources outliers.training_outliers counts.
+# (loaders.EpochSample). Chosen on the validation split (val digits redrawn with each pen, outliers
+# drawn with another seed, Fashion-MNIST's test garments): the drawn outliers teach where strokes
+# stop being a digit, while the garments are told apart almost at once, so most of an epoch's
+# outliers are drawn ones (bench/shares.py measures the candidates; docs/presets.md has the table).
+# The keys are the sources outliers.training_outliers counts.
 COPIES_PER_EPOCH = 0.25
 OUTLIERS_PER_EPOCH = {"drawn": 0.2, "fashion-mnist": 0.05}
 # The outliers' weight in the training loss, against 1 for a digit: fewer outliers an epoch, each

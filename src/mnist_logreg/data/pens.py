@@ -3,8 +3,9 @@
 Every MNIST digit was written with one kind of pen and scanned one way. Users write with thick
 markers, fine pens and pencils, photograph out of focus and scan at low resolution; a model
 that never saw such strokes learns that they are "not a digit". The default recipe trains on
-copies of a seeded choice of its training digits (config.PEN_COPIES_PER_DIGIT), each redrawn with one of these pens (``PENS``) and then placed
-as a photo's ink is placed (``preprocess.place_ink``, after the photo path's cleaning):
+copies of a seeded choice of its training digits (config.PEN_COPIES_PER_DIGIT), each redrawn with
+one of these pens (``PENS``) and then placed as a photo's ink is placed (``preprocess.place_ink``,
+after the photo path's cleaning):
 
 - ``thick``: a marker, the strokes dilated;
 - ``fine``: a fine pen, the strokes thinned to their skeleton and redrawn narrow;
