@@ -138,16 +138,12 @@ def with_pools(copies: float, drawn: float, garments: float, out: Path) -> tuple
         pens.PEN_COPIES_PER_DIGIT, outliers.DRAWN_OUTLIERS_PER_DIGIT, outliers.GARMENTS_PER_DIGIT = kept
 
 
-def images_per_epoch(shares: tuple[float, float, float], digits: int) -> int:
-    """The images one epoch of these shares trains on: the digits, and of each pool what the share
-    draws, or the whole pool where it holds fewer (the default's pools, config)."""
-    from mnist_logreg.config import DRAWN_OUTLIERS_PER_DIGIT, GARMENTS_PER_DIGIT, PEN_COPIES_PER_DIGIT
-    from mnist_logreg.data.catalog import DATASETS
-
-    garments_in_file = DATASETS["fashion-mnist"].files[0].shape[0]
-    pools = (PEN_COPIES_PER_DIGIT, DRAWN_OUTLIERS_PER_DIGIT, min(GARMENTS_PER_DIGIT, garments_in_file / digits))
-    return digits + sum(
-        min(round(share * digits), round(pool * digits)) for share, pool in zip(shares, pools, strict=True)
+def images_per_epoch(run_dir: Path) -> int:
+    """The images one epoch of a run trained on, as its model.json records them: the digits, the pen
+    copies and the outliers each epoch drew (where a pool holds fewer than a share asks, all of it)."""
+    info = json.loads((run_dir / "model.json").read_text())
+    return (
+        info["splits"]["train"] + info["pens"]["copies_per_epoch"] + sum(info["reject"]["outliers_per_epoch"].values())
     )
 
 
@@ -197,12 +193,11 @@ def main() -> None:
     config = get_preset("default")
     splits = load_splits("mnist", DATA_DIR, val_size=config.val_size, seed=config.seed)
     sets = validation_sets(splits)
-    digits = splits.size("train")
     rows, pools = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for n, shares in enumerate(CANDIDATES):
             run_dir = train(*shares, Path(tmp) / str(n))
-            row = {"shares": list(shares), "images_per_epoch": images_per_epoch(shares[:3], digits)}
+            row = {"shares": list(shares), "images_per_epoch": images_per_epoch(run_dir)}
             rows.append(row | measure(run_dir, sets))
             print(json.dumps(rows[-1]), flush=True)
         for n, sizes in enumerate(POOLS):

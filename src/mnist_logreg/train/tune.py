@@ -349,7 +349,7 @@ def _fit_writer(
     last output; the replay's images weigh ``class_weight`` (``trained_class_weight``)."""
     with torch.no_grad():
         inputs = model.seen(to_float_pixels(writer.train_images))
-        taught = torch.cat([inputs, model.seen(to_float_pixels(shapes))]) if len(shapes) else inputs
+        taught = torch.cat([inputs, model.seen(to_float_pixels(shapes))])
     not_a_digit = torch.full((len(shapes),), model.linear.out_features - 1)
     taught_labels = torch.cat([writer.train_labels, not_a_digit])
     anchor = [p.detach().clone() for p in model.linear.parameters()]
