@@ -37,20 +37,9 @@ def train(out: Path) -> Path:
     return out
 
 
-def letters_refused(run: Path) -> float:
-    """The share of the handwritten letters the run does not accept as digits."""
-    from mnist_logreg.infer.classify import predict_image_file
-    from mnist_logreg.model.linear import load_weights
-    from tests.letters import letter_photos
-    from tests.photos import image_bytes
-
-    weights, info = load_weights(run)
-    answers = [predict_image_file(image_bytes(photo), weights, info) for _, _, photo in letter_photos()]
-    return statistics.fmean(not answer["accepted"] for answer in answers)
-
-
 def measure_writer(run: Path, font: Path, scratch: Path) -> dict:
     from mnist_logreg.train.tune import tune_run
+    from tests.letters import letters_refused
     from tests.writers import write_writer
 
     row = {"writer": font.stem}
@@ -215,7 +204,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, help="tune this run instead of training the default one")
     args = parser.parse_args()
-    from tests.letters import fonts
+    from tests.letters import fonts, letters_refused
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -748,22 +748,11 @@ def test_digits_in_handwriting_fonts_are_read_and_accepted(default_run):
     assert scored["top_right"] >= FONT_FLOOR["top_right"] and scored["accepted"] >= FONT_FLOOR["accepted"]
 
 
-def letters_refused(run_dir) -> float:
-    """The share of the handwritten letters (tests/letters.py) the run does not accept as digits."""
-    from mnist_logreg.infer.classify import predict_image_file
-    from tests.letters import letter_photos
-
-    weights, info = load_weights(run_dir)
-    return float(
-        np.mean([not predict_image_file(image_bytes(p), weights, info)["accepted"] for *_, p in letter_photos()])
-    )
-
-
 def test_tuning_on_one_writer_reads_that_hand_and_keeps_mnist(default_run, real_data_dir, tmp_path):
     """The writer the default run reads worst of the fonts, learnt from 10 photos per digit: its 150
     held-out photos read right, MNIST's test digits as before within 0.003, the handwritten letters
     refused as before within 0.02, and the run itself unchanged."""
-    from tests.letters import fonts
+    from tests.letters import fonts, letters_refused
     from tests.writers import FOLDER_FONT, write_writer
 
     font = next(font for font in fonts() if font.stem == FOLDER_FONT)
