@@ -2,8 +2,10 @@
 folders of untrained models, training a preset, the command run in this process or a new one
 (torchrun's too), and small tensors with a known slant.
 
-It imports torch: the benchmarks, which measure memory, import the torch-free ``tests.photos``,
-``tests.servers`` and ``tests.letters`` instead. The drawn 7 and image files are ``tests.photos``'s.
+torch is imported by the helpers that use it, not with the module: pytest-xdist's controller loads
+it (through conftest.py) and runs no test. The benchmarks, which measure memory, import the
+torch-free ``tests.photos``, ``tests.servers`` and ``tests.letters``. The drawn 7 and image files are
+``tests.photos``'s.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from mnist_logreg.cli import main
 from mnist_logreg.config import TrainConfig
 from mnist_logreg.data.catalog import UBYTE_TYPE_CODE, DatasetSpec, IdxFile
+
+if TYPE_CHECKING:
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = REPO_ROOT / "data"
@@ -240,6 +245,8 @@ def assert_clean_error(result, message):
 
 def moments(image: torch.Tensor) -> tuple[float, float, float, float]:
     """(centre row, centre column, var(row), cov(row, column)) of an image's ink, in float64."""
+    import torch
+
     ink = image.reshape(28, 28).double()
     rows, cols = torch.meshgrid(
         torch.arange(28.0, dtype=torch.float64), torch.arange(28.0, dtype=torch.float64), indexing="ij"
@@ -253,6 +260,8 @@ def moments(image: torch.Tensor) -> tuple[float, float, float, float]:
 
 def slanted_bar(slant: float, centre=(12.0, 15.0)) -> torch.Tensor:
     """A 3-px-wide bar, 16 rows tall, leaning by ``slant`` columns per row, drawn anti-aliased."""
+    import torch
+
     image = Image.new("F", (28 * 8, 28 * 8), 0.0)  # drawn 8× larger, then box-filtered: soft edges
     draw = ImageDraw.Draw(image)
     cy, cx = centre
@@ -270,6 +279,8 @@ def slanted_bar(slant: float, centre=(12.0, 15.0)) -> torch.Tensor:
 
 
 def random_batch(n=37, seed=0):
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
 

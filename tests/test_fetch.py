@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from torchvision.datasets import MNIST
 
 from mnist_logreg.data.fetch import fetch, from_folder, missing_files
 from mnist_logreg.data.idx import read_idx
@@ -20,7 +19,10 @@ def test_fetch_from_a_folder_puts_verified_files_where_torchvision_looks(tmp_pat
     assert raw_dir == tmp_path / "data" / "MNIST" / "raw"
     for name, content in contents.items():
         assert (raw_dir / name).read_bytes() == content
-    # The lesson's own line now works without any network access.
+    # The lesson's own line now works without any network access. (torchvision imported here, not
+    # for every test of the module: it takes a second.)
+    from torchvision.datasets import MNIST
+
     dataset = MNIST(root=str(tmp_path / "data"), download=True)
     assert len(dataset) == FAKE_TRAIN
     assert list(read_idx(raw_dir / "train-labels-idx1-ubyte")) == dataset.targets.tolist()

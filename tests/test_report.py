@@ -25,8 +25,9 @@ CONFIG = TrainConfig(epochs=3, lr=0.002, batch_size=32, optimizer="sgd", val_siz
 
 
 @pytest.fixture(scope="module")
-def fake_run(tmp_path_factory):
-    """A run trained on the fake dataset, with its report written: (run_dir, spec, data_dir)."""
+def fake_run_and_its_metrics(tmp_path_factory):
+    """A run trained on the fake dataset, with its report written: ((run_dir, spec, data_dir), the
+    bytes of metrics.json as training wrote it, before the report)."""
     from tests.helpers import fetched_fake_dataset
 
     root = tmp_path_factory.mktemp("report")
@@ -34,8 +35,15 @@ def fake_run(tmp_path_factory):
     train_run(
         spec, CONFIG, preset="test", data_dir=root / "data", run_dir=root / "run", verbose=False, log=lambda m: None
     )
+    written = (root / "run" / "metrics.json").read_bytes()
     write_report(root / "run", root / "data", dataset=spec)
-    return root / "run", spec, root / "data"
+    return (root / "run", spec, root / "data"), written
+
+
+@pytest.fixture(scope="module")
+def fake_run(fake_run_and_its_metrics):
+    """The fake dataset's run with its report: (run_dir, spec, data_dir)."""
+    return fake_run_and_its_metrics[0]
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
@@ -184,15 +192,12 @@ def test_a_run_without_a_transform_has_no_deskew_figure(fake_run):
     assert "Deskewing" not in (run_dir / "report.html").read_text()
 
 
-def test_metrics_are_complete_without_the_report_and_the_report_leaves_them_alone(fake_data, tmp_path):
-    spec, data_dir = fake_data
-    train_run(spec, CONFIG, data_dir=data_dir, run_dir=tmp_path / "run", verbose=False, log=lambda m: None)
-    written = (tmp_path / "run" / "metrics.json").read_bytes()
+def test_metrics_are_complete_without_the_report_and_the_report_leaves_them_alone(fake_run_and_its_metrics):
+    (run_dir, _, _), written = fake_run_and_its_metrics
     metrics = json.loads(written)
     assert len(metrics["confusion"]) == 10 and sum(map(sum, metrics["confusion"])) == FAKE_TEST
     assert [row["class"] for row in metrics["per_class"]] == [str(d) for d in range(10)]
-    write_report(tmp_path / "run", data_dir, dataset=spec)
-    assert (tmp_path / "run" / "metrics.json").read_bytes() == written
+    assert (run_dir / "metrics.json").read_bytes() == written
 
 
 def test_a_pair_run_reports_each_pixels_folded_weight_and_says_what_the_pairs_add(fake_data, tmp_path):
@@ -310,7 +315,7 @@ def test_a_grid_of_three_classes_is_three_wide_and_its_colour_bar_label_fits(lon
     assert any("contribution" in text or "weight (" in text for text, _ in text_boxes(fig))
 
 
-def test_the_curves_tick_whole_epochs_only(long_named_figures, fake_run, tmp_path):
+def test_the_curves_tick_whole_epochs_only(fake_run, tmp_path):
     run_dir, _, _ = fake_run
     from mnist_logreg.model.run_folder import read_history
     from mnist_logreg.report.figures import plot_curves
