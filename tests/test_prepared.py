@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mnist_logreg.data.prepared import made_in_workers, read_prepared, started_in_workers, write_prepared
+from mnist_logreg.data.prepared import chunks, made_in_workers, read_prepared, write_prepared
 from mnist_logreg.workers import spawned_pool
 
 
@@ -28,29 +27,9 @@ def test_jobs_are_made_in_order_here_or_in_processes_and_each_is_told():
     assert told == [2, 2, 2, 2, 2, 2]
 
 
-def left_a_mark(job: str) -> list[str]:
-    Path(job).touch()
-    return [job]
-
-
-def test_started_workers_make_their_jobs_while_the_caller_works_and_one_process_when_asked(tmp_path):
-    """``started_in_workers``: two workers make every job before the caller asks for one (the
-    outliers' garments are placed while the drawn ones are drawn); in one process, only when asked."""
-    import time
-
-    told: list[int] = []
-    jobs = [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c")]
-    with started_in_workers(left_a_mark, jobs, told.append, 2) as made:
-        deadline = time.monotonic() + 60
-        while not all(Path(job).exists() for job in jobs):
-            assert time.monotonic() < deadline, "the workers made nothing while the caller waited"
-            time.sleep(0.05)
-        assert told == []  # made, not yet taken
-        assert list(made) == [[job] for job in jobs] and told == [1, 1, 1]
-    alone = str(tmp_path / "alone")
-    with started_in_workers(left_a_mark, [alone], told.append, 1) as made:
-        assert not Path(alone).exists()
-        assert list(made) == [[alone]] and Path(alone).exists()
+def test_chunks_cover_every_image_once_in_order_the_last_one_shorter():
+    assert chunks(2500, 1000) == [(0, slice(0, 1000)), (1, slice(1000, 2000)), (2, slice(2000, 2500))]
+    assert chunks(1000, 1000) == [(0, slice(0, 1000))] and chunks(0, 1000) == []
 
 
 def test_workers_leave_ctrl_c_to_the_parent_and_use_one_thread_each():

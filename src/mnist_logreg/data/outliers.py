@@ -37,6 +37,7 @@ from .idx import read_idx
 from .prepared import (
     DEFAULT_MAKING,
     Making,
+    chunks,
     code_digest,
     made_in_workers,
     prepared_path,
@@ -141,10 +142,7 @@ PROGRESS_STEP = 1000  # images made from one random stream, and between two upda
 def _drawn_jobs(count: int, seed: int, layout: Layout) -> list[tuple[int, int, list[int], Layout]]:
     """(first, how many, random stream, layout) of each chunk: each chunk draws from a stream of its
     own (the split's and the weights' stay as they were), so that no chunk depends on another."""
-    return [
-        (start, min(PROGRESS_STEP, count - start), [seed, 22, start // PROGRESS_STEP], layout)
-        for start in range(0, count, PROGRESS_STEP)
-    ]
+    return [(part.start, part.stop - part.start, [seed, 22, n], layout) for n, part in chunks(count, PROGRESS_STEP)]
 
 
 def _drawn_chunk(job: tuple[int, int, list[int], Layout]) -> np.ndarray:
@@ -183,7 +181,7 @@ def garment_outliers(
 
 
 def _garment_jobs(images: np.ndarray, layout: Layout) -> list[tuple[np.ndarray, Layout]]:
-    return [(images[start : start + PROGRESS_STEP], layout) for start in range(0, len(images), PROGRESS_STEP)]
+    return [(images[part], layout) for _, part in chunks(len(images), PROGRESS_STEP)]
 
 
 def _placed_garments(job: tuple[np.ndarray, Layout]) -> np.ndarray:

@@ -173,12 +173,12 @@ def pen_copies(
     same seed, made by any number of ``workers`` processes. ``done(n)`` is told of every n made."""
     names = list(shares)
     weights = np.array([shares[name] for name in names], dtype=np.float64)
-    # Streams of their own: the outliers' and the split's stay as they were. Each chunk of
-    # CHUNK digits draws from its own, so that a chunk's copies do not depend on the others.
+    # Streams of their own: the outliers' and the split's stay as they were; each chunk of CHUNK
+    # digits draws from one of its own.
     kinds = np.random.default_rng([seed, 30]).choice(len(names), size=len(digits), p=weights / weights.sum())
     jobs = [
-        (digits[start : start + CHUNK], kinds[start : start + CHUNK], names, [seed, 30, start // CHUNK], layout, which)
-        for start in range(0, len(digits), CHUNK)
+        (digits[part], kinds[part], names, [seed, 30, n], layout, which)
+        for n, part in prepared.chunks(len(digits), CHUNK)
     ]
     copies = (
         np.concatenate(prepared.made_in_workers(_chunk_copies, jobs, done, workers)) if jobs else np.empty_like(digits)

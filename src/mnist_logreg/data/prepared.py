@@ -16,8 +16,7 @@ import hashlib
 import importlib.util
 import struct
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,25 +139,19 @@ def progress_bar(total: int, what: str, shown: bool):
 def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int) -> list[np.ndarray]:
     """``make(job)`` for each of ``jobs``, in order: one array of images per job, ``done(n)`` told of
     each job's n, and spread over ``workers`` processes (workers.py). Each job draws from its own
-    random stream, so the result is the same however many make it."""
-    with started_in_workers(make, jobs, done, workers) as made:
-        return list(made)
-
-
-@contextmanager
-def started_in_workers(
-    make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int
-) -> Iterator[Iterator[np.ndarray]]:
-    """``made_in_workers`` begun: with more than one worker, they make the jobs while the caller does
-    other work in the ``with`` block; the iterator it gives yields each job's images, in order, as
-    they are needed (with one worker, only then are they made). Leaving the block early stops the
-    workers."""
+    random stream (``chunks``), so the result is the same however many make it."""
     workers = min(workers, len(jobs))
     if workers <= 1:
-        yield (_reported(make(job), done) for job in jobs)
-        return
+        return [_reported(make(job), done) for job in jobs]
     with spawned_pool(workers) as pool:
-        yield (_reported(made, done) for made in pool.imap(make, jobs))
+        return [_reported(made, done) for made in pool.imap(make, jobs)]
+
+
+def chunks(count: int, size: int) -> list[tuple[int, slice]]:
+    """(index, slice) of each run of ``size`` of ``count`` images, the last one shorter: the unit of
+    work of ``made_in_workers``, each made from a random stream of its own (its index among the
+    seed's), so that no chunk depends on another."""
+    return [(n, slice(start, min(start + size, count))) for n, start in enumerate(range(0, count, size))]
 
 
 def _reported(made: np.ndarray, done: Callable[[int], None]) -> np.ndarray:
