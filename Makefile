@@ -8,6 +8,7 @@
 # make bench-predict : a folder of photos predicted with 1 and 2 workers (bench/RESULTS.md)
 # make bench-parallel : training in 1 process against 2 under torchrun (bench/RESULTS.md)
 # make bench-shares : the default run's per-epoch shares of pen copies and outliers, on validation (docs/presets.md)
+# make bench-suite : make test-fast three times and make test once, with their slowest tests (docs/development.md)
 # make serve : the drawing demo on http://127.0.0.1:8000/ for a freshly trained default run
 
 PYTHON ?= python3
@@ -18,7 +19,7 @@ CLI    := $(BIN)/mnist-logreg
 # Root installs system packages directly; anyone else through sudo.
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: run deps test-data test test-fast lint bench bench-serve bench-predict bench-parallel bench-shares serve venv clean chromium apache-bench demo-screenshot fonts
+.PHONY: run deps test-data test test-fast lint bench bench-serve bench-predict bench-parallel bench-shares bench-suite serve venv clean chromium apache-bench demo-screenshot fonts
 
 # One stamp per set of extras, remade when pyproject.toml changes.
 $(BIN)/python:
@@ -127,6 +128,10 @@ bench-shares: $(VENV)/.installed
 	$(CLI) fetch --dataset mnist
 	$(CLI) fetch --dataset fashion-mnist
 	$(BIN)/python -m bench.shares
+
+# How long the tests take, through make as a developer runs them (about 13 minutes on two cores).
+bench-suite: $(VENV)/.installed-dev deps test-data
+	$(BIN)/python -m bench.suite
 
 # Training in one process against two under torchrun.
 bench-parallel: $(VENV)/.installed
