@@ -166,6 +166,27 @@ def table(results: dict) -> str:
         "blank, full, noise and single-dot images",
         lambda r: "all rejected" if r["junk_rejected"] else "not all rejected",
     )
+    return "\n".join(lines) + "\n\n" + by_value_table(with_pens["pens"])
+
+
+def by_value_table(pens: dict) -> str:
+    """The default run's pens test set by each pen's parameter: where a pen is too strong for the
+    likeliest class to be right, accepting fewer is the honest answer."""
+    from mnist_logreg.data.pens import PENS
+
+    lines = [
+        "The pens test set by parameter, default run (a pen's images are split evenly over its parameters):",
+        "",
+        "| pen (its parameter) | value | images | accepted | right among accepted | likeliest class right |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for pen, scores in pens.items():
+        for n, (value, scored) in enumerate(scores["by_value"].items()):
+            name = f"{pen} ({PENS[pen].describes})" if n == 0 else ""
+            lines.append(
+                f"| {name} | {value} | {scored['count']} | {scored['accepted']:.2f} "
+                f"| {scored['right']:.2f} | {scored['top_right']:.2f} |"
+            )
     return "\n".join(lines)
 
 

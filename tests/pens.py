@@ -35,18 +35,21 @@ def as_file(ink: np.ndarray, rng: np.random.Generator, jpeg: bool) -> bytes:
     return image_bytes(image, "JPEG", quality=int(rng.integers(60, 91))) if jpeg else image_bytes(image)
 
 
-def pens_test_set(images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, list[tuple[int, bytes]]]:
-    """{pen: [(label, file bytes), ...]}: ``per_pen`` of MNIST's test digits (``images`` (N, 28, 28)
-    uint8, ``labels``) per pen, redrawn at the pen's test parameters, as PNG and JPEG files."""
+def pens_test_set(
+    images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN
+) -> dict[str, list[tuple[int, float, bytes]]]:
+    """{pen: [(label, the pen's parameter, file bytes), ...]}: ``per_pen`` of MNIST's test digits
+    (``images`` (N, 28, 28) uint8, ``labels``) per pen, redrawn at the pen's test parameters in turn,
+    as PNG and JPEG files."""
     rng = np.random.default_rng(SEED)
     sets = {}
     for pen in PENS:
         chosen = rng.choice(len(labels), per_pen, replace=False)
-        values = PENS[pen].test
-        inks = [redrawn_ink(images[i], pen, values[n % len(values)], rng) for n, i in enumerate(chosen)]
+        values = [PENS[pen].test[n % len(PENS[pen].test)] for n in range(per_pen)]
+        inks = [redrawn_ink(images[i], pen, value, rng) for i, value in zip(chosen, values, strict=True)]
         sets[pen] = [
-            (int(labels[i]), as_file(ink, rng, jpeg=n % 2 == 1))
-            for n, (i, ink) in enumerate(zip(chosen, inks, strict=True))
+            (int(labels[i]), value, as_file(ink, rng, jpeg=n % 2 == 1))
+            for n, (i, value, ink) in enumerate(zip(chosen, values, inks, strict=True))
         ]
     return sets
 
@@ -77,14 +80,19 @@ def score(answers: list[tuple[int, dict]]) -> dict:
 
 
 def score_pens(weights, info, images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, dict]:
-    """``score`` of each pen's test set, read through ``predict_image_file``."""
+    """``score`` of each pen's test set, read through ``predict_image_file``, and under ``by_value``
+    the ``score`` of each of the pen's parameters (how strong a blur, how thick a marker)."""
     from mnist_logreg.infer.classify import predict_image_file
 
-    sets = pens_test_set(images, labels, per_pen)
-    return {
-        pen: score([(label, predict_image_file(data, weights, info)) for label, data in items])
-        for pen, items in sets.items()
-    }
+    scores = {}
+    for pen, items in pens_test_set(images, labels, per_pen).items():
+        answers = [(label, value, predict_image_file(data, weights, info)) for label, value, data in items]
+        by_value = {
+            str(value): score([(label, answer) for label, of, answer in answers if of == value])
+            for value in PENS[pen].test
+        }
+        scores[pen] = score([(label, answer) for label, _, answer in answers]) | {"by_value": by_value}
+    return scores
 
 
 def score_font_digits(weights, info) -> dict:
