@@ -39,10 +39,11 @@ from .prepared import (
     Making,
     chunks,
     code_digest,
-    made_in_workers,
+    images_made_in_workers,
     prepared_path,
     progress_bar,
     read_prepared,
+    seeded_choice,
     write_prepared,
 )
 
@@ -95,8 +96,7 @@ def training_outliers(
         jobs += [(_placed_garments, job) for job in _garment_jobs(garments, making.layout)]
         counts[fashion.name] = len(garments)
     with progress_bar(sum(counts.values()), "outliers", making.progress) as bar:
-        made = made_in_workers(_made, jobs, bar.update, making.workers)
-    images = np.concatenate(made) if made else _no_images()
+        images = images_made_in_workers(_made, jobs, bar.update, making.workers)
     if making.cache:
         write_prepared(path, key, {"counts": np.array(json.dumps(counts)), "images": images})
     return images, counts
@@ -132,8 +132,7 @@ def drawn_outliers(
 ) -> np.ndarray:
     """``count`` drawn non-digits, (count, 28, 28) uint8, light on black, the kinds in turn; the same
     for the same seed, made by any number of ``workers`` processes. ``done(n)`` is told of every n made."""
-    jobs = _drawn_jobs(count, seed, layout)
-    return np.concatenate(made_in_workers(_drawn_chunk, jobs, done, workers)) if jobs else _no_images()
+    return images_made_in_workers(_drawn_chunk, _drawn_jobs(count, seed, layout), done, workers)
 
 
 PROGRESS_STEP = 1000  # images made from one random stream, and between two updates of a progress bar
@@ -160,14 +159,9 @@ def _made(job: tuple) -> np.ndarray:
     return make(arguments)
 
 
-def _no_images() -> np.ndarray:
-    return np.empty((0, SIDE, SIDE), dtype=np.uint8)
-
-
 def chosen_garments(garments: np.ndarray, count: int, seed: int) -> np.ndarray:
     """``count`` of ``garments`` (N, 28, 28), a seeded choice, in the order they come in the file."""
-    chosen = np.random.default_rng([seed, 23]).permutation(len(garments))[: min(count, len(garments))]
-    return garments[np.sort(chosen)]
+    return garments[seeded_choice(len(garments), count, [seed, 23])]
 
 
 def garment_outliers(
@@ -176,8 +170,7 @@ def garment_outliers(
     """Fashion-MNIST images (N, 28, 28) uint8 placed as photos of them would be: ink cropped, scaled
     into the layout's box and centred, PROGRESS_STEP at a time by ``workers`` processes. ``done(n)``
     is told of every n placed."""
-    jobs = _garment_jobs(images, layout)
-    return np.concatenate(made_in_workers(_placed_garments, jobs, done, workers)) if jobs else _no_images()
+    return images_made_in_workers(_placed_garments, _garment_jobs(images, layout), done, workers)
 
 
 def _garment_jobs(images: np.ndarray, layout: Layout) -> list[tuple[np.ndarray, Layout]]:

@@ -180,10 +180,7 @@ def pen_copies(
         (digits[part], kinds[part], names, [seed, 30, n], layout, which)
         for n, part in prepared.chunks(len(digits), CHUNK)
     ]
-    copies = (
-        np.concatenate(prepared.made_in_workers(_chunk_copies, jobs, done, workers)) if jobs else np.empty_like(digits)
-    )
-    return copies, kinds
+    return prepared.images_made_in_workers(_chunk_copies, jobs, done, workers), kinds
 
 
 def _chunk_copies(job: tuple) -> np.ndarray:
@@ -265,8 +262,7 @@ def training_copies(
 def chosen_digits(count: int, seed: int) -> np.ndarray:
     """The indices of the training digits a run redraws with other pens, of ``count``: a seeded
     choice of PEN_COPIES_PER_DIGIT of them, in order."""
-    chosen = np.random.default_rng([seed, 31]).permutation(count)[: round(PEN_COPIES_PER_DIGIT * count)]
-    return np.sort(chosen)
+    return prepared.seeded_choice(count, round(PEN_COPIES_PER_DIGIT * count), [seed, 31])
 
 
 def pens_record(counts: dict[str, int]) -> dict:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import written_atomically
+from ..images.inputs import SIDE
 from ..images.layout import Layout
 from ..workers import spawned_pool
 
@@ -145,6 +146,19 @@ def made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None],
         return [_reported(make(job), done) for job in jobs]
     with spawned_pool(workers) as pool:
         return [_reported(made, done) for made in pool.imap(make, jobs)]
+
+
+def images_made_in_workers(make: Callable, jobs: Sequence, done: Callable[[int], None], workers: int) -> np.ndarray:
+    """``made_in_workers`` for jobs that each make (n, 28, 28) uint8 images: all of them, in order, in
+    one array; none (0, 28, 28) for no job."""
+    made = made_in_workers(make, jobs, done, workers)
+    return np.concatenate(made) if made else np.empty((0, SIDE, SIDE), dtype=np.uint8)
+
+
+def seeded_choice(total: int, count: int, stream: list[int]) -> np.ndarray:
+    """The indices of ``count`` of ``total`` items (all of them, where it asks for more), chosen by the
+    random ``stream`` and sorted: a seeded share of a pool, in the order its source holds them."""
+    return np.sort(np.random.default_rng(stream).permutation(total)[:count])
 
 
 def chunks(count: int, size: int) -> list[tuple[int, slice]]:
