@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "suite-results.json"
 FAST_ROUNDS = 3
 DURATIONS = 25
-SUMMARY = re.compile(r"=* ?(?P<counts>\d+ passed[^\n]*?) in (?P<seconds>[\d.]+)s")
+SUMMARY = re.compile(r"(?P<counts>\d+ passed[^\n]*?) in (?P<seconds>[\d.]+)s")  # pytest's last line
 
 
 def timed_make(target: str) -> dict:
@@ -35,7 +35,7 @@ def timed_make(target: str) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    summary = SUMMARY.search(done.stdout.splitlines()[-1]) or SUMMARY.search(done.stdout)
+    *_, summary = SUMMARY.finditer(done.stdout)
     slowest = re.findall(r"^(\d+\.\d+)s (call|setup|teardown) +(.+)$", done.stdout, re.MULTILINE)
     return {
         "wall_s": round(wall, 1),
