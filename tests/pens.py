@@ -65,11 +65,12 @@ def font_digits(sizes=(60, 90, 120), slants=(-8, 0, 8)) -> list[tuple[str, int, 
     ]
 
 
-def score(answers: list[tuple[int, dict]]) -> dict:
+def score(answers: list[tuple[int, dict]], thresholds: dict[str, float] | None = None) -> dict:
     """Of (label, predict's answer) pairs: the shares ``accepted``, ``unsure`` and ``rejected``, the
-    accuracy ``right`` among the accepted, and ``top_right``, the likeliest class right, accepted or not."""
+    accuracy ``right`` among the accepted, and ``top_right``, the likeliest class right, accepted or not.
+    With ``thresholds`` ({name: threshold}), ``at_threshold`` has what each would have accepted."""
     taken = [(label, answer) for label, answer in answers if answer["accepted"]]
-    return {
+    scored = {
         "count": len(answers),
         "accepted": float(np.mean([answer["accepted"] for _, answer in answers])),
         "unsure": float(np.mean([answer["state"] == "unsure" for _, answer in answers])),
@@ -77,11 +78,31 @@ def score(answers: list[tuple[int, dict]]) -> dict:
         "right": float(np.mean([answer["label"] == label for label, answer in taken])) if taken else 0.0,
         "top_right": float(np.mean([answer["top_k"][0]["label"] == label for label, answer in answers])),
     }
+    if thresholds:
+        probabilities = np.array([answer["probabilities"] for _, answer in answers])
+        truth = np.array([label for label, _ in answers])
+        scored["at_threshold"] = {name: at_threshold(probabilities, truth, value) for name, value in thresholds.items()}
+    return scored
 
 
-def score_pens(weights, info, images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN) -> dict[str, dict]:
-    """``score`` of each pen's test set, read through ``predict_image_file``, and under ``by_value``
-    the ``score`` of each of the pen's parameters (how strong a blur, how thick a marker)."""
+def at_threshold(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """The shares ``accepted`` and ``right`` among the accepted of images with these calibrated
+    ``probabilities`` (N, outputs), "not a digit" last, had the run's threshold been ``threshold``.
+    At 0, every image whose likeliest output is a digit is accepted: no threshold accepts more."""
+    from mnist_logreg.model.calibration import accepted
+
+    digits = probabilities.shape[1] - 1
+    taken = accepted(probabilities, digits, threshold)
+    right = probabilities[:, :digits].argmax(1) == labels
+    return {"accepted": float(taken.mean()), "right": float(right[taken].mean()) if taken.any() else 0.0}
+
+
+def score_pens(
+    weights, info, images: np.ndarray, labels: np.ndarray, per_pen: int = PER_PEN, thresholds: dict | None = None
+) -> dict[str, dict]:
+    """``score`` of each pen's test set (at ``thresholds`` too), read through ``predict_image_file``,
+    and under ``by_value`` the ``score`` of each of the pen's parameters (how strong a blur, how thick
+    a marker)."""
     from mnist_logreg.infer.classify import predict_image_file
 
     scores = {}
@@ -91,15 +112,16 @@ def score_pens(weights, info, images: np.ndarray, labels: np.ndarray, per_pen: i
             str(value): score([(label, answer) for label, of, answer in answers if of == value])
             for value in PENS[pen].test
         }
-        scores[pen] = score([(label, answer) for label, _, answer in answers]) | {"by_value": by_value}
+        scores[pen] = score([(label, answer) for label, _, answer in answers], thresholds) | {"by_value": by_value}
     return scores
 
 
-def score_font_digits(weights, info) -> dict:
-    """``score`` of the handwriting-font digits, read through ``predict_image_file``."""
+def score_font_digits(weights, info, thresholds: dict | None = None) -> dict:
+    """``score`` of the handwriting-font digits (at ``thresholds`` too), read through ``predict_image_file``."""
     from mnist_logreg.infer.classify import predict_image_file
 
-    return score([(digit, predict_image_file(image_bytes(photo), weights, info)) for _, digit, photo in font_digits()])
+    answers = [(digit, predict_image_file(image_bytes(photo), weights, info)) for _, digit, photo in font_digits()]
+    return score(answers, thresholds)
 
 
 def score_digit_files(weights, info, images: np.ndarray, labels: np.ndarray, count: int = 500) -> dict:

@@ -117,3 +117,18 @@ def test_copies_are_kept_under_a_key_and_made_again_when_it_changes(tmp_path):
     assert len(list((tmp_path / "pens").iterdir())) == 2
     training_copies(digits, labels, {"split": "a"}, 5, tmp_path, making=Making(log=said.append, cache=False))
     assert len(list((tmp_path / "pens").iterdir())) == 2  # --no-cache keeps nothing
+
+
+def test_the_pens_scores_at_another_threshold_accept_what_that_threshold_would():
+    from tests.pens import at_threshold
+
+    # three images: a sure 0, an unsure 1 (wrongly a 2 at heart), and one whose "not a digit" is likeliest
+    probabilities = np.zeros((3, 11))
+    probabilities[0, 0], probabilities[0, 10] = 0.9, 0.1
+    probabilities[1, [1, 2]] = 0.45, 0.55
+    probabilities[2, [3, 10]] = 0.4, 0.6
+    labels = np.array([0, 1, 3])
+    assert at_threshold(probabilities, labels, 0.8) == {"accepted": 1 / 3, "right": 1.0}
+    # at 0, every image a digit is likeliest for: the third never is, whatever the threshold
+    assert at_threshold(probabilities, labels, 0.0) == {"accepted": 2 / 3, "right": 0.5}
+    assert at_threshold(probabilities, labels, 0.95) == {"accepted": 0.0, "right": 0.0}
