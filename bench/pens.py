@@ -89,15 +89,7 @@ def measure(run: Path, thresholds: dict[str, float] | None = None) -> dict:
     letters = [predict_image_file(image_bytes(photo), weights, info) for _, _, photo in letter_photos()]
     junk = [single_dot(), uniform_noise(0), uniform_noise(1)]
     blank = [np.zeros((28, 28), np.float32), np.ones((28, 28), np.float32)]
-    if thresholds:
-        test_probabilities = calibrated(weights, images)[2]
-        others = {
-            "thresholds": thresholds,
-            "test": {name: at_threshold(test_probabilities, labels, value) for name, value in thresholds.items()},
-            # a letter is never right: only its share accepted counts
-            "letters": score([(-1, answer) for answer in letters], thresholds)["at_threshold"],
-        }
-    return ({"at_threshold": others} if thresholds else {}) | {
+    measured = {
         "pens_record": info.pens,
         "test_acc": metrics["test_acc"],
         "test_accepted": metrics["reject"]["test_accepted"],
@@ -114,6 +106,15 @@ def measure(run: Path, thresholds: dict[str, float] | None = None) -> dict:
         "junk_rejected": all(not predict_image_file(image_bytes(image), weights, info)["accepted"] for image in junk)
         and all(not predict_pixels(image, weights, info.classes)["accepted"] for image in blank),
     }
+    if thresholds:
+        test_probabilities = calibrated(weights, images)[2]
+        measured["at_threshold"] = {
+            "thresholds": thresholds,
+            "test": {name: at_threshold(test_probabilities, labels, value) for name, value in thresholds.items()},
+            # a letter is never right: only its share accepted counts
+            "letters": score([(-1, answer) for answer in letters], thresholds)["at_threshold"],
+        }
+    return measured
 
 
 def draw_figure(path: Path) -> None:
