@@ -68,8 +68,16 @@ def measure(run: Path, thresholds: dict[str, float] | None = None) -> dict:
     from mnist_logreg.infer.classify import predict_image_file, predict_pixels
     from mnist_logreg.model.linear import load_weights
     from mnist_logreg.report.scores import calibrated
-    from tests.letters import letter_photos, single_dot, uniform_noise
-    from tests.pens import at_threshold, score, score_digit_files, score_font_digits, score_pens, score_strokes
+    from tests.letters import letter_answers, single_dot, uniform_noise
+    from tests.pens import (
+        at_threshold,
+        at_thresholds,
+        score,
+        score_digit_files,
+        score_font_digits,
+        score_pens,
+        score_strokes,
+    )
     from tests.photos import MAKERS, image_bytes
 
     weights, info = load_weights(run)
@@ -86,7 +94,7 @@ def measure(run: Path, thresholds: dict[str, float] | None = None) -> dict:
             for i in chosen
         ]
         photos[maker] = score(answers, thresholds)
-    letters = [predict_image_file(image_bytes(photo), weights, info) for _, _, photo in letter_photos()]
+    letters = letter_answers(weights, info)
     junk = [single_dot(), uniform_noise(0), uniform_noise(1)]
     blank = [np.zeros((28, 28), np.float32), np.ones((28, 28), np.float32)]
     measured = {
@@ -112,7 +120,7 @@ def measure(run: Path, thresholds: dict[str, float] | None = None) -> dict:
             "thresholds": thresholds,
             "test": {name: at_threshold(test_probabilities, labels, value) for name, value in thresholds.items()},
             # a letter is never right: only its share accepted counts
-            "letters": score([(-1, answer) for answer in letters], thresholds)["at_threshold"],
+            "letters": at_thresholds([(-1, answer) for answer in letters], thresholds),
         }
     return measured
 

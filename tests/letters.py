@@ -52,16 +52,20 @@ def letter_photos() -> list[tuple[str, str, Image.Image]]:
     return [(font.stem, letter, on_paper(letter, font)) for font in fonts() for letter in LETTERS]
 
 
-def letters_refused(run_dir: Path) -> float:
-    """The share of the letters (``letter_photos``) a run does not accept as digits, each read through
-    the whole photo path as a PNG file."""
+def letter_answers(weights, info) -> list[dict]:
+    """``predict``'s answer to each of the letters (``letter_photos``), read through the whole photo
+    path as a PNG file."""
     from mnist_logreg.infer.classify import predict_image_file
-    from mnist_logreg.model.linear import load_weights
     from tests.photos import image_bytes
 
-    weights, info = load_weights(run_dir)
-    answers = [predict_image_file(image_bytes(photo), weights, info) for _, _, photo in letter_photos()]
-    return float(np.mean([not answer["accepted"] for answer in answers]))
+    return [predict_image_file(image_bytes(photo), weights, info) for _, _, photo in letter_photos()]
+
+
+def letters_refused(run_dir: Path) -> float:
+    """The share of the letters (``letter_answers``) a run does not accept as digits."""
+    from mnist_logreg.model.linear import load_weights
+
+    return float(np.mean([not answer["accepted"] for answer in letter_answers(*load_weights(run_dir))]))
 
 
 def single_dot() -> Image.Image:

@@ -68,7 +68,7 @@ def font_digits(sizes=(60, 90, 120), slants=(-8, 0, 8)) -> list[tuple[str, int, 
 def score(answers: list[tuple[int, dict]], thresholds: dict[str, float] | None = None) -> dict:
     """Of (label, predict's answer) pairs: the shares ``accepted``, ``unsure`` and ``rejected``, the
     accuracy ``right`` among the accepted, and ``top_right``, the likeliest class right, accepted or not.
-    With ``thresholds`` ({name: threshold}), ``at_threshold`` has what each would have accepted."""
+    With ``thresholds`` ({name: threshold}), ``at_threshold`` has what each would have accepted (``at_thresholds``)."""
     taken = [(label, answer) for label, answer in answers if answer["accepted"]]
     scored = {
         "count": len(answers),
@@ -79,10 +79,15 @@ def score(answers: list[tuple[int, dict]], thresholds: dict[str, float] | None =
         "top_right": float(np.mean([answer["top_k"][0]["label"] == label for label, answer in answers])),
     }
     if thresholds:
-        probabilities = np.array([answer["probabilities"] for _, answer in answers])
-        truth = np.array([label for label, _ in answers])
-        scored["at_threshold"] = {name: at_threshold(probabilities, truth, value) for name, value in thresholds.items()}
+        scored["at_threshold"] = at_thresholds(answers, thresholds)
     return scored
+
+
+def at_thresholds(answers: list[tuple[int, dict]], thresholds: dict[str, float]) -> dict[str, dict]:
+    """{name: ``at_threshold``} of (label, predict's answer) pairs at each of ``thresholds``."""
+    probabilities = np.array([answer["probabilities"] for _, answer in answers])
+    truth = np.array([label for label, _ in answers])
+    return {name: at_threshold(probabilities, truth, value) for name, value in thresholds.items()}
 
 
 def at_threshold(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
